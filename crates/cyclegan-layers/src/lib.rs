@@ -1,1 +1,33 @@
-//! cyclegan-layers
+//! Building blocks of the CycleGAN networks, on [candle](https://github.com/huggingface/candle).
+//!
+//! Every layer matches its PyTorch counterpart in the reference implementation
+//! (junyanz/pytorch-CycleGAN-and-pix2pix) numerically, and is built from a
+//! [`candle_nn::VarBuilder`] whose path segments become the reference's `state_dict` keys.
+//!
+//! - [`ops`]: the tensor operations (convolutions, padding, instance norm, activations), with fast
+//!   fused CPU kernels and the stock candle implementations they are tested against;
+//! - [`Conv2d`], [`ConvTranspose2d`]: convolutions with the reference's bias rule;
+//! - [`Norm`]: instance norm (affine-free like the reference, or affine), batch norm with
+//!   running statistics, or none, selected by [`NormKind`];
+//! - [`Pad2d`]: reflection, replication or zero padding ([`PaddingType`]);
+//! - [`Dropout`]: dropout driven by a seedable, saveable RNG ([`SharedRng`]);
+//! - [`ResnetBlock`]: the generator's residual block;
+//! - [`init_weights`]: the reference's `init_weights` (normal, xavier, kaiming, orthogonal).
+
+pub mod conv;
+pub mod dropout;
+pub mod init;
+pub mod norm;
+pub mod ops;
+pub mod padding;
+pub mod resnet_block;
+pub mod rng;
+
+pub use conv::{Conv2d, ConvTranspose2d};
+pub use dropout::Dropout;
+pub use init::{init_weights, InitType};
+pub use norm::{Norm, NormKind};
+pub use ops::Activation;
+pub use padding::{Pad2d, PaddingType};
+pub use resnet_block::ResnetBlock;
+pub use rng::{SeededRng, SharedRng};

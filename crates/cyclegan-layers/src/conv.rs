@@ -1,0 +1,142 @@
+//! Convolution layers with PyTorch's parameter layout and the reference's initialisation.
+//!
+//! Weights are created with the reference's default N(0, 0.02) and biases with zeros;
+//! [`crate::init_weights`] re-draws them from a seeded generator for reproducible runs.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use crate::ops;
+
+/// Standard deviation of the reference's default `normal` initialisation (`init_gain`).
+pub const DEFAULT_INIT_GAIN: f64 = 0.02;
+
+fn weight_init() -> Init {
+    Init::Randn {
+        mean: 0.0,
+        stdev: DEFAULT_INIT_GAIN,
+    }
+}
+
+/// `nn.Conv2d(in, out, kernel, stride, padding, bias)` with zero padding.
+/// Parameters: `weight` `[out, in, k, k]`, `bias` `[out]` when `bias` is true.
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+}
+
+impl Conv2d {
+    pub fn new(
+        vb: VarBuilder,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (out_channels, in_channels, kernel, kernel),
+            "weight",
+            weight_init(),
+        )?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            padding,
+        })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::conv2d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+        )
+    }
+}
+
+/// `nn.ConvTranspose2d(in, out, kernel, stride, padding, output_padding, bias)`.
+/// Parameters: `weight` `[in, out, k, k]` (PyTorch's transposed layout), `bias` `[out]`.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+}
+
+impl ConvTranspose2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        vb: VarBuilder,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (in_channels, out_channels, kernel, kernel),
+            "weight",
+            weight_init(),
+        )?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+        })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::conv_transpose2d(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+            self.output_padding,
+        )
+    }
+}

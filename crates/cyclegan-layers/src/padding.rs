@@ -1,0 +1,55 @@
+//! Padding of the last two dimensions: reflection, replication or zeros.
+
+use candle_core::{Module, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::ops;
+
+/// How the generator's residual blocks pad before each 3x3 convolution
+/// (the reference's `padding_type`: `reflect`, `replicate` or `zero`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PaddingType {
+    #[default]
+    Reflect,
+    Replicate,
+    Zero,
+}
+
+impl std::str::FromStr for PaddingType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "reflect" => Ok(Self::Reflect),
+            "replicate" => Ok(Self::Replicate),
+            "zero" => Ok(Self::Zero),
+            other => Err(format!(
+                "unknown padding type '{other}': expected reflect, replicate or zero"
+            )),
+        }
+    }
+}
+
+/// `nn.ReflectionPad2d(pad)` / `nn.ReplicationPad2d(pad)` / zero padding as a layer.
+/// It has no parameters, so it takes no `VarBuilder`.
+#[derive(Debug, Clone, Copy)]
+pub struct Pad2d {
+    pub pad: usize,
+    pub mode: PaddingType,
+}
+
+impl Pad2d {
+    pub fn new(pad: usize, mode: PaddingType) -> Self {
+        Self { pad, mode }
+    }
+
+    pub fn reflect(pad: usize) -> Self {
+        Self::new(pad, PaddingType::Reflect)
+    }
+}
+
+impl Module for Pad2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::pad2d(x, self.pad, self.mode)
+    }
+}
