@@ -268,4 +268,4 @@ class CycleGAN:
         losses["D_A"] = backward_d(self.d_a, real_b, self.pool_b(fake_b))
         losses["D_B"] = backward_d(self.d_b, real_a, self.pool_a(fake_a))
         self.opt_d.step()
-        return {k: float(v) for k, v in losses.items()}
+        return {k: float(v.detach()) for k, v in losses.items()}

@@ -1,0 +1,419 @@
+//! The CycleGAN model: two generators, two discriminators, their optimisers and image pools,
+//! and one training iteration exactly as the reference's `cycle_gan_model.py` runs it.
+
+use candle_core::{DType, Device, ModuleT, Result, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use cyclegan_layers::{init_weights, SeededRng, SharedRng};
+use cyclegan_losses::{l1_loss, CycleWeights, GanLoss, GanMode};
+use cyclegan_models::{
+    is_buffer, Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, InitConfig,
+};
+use cyclegan_replay::ImagePool;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+use crate::optim::{Adam, AdamConfig};
+
+/// Everything that defines the model and its optimisation (not the data or the schedule).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub generator: GeneratorConfig,
+    pub discriminator: DiscriminatorConfig,
+    pub init: InitConfig,
+    pub gan_mode: GanMode,
+    pub weights: CycleWeights,
+    pub pool_size: usize,
+    pub lr: f64,
+    pub beta1: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            generator: GeneratorConfig::default(),
+            discriminator: DiscriminatorConfig::default(),
+            init: InitConfig::default(),
+            gan_mode: GanMode::Lsgan,
+            weights: CycleWeights::default(),
+            pool_size: 50,
+            lr: 0.0002,
+            beta1: 0.5,
+        }
+    }
+}
+
+/// The four networks' names, as the reference saves them (`latest_net_{name}.pth`).
+pub const NETWORK_NAMES: [&str; 4] = ["G_A", "G_B", "D_A", "D_B"];
+
+/// The losses of one iteration, under the reference's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[allow(non_snake_case)]
+pub struct Losses {
+    pub D_A: f64,
+    pub G_A: f64,
+    pub cycle_A: f64,
+    pub idt_A: f64,
+    pub D_B: f64,
+    pub G_B: f64,
+    pub cycle_B: f64,
+    pub idt_B: f64,
+}
+
+impl Losses {
+    /// `(name, value)` in the reference's order.
+    pub fn named(&self) -> [(&'static str, f64); 8] {
+        [
+            ("D_A", self.D_A),
+            ("G_A", self.G_A),
+            ("cycle_A", self.cycle_A),
+            ("idt_A", self.idt_A),
+            ("D_B", self.D_B),
+            ("G_B", self.G_B),
+            ("cycle_B", self.cycle_B),
+            ("idt_B", self.idt_B),
+        ]
+    }
+}
+
+/// The images of one iteration, detached (the reference's `visual_names`).
+#[derive(Debug, Clone)]
+pub struct Visuals {
+    pub real_a: Tensor,
+    pub fake_b: Tensor,
+    pub rec_a: Tensor,
+    pub idt_b: Option<Tensor>,
+    pub real_b: Tensor,
+    pub fake_a: Tensor,
+    pub rec_b: Tensor,
+    pub idt_a: Option<Tensor>,
+}
+
+impl Visuals {
+    /// `(name, image)` in the reference's order.
+    pub fn named(&self) -> Vec<(&'static str, &Tensor)> {
+        let mut out = vec![
+            ("real_A", &self.real_a),
+            ("fake_B", &self.fake_b),
+            ("rec_A", &self.rec_a),
+        ];
+        out.extend(self.idt_b.as_ref().map(|t| ("idt_B", t)));
+        out.extend([
+            ("real_B", &self.real_b),
+            ("fake_A", &self.fake_a),
+            ("rec_B", &self.rec_b),
+        ]);
+        out.extend(self.idt_a.as_ref().map(|t| ("idt_A", t)));
+        out
+    }
+}
+
+/// One network with its variables.
+pub struct Network<N> {
+    pub net: N,
+    pub varmap: VarMap,
+}
+
+impl<N> Network<N> {
+    /// The learned parameters (buffers excluded), sorted by name.
+    pub fn parameters(&self) -> Vec<(String, Var)> {
+        let vars = self.varmap.data().lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, Var)> = vars
+            .iter()
+            .filter(|(k, _)| !is_buffer(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The whole `state_dict` (parameters and buffers).
+    pub fn state_dict(&self) -> HashMap<String, Tensor> {
+        let vars = self.varmap.data().lock().unwrap_or_else(|p| p.into_inner());
+        vars.iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Sets every variable from `tensors`, which must hold exactly this network's keys and
+    /// shapes (a checkpoint of another architecture is refused, naming the differences).
+    pub fn load_state_dict(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let vars = self.varmap.data().lock().unwrap_or_else(|p| p.into_inner());
+        let missing: Vec<&String> = vars.keys().filter(|k| !tensors.contains_key(*k)).collect();
+        let unexpected: Vec<&String> = tensors.keys().filter(|k| !vars.contains_key(*k)).collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            candle_core::bail!(
+                "the checkpoint does not fit this architecture: missing {missing:?}, unexpected {unexpected:?}"
+            );
+        }
+        for (name, var) in vars.iter() {
+            let t = &tensors[name];
+            if t.dims() != var.dims() {
+                candle_core::bail!(
+                    "the checkpoint does not fit this architecture: '{name}' has shape {:?}, expected {:?}",
+                    t.dims(),
+                    var.dims()
+                );
+            }
+            var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A discriminator reading the same storage as `d` but detached from it, so the generator
+/// step's backward pass computes no discriminator weight gradients (the reference's
+/// `set_requires_grad(D, False)`). Batch-norm buffers stay shared variables, so their running
+/// statistics are still updated.
+fn frozen(
+    d: &Network<Discriminator>,
+    config: &DiscriminatorConfig,
+    device: &Device,
+    dtype: DType,
+) -> Result<Discriminator> {
+    let tensors: HashMap<String, Tensor> = d
+        .state_dict()
+        .into_iter()
+        .map(|(k, t)| {
+            let t = if is_buffer(&k) { t } else { t.detach() };
+            (k, t)
+        })
+        .collect();
+    Discriminator::new(VarBuilder::from_tensors(tensors, dtype, device), config)
+}
+
+/// Random state of the model besides its weights: the generators' dropout generators.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRngState {
+    pub dropout_a: SeededRng,
+    pub dropout_b: SeededRng,
+}
+
+/// The CycleGAN model.
+pub struct CycleGan {
+    pub config: ModelConfig,
+    pub g_a: Network<Generator>,
+    pub g_b: Network<Generator>,
+    pub d_a: Network<Discriminator>,
+    pub d_b: Network<Discriminator>,
+    d_a_frozen: Discriminator,
+    d_b_frozen: Discriminator,
+    pub opt_g: Adam,
+    pub opt_d: Adam,
+    pub pool_a: ImagePool,
+    pub pool_b: ImagePool,
+    dropout_a: SharedRng,
+    dropout_b: SharedRng,
+    gan: GanLoss,
+    device: Device,
+    dtype: DType,
+}
+
+/// Seeds derived from the run's seed, one per consumer, so each stream is independent.
+mod seeds {
+    pub const INIT: u64 = 1;
+    pub const DROPOUT_A: u64 = 2;
+    pub const DROPOUT_B: u64 = 3;
+    pub const POOL_A: u64 = 4;
+    pub const POOL_B: u64 = 5;
+}
+
+fn derive_seed(seed: u64, stream: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(stream)
+}
+
+impl CycleGan {
+    /// A fresh model, initialised as the reference's `init_weights` from `seed`.
+    pub fn new(config: ModelConfig, device: &Device, dtype: DType, seed: u64) -> Result<Self> {
+        let dropout_a = SharedRng::new(derive_seed(seed, seeds::DROPOUT_A));
+        let dropout_b = SharedRng::new(derive_seed(seed, seeds::DROPOUT_B));
+        let build_g = |rng: &SharedRng| -> Result<Network<Generator>> {
+            let varmap = VarMap::new();
+            let net = Generator::new(
+                VarBuilder::from_varmap(&varmap, dtype, device),
+                &config.generator,
+                rng,
+            )?;
+            Ok(Network { net, varmap })
+        };
+        let build_d = || -> Result<Network<Discriminator>> {
+            let varmap = VarMap::new();
+            let net = Discriminator::new(
+                VarBuilder::from_varmap(&varmap, dtype, device),
+                &config.discriminator,
+            )?;
+            Ok(Network { net, varmap })
+        };
+        let (g_a, g_b, d_a, d_b) = (
+            build_g(&dropout_a)?,
+            build_g(&dropout_b)?,
+            build_d()?,
+            build_d()?,
+        );
+        let mut rng = SeededRng::seed_from_u64(derive_seed(seed, seeds::INIT));
+        for varmap in [&g_a.varmap, &g_b.varmap, &d_a.varmap, &d_b.varmap] {
+            init_weights(
+                varmap,
+                config.init.init_type,
+                config.init.init_gain,
+                &mut rng,
+            )?;
+        }
+        let adam = AdamConfig {
+            lr: config.lr,
+            beta1: config.beta1,
+            ..Default::default()
+        };
+        let named = |prefix: &str, params: Vec<(String, Var)>| {
+            params
+                .into_iter()
+                .map(|(k, v)| (format!("{prefix}.{k}"), v))
+                .collect::<Vec<_>>()
+        };
+        let mut g_params = named("G_A", g_a.parameters());
+        g_params.extend(named("G_B", g_b.parameters()));
+        let mut d_params = named("D_A", d_a.parameters());
+        d_params.extend(named("D_B", d_b.parameters()));
+        Ok(Self {
+            d_a_frozen: frozen(&d_a, &config.discriminator, device, dtype)?,
+            d_b_frozen: frozen(&d_b, &config.discriminator, device, dtype)?,
+            opt_g: Adam::new(g_params, adam)?,
+            opt_d: Adam::new(d_params, adam)?,
+            pool_a: ImagePool::new(config.pool_size, derive_seed(seed, seeds::POOL_A)),
+            pool_b: ImagePool::new(config.pool_size, derive_seed(seed, seeds::POOL_B)),
+            gan: GanLoss::new(config.gan_mode),
+            config,
+            g_a,
+            g_b,
+            d_a,
+            d_b,
+            dropout_a,
+            dropout_b,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Sets both optimisers' learning rate.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.opt_g.set_lr(lr);
+        self.opt_d.set_lr(lr);
+    }
+
+    /// The dropout generators' state.
+    pub fn rng_state(&self) -> ModelRngState {
+        ModelRngState {
+            dropout_a: self.dropout_a.snapshot(),
+            dropout_b: self.dropout_b.snapshot(),
+        }
+    }
+
+    pub fn restore_rng_state(&self, state: &ModelRngState) {
+        self.dropout_a.restore(state.dropout_a.clone());
+        self.dropout_b.restore(state.dropout_b.clone());
+    }
+
+    /// The networks by their reference names, for saving.
+    pub fn state_dicts(&self) -> [(&'static str, HashMap<String, Tensor>); 4] {
+        [
+            ("G_A", self.g_a.state_dict()),
+            ("G_B", self.g_b.state_dict()),
+            ("D_A", self.d_a.state_dict()),
+            ("D_B", self.d_b.state_dict()),
+        ]
+    }
+
+    /// One training iteration on a batch of A images and a batch of B images
+    /// (`[N, C, H, W]` in [-1, 1]): the generator step, then the discriminator step.
+    pub fn train_step(&mut self, real_a: &Tensor, real_b: &Tensor) -> Result<(Losses, Visuals)> {
+        let real_a = real_a.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let real_b = real_b.to_device(&self.device)?.to_dtype(self.dtype)?;
+        let w = self.config.weights;
+        let mut losses = Losses::default();
+
+        // Forward: both cycles.
+        let fake_b = self.g_a.net.forward_t(&real_a, true)?;
+        let rec_a = self.g_b.net.forward_t(&fake_b, true)?;
+        let fake_a = self.g_b.net.forward_t(&real_b, true)?;
+        let rec_b = self.g_a.net.forward_t(&fake_a, true)?;
+
+        // Generator step, the discriminators frozen.
+        let mut loss_g = Tensor::zeros((), self.dtype, &self.device)?;
+        let (mut idt_a, mut idt_b) = (None, None);
+        if w.lambda_identity > 0.0 {
+            let a = self.g_a.net.forward_t(&real_b, true)?;
+            let b = self.g_b.net.forward_t(&real_a, true)?;
+            let loss_idt_a = (l1_loss(&a, &real_b)? * (w.lambda_b * w.lambda_identity))?;
+            let loss_idt_b = (l1_loss(&b, &real_a)? * (w.lambda_a * w.lambda_identity))?;
+            losses.idt_A = scalar(&loss_idt_a)?;
+            losses.idt_B = scalar(&loss_idt_b)?;
+            loss_g = ((loss_g + loss_idt_a)? + loss_idt_b)?;
+            idt_a = Some(a.detach());
+            idt_b = Some(b.detach());
+        }
+        let loss_g_a = self
+            .gan
+            .loss(&self.d_a_frozen.forward_t(&fake_b, true)?, true)?;
+        let loss_g_b = self
+            .gan
+            .loss(&self.d_b_frozen.forward_t(&fake_a, true)?, true)?;
+        let loss_cycle_a = (l1_loss(&rec_a, &real_a)? * w.lambda_a)?;
+        let loss_cycle_b = (l1_loss(&rec_b, &real_b)? * w.lambda_b)?;
+        losses.G_A = scalar(&loss_g_a)?;
+        losses.G_B = scalar(&loss_g_b)?;
+        losses.cycle_A = scalar(&loss_cycle_a)?;
+        losses.cycle_B = scalar(&loss_cycle_b)?;
+        let loss_g = ((((loss_g + loss_g_a)? + loss_g_b)? + loss_cycle_a)? + loss_cycle_b)?;
+        let grads = loss_g.backward()?;
+        self.opt_g.step(&grads)?;
+        drop(grads);
+
+        // Discriminator step, on the pools' answers.
+        let (fake_a, fake_b) = (fake_a.detach(), fake_b.detach());
+        let pooled_b = self.pool_b.query(&fake_b)?;
+        let pooled_a = self.pool_a.query(&fake_a)?;
+        let loss_d_a = self.discriminator_loss(&self.d_a.net, &real_b, &pooled_b)?;
+        let loss_d_b = self.discriminator_loss(&self.d_b.net, &real_a, &pooled_a)?;
+        losses.D_A = scalar(&loss_d_a)?;
+        losses.D_B = scalar(&loss_d_b)?;
+        // D_A and D_B share no parameter: one backward of the sum gives both gradients.
+        let grads = (loss_d_a + loss_d_b)?.backward()?;
+        self.opt_d.step(&grads)?;
+
+        let visuals = Visuals {
+            real_a,
+            fake_b,
+            rec_a: rec_a.detach(),
+            idt_b,
+            real_b,
+            fake_a,
+            rec_b: rec_b.detach(),
+            idt_a,
+        };
+        Ok((losses, visuals))
+    }
+
+    fn discriminator_loss(
+        &self,
+        d: &Discriminator,
+        real: &Tensor,
+        fake: &Tensor,
+    ) -> Result<Tensor> {
+        let real_loss = self.gan.loss(&d.forward_t(real, true)?, true)?;
+        let fake_loss = self.gan.loss(&d.forward_t(fake, true)?, false)?;
+        (real_loss + fake_loss)? * 0.5
+    }
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    t.to_dtype(DType::F64)?.to_scalar::<f64>()
+}

@@ -1,0 +1,139 @@
+//! Adam exactly as `torch.optim.Adam` computes it, with state that can be saved and restored.
+
+use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use std::collections::HashMap;
+
+/// Adam's hyper-parameters (the reference: `lr` 0.0002, betas (`beta1` 0.5, 0.999), eps 1e-8,
+/// no weight decay).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self {
+            lr: 0.0002,
+            beta1: 0.5,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+/// One optimiser over a named set of parameters (the reference keeps one for both generators
+/// and one for both discriminators).
+#[derive(Debug)]
+pub struct Adam {
+    config: AdamConfig,
+    params: Vec<(String, Var)>,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+    step: u64,
+}
+
+impl Adam {
+    /// An optimiser with zero moments over `params` (name, variable).
+    pub fn new(params: Vec<(String, Var)>, config: AdamConfig) -> Result<Self> {
+        let zeros = |params: &[(String, Var)]| -> Result<Vec<Tensor>> {
+            params
+                .iter()
+                .map(|(_, v)| v.as_tensor().zeros_like())
+                .collect()
+        };
+        Ok(Self {
+            exp_avg: zeros(&params)?,
+            exp_avg_sq: zeros(&params)?,
+            params,
+            config,
+            step: 0,
+        })
+    }
+
+    pub fn lr(&self) -> f64 {
+        self.config.lr
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    /// The number of steps taken.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// One update from `grads`. Like PyTorch, parameters without a gradient are left alone.
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step += 1;
+        let AdamConfig {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } = self.config;
+        let t = self.step as i32;
+        let bias_correction1 = 1.0 - beta1.powi(t);
+        let bias_correction2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+        let step_size = lr / bias_correction1;
+        for (i, (_, var)) in self.params.iter().enumerate() {
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            let m = ((&self.exp_avg[i] * beta1)? + (grad * (1.0 - beta1))?)?;
+            let v = ((&self.exp_avg_sq[i] * beta2)? + (grad.sqr()? * (1.0 - beta2))?)?;
+            let denom = ((v.sqrt()? / bias_correction2_sqrt)? + eps)?;
+            let update = ((&m / denom)? * step_size)?;
+            var.set(&(var.as_tensor() - update)?)?;
+            self.exp_avg[i] = m;
+            self.exp_avg_sq[i] = v;
+        }
+        Ok(())
+    }
+
+    /// The moments as tensors named `{prefix}.exp_avg.{param}` / `{prefix}.exp_avg_sq.{param}`.
+    pub fn state_tensors(&self, prefix: &str) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            out.insert(format!("{prefix}.exp_avg.{name}"), self.exp_avg[i].clone());
+            out.insert(
+                format!("{prefix}.exp_avg_sq.{name}"),
+                self.exp_avg_sq[i].clone(),
+            );
+        }
+        out
+    }
+
+    /// Restores the moments saved by [`Adam::state_tensors`] and the step count.
+    pub fn load_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        prefix: &str,
+        step: u64,
+    ) -> Result<()> {
+        for (i, (name, var)) in self.params.iter().enumerate() {
+            for (kind, slot) in [
+                ("exp_avg", &mut self.exp_avg[i]),
+                ("exp_avg_sq", &mut self.exp_avg_sq[i]),
+            ] {
+                let key = format!("{prefix}.{kind}.{name}");
+                let saved = tensors.get(&key).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("optimizer state has no '{key}'"))
+                })?;
+                if saved.dims() != var.dims() {
+                    candle_core::bail!(
+                        "optimizer state '{key}' has shape {:?}, parameter has {:?}",
+                        saved.dims(),
+                        var.dims()
+                    );
+                }
+                *slot = saved.to_dtype(var.dtype())?.to_device(var.device())?;
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}
