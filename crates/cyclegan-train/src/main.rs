@@ -1,1 +1,87 @@
-fn main() {}
+//! `cyclegan-train`: parses the options and runs [`cyclegan_train::train`].
+
+use clap::Parser;
+use cyclegan_train::{train, Cli, TrainConfig};
+use indicatif::ProgressBar;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+/// The progress bar, so log lines can be printed above it instead of through it.
+static BAR: OnceLock<ProgressBar> = OnceLock::new();
+
+/// Writes log lines to stderr, suspending the progress bar while doing so.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BAR.get() {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(|| LogWriter)
+        .init();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(bar) = BAR.get() {
+                bar.abandon();
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    // A continued run starts from the options it was trained with.
+    let base = if cli.continue_train {
+        let probe = TrainConfig::resolve(cli, None).map_err(anyhow::Error::msg)?;
+        let saved = probe.run_dir().join("options.json");
+        match std::fs::read_to_string(&saved) {
+            Ok(text) => Some(serde_json::from_str::<TrainConfig>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not a valid options file ({e}); pass the run's options explicitly",
+                    saved.display()
+                )
+            })?),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let config = TrainConfig::resolve(cli, base).map_err(anyhow::Error::msg)?;
+    if config.embedded {
+        tracing::info!(
+            "no --dataroot: training on the embedded {} with a preset for a small CPU (pass --dataroot for the reference's defaults)",
+            config.dataroot.display()
+        );
+    }
+    let bar = if config.progress {
+        Some(BAR.get_or_init(ProgressBar::no_length))
+    } else {
+        None
+    };
+    let report = train(&config, bar)?;
+    tracing::info!("checkpoints: {}", report.run_dir.display());
+    if let Some(results) = &report.results_dir {
+        tracing::info!(
+            "test translations: {}",
+            results.join("index.html").display()
+        );
+    }
+    Ok(())
+}

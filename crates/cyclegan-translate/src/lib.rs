@@ -1,1 +1,114 @@
-//! cyclegan-translate
+//! Image translation with a CycleGAN generator: the library behind `cyclegan-translate`.
+//!
+//! A [`Translator`] holds a generator read from a checkpoint (written by `cyclegan-train`,
+//! converted from the reference, or a reference `.pth` read directly). By default each image
+//! is translated at its own size: mirrored out to the multiple the architecture needs (4 for
+//! ResNet generators, 2^depth for U-Nets), translated, and cropped back. [`translate_files`]
+//! runs it over a file or a folder and writes the reference's test page.
+
+mod html;
+mod pad;
+mod run;
+
+pub use html::write_index;
+pub use pad::{crop_to, pad_to_multiple};
+pub use run::{translate_files, Resize, TranslateError, TranslateOptions, TranslateSummary};
+
+use candle_core::{DType, Device, ModuleT, Tensor};
+use candle_nn::VarBuilder;
+use cyclegan_layers::SharedRng;
+use cyclegan_models::{Generator, GeneratorConfig, NetworkConfig};
+use std::path::Path;
+
+/// Opens the device a `--device` option names: `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device, String> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = match s.strip_prefix("cuda:") {
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| format!("--device {s}: expected cuda:N with N a number"))?,
+                None => 0,
+            };
+            Device::new_cuda(ordinal).map_err(|e| {
+                format!("cannot open {s} ({e}); CUDA needs a binary built with `--features cuda` and an NVIDIA driver")
+            })
+        }
+        other => Err(format!(
+            "unknown device '{other}': expected cpu, cuda or cuda:N"
+        )),
+    }
+}
+
+/// A generator ready to translate images.
+#[derive(Debug, Clone)]
+pub struct Translator {
+    generator: Generator,
+    config: GeneratorConfig,
+    device: Device,
+    /// Runs normalisation and dropout in training mode, as the reference's `test.py` does
+    /// unless given `--eval`.
+    train_mode: bool,
+}
+
+impl Translator {
+    /// Reads a generator checkpoint (`.safetensors` of this project or a reference `.pth`).
+    pub fn load(checkpoint: &Path, device: &Device) -> Result<Self, TranslateError> {
+        let loaded = cyclegan_checkpoint::load_network(checkpoint, device, DType::F32)?;
+        let config = match loaded.config {
+            NetworkConfig::Generator(config) => config,
+            NetworkConfig::Discriminator(d) => {
+                return Err(TranslateError::NotAGenerator {
+                    path: checkpoint.to_path_buf(),
+                    found: d.arch.to_string(),
+                })
+            }
+        };
+        let vb = VarBuilder::from_tensors(loaded.tensors, DType::F32, device);
+        let generator = Generator::new(vb, &config, &SharedRng::new(0)).map_err(|e| {
+            TranslateError::Architecture {
+                path: checkpoint.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self::new(generator, config, device))
+    }
+
+    /// Wraps a generator built elsewhere (for example by the trainer).
+    pub fn new(generator: Generator, config: GeneratorConfig, device: &Device) -> Self {
+        Self {
+            generator,
+            config,
+            device: device.clone(),
+            train_mode: true,
+        }
+    }
+
+    /// Evaluation mode (the reference's `--eval`): batch norm uses its running statistics and
+    /// dropout is off. The default is training mode, like the reference's `test.py`.
+    pub fn with_eval(mut self, eval: bool) -> Self {
+        self.train_mode = !eval;
+        self
+    }
+
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.config
+    }
+
+    /// Translates a batch `[N, C, H, W]` in [-1, 1] of any size: mirrored out to the
+    /// architecture's multiple, translated, and cropped back to `H x W`.
+    pub fn translate(&self, images: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, c, h, w) = images.dims4()?;
+        if c != self.config.input_nc {
+            candle_core::bail!(
+                "the generator takes {} channel(s), the image has {c}",
+                self.config.input_nc
+            );
+        }
+        let x = images.to_device(&self.device)?.to_dtype(DType::F32)?;
+        let padded = pad_to_multiple(&x, self.config.arch.size_multiple())?;
+        let y = self.generator.forward_t(&padded, self.train_mode)?;
+        crop_to(&y, h, w)?.to_device(&Device::Cpu)
+    }
+}

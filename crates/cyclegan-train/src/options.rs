@@ -1,0 +1,484 @@
+//! The trainer's options: the reference's, with its defaults, and a preset for the embedded
+//! emoji64 data when no `--dataroot` is given.
+
+use clap::Parser;
+use cyclegan_data::{DataOptions, Direction, OnBadImage, Preprocess};
+use cyclegan_layers::{InitType, NormKind, PaddingType};
+use cyclegan_losses::{CycleWeights, GanMode};
+use cyclegan_models::{
+    DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, InitConfig,
+};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use crate::model::ModelConfig;
+use crate::schedule::{LrPolicy, ScheduleConfig};
+
+/// Command-line options. Every option left out takes the value of the run being continued
+/// (`--continue-train`), else the embedded preset (no `--dataroot`), else the reference's default.
+#[derive(Parser, Debug, Clone, Default)]
+#[command(
+    name = "cyclegan-train",
+    version,
+    about = "Train a CycleGAN (unpaired image-to-image translation) on CPU or CUDA.",
+    long_about = "Train a CycleGAN (unpaired image-to-image translation) on CPU or CUDA.\n\n\
+        Without --dataroot, trains on the embedded emoji64 data (Twemoji to Noto emoji, 64x64) with a \
+        configuration sized for a 2-core CPU, then translates its test set and writes a sample sheet. \
+        With --dataroot DIR (holding trainA/ and trainB/), the reference's defaults apply.\n\n\
+        Options follow junyanz/pytorch-CycleGAN-and-pix2pix; its snake_case spellings are accepted too \
+        (--lambda_A, --no_dropout, --n_epochs_decay, ...)."
+)]
+pub struct Cli {
+    /// Dataset folder with trainA/ and trainB/ (and optionally testA/, testB/).
+    #[arg(long)]
+    pub dataroot: Option<PathBuf>,
+    /// Name of the experiment: checkpoints go to <checkpoints-dir>/<name>.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where runs are stored [default: ./checkpoints].
+    #[arg(long = "checkpoints-dir", alias = "checkpoints_dir")]
+    pub checkpoints_dir: Option<PathBuf>,
+    /// Where the final test translations go [default: ./results].
+    #[arg(long = "results-dir", alias = "results_dir")]
+    pub results_dir: Option<PathBuf>,
+
+    /// Generator: resnet_9blocks, resnet_6blocks, resnet_<N>blocks, unet_128, unet_256 [default: resnet_9blocks].
+    #[arg(long = "netG", alias = "net-g")]
+    pub net_g: Option<GeneratorArch>,
+    /// Discriminator: basic, n_layers, pixel [default: basic].
+    #[arg(long = "netD", alias = "net-d", value_parser = ["basic", "n_layers", "pixel"])]
+    pub net_d: Option<String>,
+    /// Strided layers of the n_layers discriminator [default: 3].
+    #[arg(long = "n-layers-D", alias = "n_layers_D")]
+    pub n_layers_d: Option<usize>,
+    /// Generator filters in the first convolution [default: 64].
+    #[arg(long)]
+    pub ngf: Option<usize>,
+    /// Discriminator filters in the first convolution [default: 64].
+    #[arg(long)]
+    pub ndf: Option<usize>,
+    /// Normalisation: instance, instance_affine, batch, none [default: instance].
+    #[arg(long)]
+    pub norm: Option<NormKind>,
+    /// No dropout in the generator (the CycleGAN default; accepted for compatibility).
+    #[arg(long = "no-dropout", alias = "no_dropout", conflicts_with = "dropout")]
+    pub no_dropout: bool,
+    /// Dropout 0.5 in the generator.
+    #[arg(long)]
+    pub dropout: bool,
+    /// Weight initialisation: normal, xavier, kaiming, orthogonal [default: normal].
+    #[arg(long = "init-type", alias = "init_type")]
+    pub init_type: Option<InitType>,
+    /// Scale of the initialisation [default: 0.02].
+    #[arg(long = "init-gain", alias = "init_gain")]
+    pub init_gain: Option<f64>,
+
+    /// Images are resized to this size [default: 286].
+    #[arg(long = "load-size", alias = "load_size")]
+    pub load_size: Option<u32>,
+    /// ...then randomly cropped to this size [default: 256].
+    #[arg(long = "crop-size", alias = "crop_size")]
+    pub crop_size: Option<u32>,
+    /// resize_and_crop, crop, scale_width, scale_width_and_crop, none [default: resize_and_crop].
+    #[arg(long)]
+    pub preprocess: Option<Preprocess>,
+    /// No random horizontal flips.
+    #[arg(long = "no-flip", alias = "no_flip")]
+    pub no_flip: bool,
+    /// Images per batch [default: 1].
+    #[arg(long = "batch-size", alias = "batch_size")]
+    pub batch_size: Option<usize>,
+    /// Take images in order and pair A[i] with B[i] (no shuffling).
+    #[arg(long = "serial-batches", alias = "serial_batches")]
+    pub serial_batches: bool,
+    /// Channels of domain A: 3 (RGB) or 1 (grayscale) [default: 3].
+    #[arg(long = "input-nc", alias = "input_nc")]
+    pub input_nc: Option<usize>,
+    /// Channels of domain B [default: 3].
+    #[arg(long = "output-nc", alias = "output_nc")]
+    pub output_nc: Option<usize>,
+    /// AtoB or BtoA [default: AtoB].
+    #[arg(long)]
+    pub direction: Option<Direction>,
+    /// Use at most this many images of each folder.
+    #[arg(long = "max-dataset-size", alias = "max_dataset_size")]
+    pub max_dataset_size: Option<usize>,
+    /// Threads decoding and augmenting images [default: 1 on 2 cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// What to do with an unreadable image: skip (with a warning) or fail [default: fail].
+    #[arg(long = "on-bad-image", alias = "on_bad_image", value_parser = ["skip", "fail"])]
+    pub on_bad_image: Option<String>,
+
+    /// Weight of the cycle loss A -> B -> A [default: 10].
+    #[arg(long = "lambda-A", alias = "lambda_A")]
+    pub lambda_a: Option<f64>,
+    /// Weight of the cycle loss B -> A -> B [default: 10].
+    #[arg(long = "lambda-B", alias = "lambda_B")]
+    pub lambda_b: Option<f64>,
+    /// Identity loss weight relative to the cycle weights; 0 turns it off [default: 0.5].
+    #[arg(long = "lambda-identity", alias = "lambda_identity")]
+    pub lambda_identity: Option<f64>,
+    /// Generated images kept for the discriminators; 0 turns the pool off [default: 50].
+    #[arg(long = "pool-size", alias = "pool_size")]
+    pub pool_size: Option<usize>,
+    /// lsgan, vanilla, wgangp [default: lsgan].
+    #[arg(long = "gan-mode", alias = "gan_mode")]
+    pub gan_mode: Option<GanMode>,
+    /// Initial learning rate of Adam [default: 0.0002].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Adam's beta1 [default: 0.5].
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Epochs at the initial learning rate [default: 100].
+    #[arg(long = "n-epochs", alias = "n_epochs")]
+    pub n_epochs: Option<usize>,
+    /// Epochs of linear decay to zero [default: 100].
+    #[arg(long = "n-epochs-decay", alias = "n_epochs_decay")]
+    pub n_epochs_decay: Option<usize>,
+    /// linear, step, plateau, cosine [default: linear].
+    #[arg(long = "lr-policy", alias = "lr_policy")]
+    pub lr_policy: Option<LrPolicy>,
+    /// Epochs between tenfold decays of the step policy [default: 50].
+    #[arg(long = "lr-decay-iters", alias = "lr_decay_iters")]
+    pub lr_decay_iters: Option<usize>,
+    /// The number of the first epoch [default: 1].
+    #[arg(long = "epoch-count", alias = "epoch_count")]
+    pub epoch_count: Option<usize>,
+    /// Continue the run <checkpoints-dir>/<name>: its networks, and with --epoch latest its
+    /// optimisers, pools, schedule and position too.
+    #[arg(long = "continue-train", alias = "continue_train")]
+    pub continue_train: bool,
+    /// Which checkpoint to continue from: latest or an epoch number [default: latest].
+    #[arg(long)]
+    pub epoch: Option<String>,
+    /// Save a numbered copy every this many epochs [default: 5].
+    #[arg(long = "save-epoch-freq", alias = "save_epoch_freq")]
+    pub save_epoch_freq: Option<usize>,
+    /// Save the latest checkpoint every this many images [default: 5000].
+    #[arg(long = "save-latest-freq", alias = "save_latest_freq")]
+    pub save_latest_freq: Option<usize>,
+    /// Log the losses every this many images [default: 100].
+    #[arg(long = "print-freq", alias = "print_freq")]
+    pub print_freq: Option<usize>,
+    /// Refresh the sample images of web/index.html every this many images [default: 400].
+    #[arg(long = "display-freq", alias = "display_freq")]
+    pub display_freq: Option<usize>,
+    /// Seed of every random choice (initialisation, data order, crops, flips, pools, dropout) [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, cuda or cuda:N [default: cpu].
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Stop when the run's total iteration count (across resumes) reaches N, saving the latest checkpoint.
+    #[arg(long = "max-steps", alias = "max_steps")]
+    pub max_steps: Option<u64>,
+    /// After training, translate testA (when present) into <results-dir>/<name> [default: on for the embedded data].
+    #[arg(long = "translate-test", alias = "translate_test")]
+    pub translate_test: bool,
+    /// No progress bar (logs only).
+    #[arg(long = "no-progress")]
+    pub no_progress: bool,
+}
+
+/// The fully resolved configuration of a run, saved as `options.json` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub dataroot: PathBuf,
+    pub name: String,
+    pub checkpoints_dir: PathBuf,
+    pub results_dir: PathBuf,
+    pub model: ModelConfig,
+    pub data: DataOptions,
+    pub batch_size: usize,
+    pub workers: usize,
+    pub on_bad_image: OnBadImage,
+    pub schedule: ScheduleConfig,
+    pub continue_train: bool,
+    pub epoch: String,
+    pub save_epoch_freq: usize,
+    pub save_latest_freq: usize,
+    pub print_freq: usize,
+    pub display_freq: usize,
+    pub seed: u64,
+    pub device: String,
+    pub max_steps: Option<u64>,
+    pub translate_test: bool,
+    pub progress: bool,
+    /// True when training on the embedded emoji64 data with its preset.
+    pub embedded: bool,
+}
+
+/// The embedded default dataset, relative to the workspace root.
+pub const EMBEDDED_DATASET: &str = "data/emoji64";
+
+/// Finds the embedded dataset: `./data/emoji64`, else the copy beside this crate's source.
+pub fn embedded_dataroot() -> PathBuf {
+    let local = PathBuf::from(EMBEDDED_DATASET);
+    if local.join("trainA").is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(EMBEDDED_DATASET)
+}
+
+impl TrainConfig {
+    /// The reference's training defaults for `dataroot`.
+    pub fn reference(dataroot: PathBuf) -> Self {
+        let name = dataroot
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment_name".into());
+        TrainConfig {
+            dataroot,
+            name,
+            checkpoints_dir: PathBuf::from("checkpoints"),
+            results_dir: PathBuf::from("results"),
+            model: ModelConfig::default(),
+            data: DataOptions::default(),
+            batch_size: 1,
+            workers: cyclegan_data::default_workers(),
+            on_bad_image: OnBadImage::Fail,
+            schedule: ScheduleConfig {
+                policy: LrPolicy::Linear,
+                lr: 0.0002,
+                n_epochs: 100,
+                n_epochs_decay: 100,
+                epoch_count: 1,
+                lr_decay_iters: 50,
+            },
+            continue_train: false,
+            epoch: "latest".into(),
+            save_epoch_freq: 5,
+            save_latest_freq: 5000,
+            print_freq: 100,
+            display_freq: 400,
+            seed: 0,
+            device: "cpu".into(),
+            max_steps: None,
+            translate_test: false,
+            progress: true,
+            embedded: false,
+        }
+    }
+
+    /// The embedded emoji64 preset: a configuration sized to finish within minutes on a
+    /// 2-core CPU (see the README for what it produces).
+    pub fn embedded() -> Self {
+        let mut c = Self::reference(embedded_dataroot());
+        c.name = "emoji64".into();
+        c.embedded = true;
+        c.translate_test = true;
+        c.model.generator = GeneratorConfig {
+            arch: GeneratorArch::Resnet { blocks: 6 },
+            ngf: 32,
+            ..GeneratorConfig::default()
+        };
+        c.model.discriminator = DiscriminatorConfig {
+            ndf: 32,
+            ..DiscriminatorConfig::default()
+        };
+        c.data.load_size = 72;
+        c.data.crop_size = 64;
+        c.schedule.n_epochs = 3;
+        c.schedule.n_epochs_decay = 3;
+        c.save_epoch_freq = 1;
+        c.save_latest_freq = 1000;
+        c.print_freq = 100;
+        c.display_freq = 250;
+        c
+    }
+
+    /// Resolves the command line: explicit options over `base` (the continued run's options,
+    /// the embedded preset, or the reference's defaults).
+    pub fn resolve(cli: &Cli, base: Option<TrainConfig>) -> Result<Self, String> {
+        let mut c = match (base, &cli.dataroot) {
+            (Some(base), _) => base,
+            (None, Some(root)) => Self::reference(root.clone()),
+            (None, None) => Self::embedded(),
+        };
+        macro_rules! set {
+            ($field:expr, $value:expr) => {
+                if let Some(v) = $value.clone() {
+                    $field = v;
+                }
+            };
+        }
+        set!(c.dataroot, cli.dataroot);
+        set!(c.name, cli.name);
+        set!(c.checkpoints_dir, cli.checkpoints_dir);
+        set!(c.results_dir, cli.results_dir);
+        let g = &mut c.model.generator;
+        set!(g.arch, cli.net_g);
+        set!(g.ngf, cli.ngf);
+        set!(g.norm, cli.norm);
+        if cli.dropout {
+            g.use_dropout = true;
+        }
+        if cli.no_dropout {
+            g.use_dropout = false;
+        }
+        g.padding_type = PaddingType::Reflect;
+        let d = &mut c.model.discriminator;
+        if cli.net_d.is_some() || cli.n_layers_d.is_some() {
+            let net_d = cli.net_d.clone().unwrap_or_else(|| match d.arch {
+                DiscriminatorArch::Pixel => "pixel".into(),
+                _ => "n_layers".into(),
+            });
+            let n_layers = cli.n_layers_d.unwrap_or(match d.arch {
+                DiscriminatorArch::NLayers(n) => n,
+                DiscriminatorArch::Pixel => 3,
+            });
+            d.arch = DiscriminatorArch::from_options(&net_d, n_layers)?;
+        }
+        set!(d.ndf, cli.ndf);
+        set!(d.norm, cli.norm);
+        let init: &mut InitConfig = &mut c.model.init;
+        set!(init.init_type, cli.init_type);
+        set!(init.init_gain, cli.init_gain);
+        let data = &mut c.data;
+        set!(data.load_size, cli.load_size);
+        set!(data.crop_size, cli.crop_size);
+        set!(data.preprocess, cli.preprocess);
+        data.no_flip |= cli.no_flip;
+        data.serial_batches |= cli.serial_batches;
+        set!(data.input_nc, cli.input_nc);
+        set!(data.output_nc, cli.output_nc);
+        set!(data.direction, cli.direction);
+        if cli.max_dataset_size.is_some() {
+            data.max_dataset_size = cli.max_dataset_size;
+        }
+        data.phase = "train".into();
+        // The generators map between the two domains' channel counts.
+        c.model.generator.input_nc = c.data.input_nc;
+        c.model.generator.output_nc = c.data.output_nc;
+        set!(c.batch_size, cli.batch_size);
+        set!(c.workers, cli.workers);
+        if let Some(policy) = &cli.on_bad_image {
+            c.on_bad_image = if policy == "skip" {
+                OnBadImage::Skip
+            } else {
+                OnBadImage::Fail
+            };
+        }
+        let w: &mut CycleWeights = &mut c.model.weights;
+        set!(w.lambda_a, cli.lambda_a);
+        set!(w.lambda_b, cli.lambda_b);
+        set!(w.lambda_identity, cli.lambda_identity);
+        set!(c.model.pool_size, cli.pool_size);
+        set!(c.model.gan_mode, cli.gan_mode);
+        set!(c.model.lr, cli.lr);
+        set!(c.model.beta1, cli.beta1);
+        c.schedule.lr = c.model.lr;
+        set!(c.schedule.n_epochs, cli.n_epochs);
+        set!(c.schedule.n_epochs_decay, cli.n_epochs_decay);
+        set!(c.schedule.policy, cli.lr_policy);
+        set!(c.schedule.lr_decay_iters, cli.lr_decay_iters);
+        set!(c.schedule.epoch_count, cli.epoch_count);
+        c.continue_train = cli.continue_train;
+        c.epoch = cli.epoch.clone().unwrap_or_else(|| "latest".into());
+        set!(c.save_epoch_freq, cli.save_epoch_freq);
+        set!(c.save_latest_freq, cli.save_latest_freq);
+        set!(c.print_freq, cli.print_freq);
+        set!(c.display_freq, cli.display_freq);
+        set!(c.seed, cli.seed);
+        set!(c.device, cli.device);
+        c.max_steps = cli
+            .max_steps
+            .or(c.max_steps.filter(|_| !cli.continue_train));
+        c.translate_test |= cli.translate_test;
+        c.progress = !cli.no_progress;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks what the reference would refuse, with a message saying what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        let nonzero = [
+            ("--batch-size", self.batch_size),
+            ("--ngf", self.model.generator.ngf),
+            ("--ndf", self.model.discriminator.ndf),
+            ("--print-freq", self.print_freq),
+            ("--display-freq", self.display_freq),
+            ("--save-latest-freq", self.save_latest_freq),
+            ("--save-epoch-freq", self.save_epoch_freq),
+            ("--epoch-count", self.schedule.epoch_count),
+        ];
+        for (flag, value) in nonzero {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
+        }
+        if let DiscriminatorArch::NLayers(0) = self.model.discriminator.arch {
+            return Err("--n-layers-D must be at least 1".into());
+        }
+        let crop = self.data.crop_size as usize;
+        let multiple = self.model.generator.arch.size_multiple();
+        if self.data.preprocess.crops() && crop % multiple != 0 {
+            return Err(format!(
+                "--crop-size {crop} must be a multiple of {multiple} for {}",
+                self.model.generator.arch
+            ));
+        }
+        if let DiscriminatorArch::NLayers(n) = self.model.discriminator.arch {
+            // Each strided 4x4 convolution (padding 1) halves the side; the last two take 1 each.
+            let mut side = crop as i64;
+            for _ in 1..n {
+                side = (side - 2) / 2 + 1;
+            }
+            side = (side - 2) / 2 + 1 - 2;
+            if side < 1 {
+                return Err(format!(
+                    "--crop-size {crop} is too small for the {} discriminator: its patch map would be empty; use a larger crop or fewer --n-layers-D",
+                    self.model.discriminator.arch
+                ));
+            }
+        }
+        if self.epoch != "latest" && self.epoch.parse::<usize>().is_err() {
+            return Err(format!(
+                "--epoch '{}' must be 'latest' or an epoch number",
+                self.epoch
+            ));
+        }
+        if self.schedule.lr <= 0.0 || !self.schedule.lr.is_finite() {
+            return Err("--lr must be a positive number".into());
+        }
+        Ok(())
+    }
+
+    /// The run's folder, `<checkpoints-dir>/<name>`.
+    pub fn run_dir(&self) -> PathBuf {
+        self.checkpoints_dir.join(&self.name)
+    }
+
+    /// The last epoch of the schedule.
+    pub fn last_epoch(&self) -> usize {
+        self.schedule.epoch_count.max(1) - 1 + self.schedule.n_epochs + self.schedule.n_epochs_decay
+    }
+
+    /// The options as the reference prints them (`train_opt.txt`).
+    pub fn describe(&self) -> String {
+        let json = serde_json::to_value(self).expect("config serialises");
+        let mut out = String::from("----------------- Options ---------------\n");
+        fn walk(prefix: &str, v: &serde_json::Value, out: &mut String) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&key, v, out);
+                    }
+                }
+                other => out.push_str(&format!("{prefix:>32}: {other}\n")),
+            }
+        }
+        walk("", &json, &mut out);
+        out.push_str("----------------- End -------------------\n");
+        out
+    }
+}

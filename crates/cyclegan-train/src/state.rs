@@ -1,0 +1,217 @@
+//! Saving and restoring a run: the four networks (reference key names, architecture in the
+//! metadata) and everything else a resumed run needs to continue bit for bit — both
+//! optimisers' moments and step counts, the schedule, both image pools with their generators,
+//! the dropout generators, the seed and the position in the data.
+
+use candle_core::Tensor;
+use cyclegan_checkpoint::{load_network, save_network, write_atomic};
+use cyclegan_models::NetworkConfig;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::model::{CycleGan, ModelRngState, NETWORK_NAMES};
+use crate::schedule::Schedule;
+
+/// Metadata key of the training state's JSON.
+const STATE_KEY: &str = "cyclegan.train_state";
+
+/// Where the run stands, saved with every latest checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Progress {
+    /// The epoch to run next (or to continue), numbered from `epoch_count`.
+    pub epoch: usize,
+    /// Batches of `epoch` already trained.
+    pub epoch_iter: usize,
+    /// Optimisation steps across all resumes.
+    pub total_steps: u64,
+    /// Images trained on across all resumes (the reference's `total_iters`).
+    pub total_images: u64,
+    /// Seconds spent training across all resumes.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedState {
+    progress: Progress,
+    schedule: Schedule,
+    seed: u64,
+    opt_g_step: u64,
+    opt_d_step: u64,
+    pool_a_rng: ChaCha8Rng,
+    pool_b_rng: ChaCha8Rng,
+    pool_a_len: usize,
+    pool_b_len: usize,
+    model_rng: ModelRngState,
+}
+
+/// A network file of the run: `<dir>/<label>_net_<name>.safetensors`.
+pub fn network_path(dir: &Path, label: &str, name: &str) -> PathBuf {
+    dir.join(format!("{label}_net_{name}.safetensors"))
+}
+
+/// The training-state file that goes with the `<label>` networks.
+pub fn state_path(dir: &Path, label: &str) -> PathBuf {
+    dir.join(format!("{label}_train_state.safetensors"))
+}
+
+/// Writes the four networks under `label` (each file atomically), and, with `progress`, the
+/// training state last: a state file always describes networks already on disk.
+pub fn save(
+    dir: &Path,
+    label: &str,
+    model: &CycleGan,
+    progress: Option<(&Progress, &Schedule, u64)>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    for (name, tensors) in model.state_dicts() {
+        let config = if name.starts_with('G') {
+            NetworkConfig::Generator(model.config.generator)
+        } else {
+            NetworkConfig::Discriminator(model.config.discriminator)
+        };
+        save_network(&network_path(dir, label, name), &tensors, &config)?;
+    }
+    let Some((progress, schedule, seed)) = progress else {
+        return Ok(());
+    };
+    let mut tensors: HashMap<String, Tensor> = model.opt_g.state_tensors("opt_G");
+    tensors.extend(model.opt_d.state_tensors("opt_D"));
+    for (prefix, pool) in [("pool_A", &model.pool_a), ("pool_B", &model.pool_b)] {
+        for (i, image) in pool.images().iter().enumerate() {
+            tensors.insert(format!("{prefix}.{i}"), image.clone());
+        }
+    }
+    let saved = SavedState {
+        progress: progress.clone(),
+        schedule: *schedule,
+        seed,
+        opt_g_step: model.opt_g.step_count(),
+        opt_d_step: model.opt_d.step_count(),
+        pool_a_rng: model.pool_a.rng().clone(),
+        pool_b_rng: model.pool_b.rng().clone(),
+        pool_a_len: model.pool_a.images().len(),
+        pool_b_len: model.pool_b.images().len(),
+        model_rng: model.rng_state(),
+    };
+    let metadata = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(&saved)?)]);
+    let mut named: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let bytes = safetensors::serialize(named, Some(metadata))?;
+    let path = state_path(dir, label);
+    write_atomic(&path, |f| f.write_all(&bytes))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Loads the networks saved under `label` into `model`. A network with no file (for example a
+/// run started from converted reference generators only) keeps its fresh initialisation, with a
+/// warning; a reference `.pth` of the same name is read too. Returns how many were loaded.
+pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Result<usize> {
+    let mut loaded = 0;
+    for name in NETWORK_NAMES {
+        let native = network_path(dir, label, name);
+        let pth = dir.join(format!("{label}_net_{name}.pth"));
+        let path = if native.exists() {
+            native
+        } else if pth.exists() {
+            pth
+        } else {
+            tracing::warn!(
+                "{} not found: {name} starts from a fresh initialisation",
+                native.display()
+            );
+            continue;
+        };
+        let network = load_network(&path, model.device(), model.dtype())?;
+        let expected = if name.starts_with('G') {
+            NetworkConfig::Generator(model.config.generator)
+        } else {
+            NetworkConfig::Discriminator(model.config.discriminator)
+        };
+        if network.config != expected {
+            anyhow::bail!(
+                "{} holds {:?}, but this run is configured for {:?}; pass the architecture options it was trained with",
+                path.display(),
+                network.config,
+                expected
+            );
+        }
+        let target = match name {
+            "G_A" => model.g_a.load_state_dict(&network.tensors),
+            "G_B" => model.g_b.load_state_dict(&network.tensors),
+            "D_A" => model.d_a.load_state_dict(&network.tensors),
+            _ => model.d_b.load_state_dict(&network.tensors),
+        };
+        target.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        loaded += 1;
+    }
+    Ok(loaded)
+}
+
+/// Restores the training state saved under `label`, if there is one: returns the position,
+/// schedule and seed to continue with.
+pub fn load_state(
+    dir: &Path,
+    label: &str,
+    model: &mut CycleGan,
+) -> anyhow::Result<Option<(Progress, Schedule, u64)>> {
+    let path = state_path(dir, label);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes =
+        std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let corrupt = |e: String| {
+        anyhow::anyhow!(
+            "{} is damaged ({e}); delete it to continue with fresh optimisers",
+            path.display()
+        )
+    };
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .ok_or_else(|| corrupt("no state".into()))?;
+    let saved: SavedState = serde_json::from_str(json).map_err(|e| corrupt(e.to_string()))?;
+    let device = model.device().clone();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &device)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let dtype = model.dtype();
+    model
+        .opt_g
+        .load_state(&tensors, "opt_G", saved.opt_g_step)
+        .map_err(|e| corrupt(e.to_string()))?;
+    model
+        .opt_d
+        .load_state(&tensors, "opt_D", saved.opt_d_step)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let pool_images = |prefix: &str, len: usize| -> anyhow::Result<Vec<Tensor>> {
+        (0..len)
+            .map(|i| {
+                let t = tensors
+                    .get(&format!("{prefix}.{i}"))
+                    .ok_or_else(|| corrupt(format!("{prefix}.{i} missing")))?;
+                Ok(t.to_dtype(dtype)?)
+            })
+            .collect()
+    };
+    let size = model.config.pool_size;
+    model.pool_a = cyclegan_replay::ImagePool::from_parts(
+        size,
+        pool_images("pool_A", saved.pool_a_len)?,
+        saved.pool_a_rng,
+    );
+    model.pool_b = cyclegan_replay::ImagePool::from_parts(
+        size,
+        pool_images("pool_B", saved.pool_b_len)?,
+        saved.pool_b_rng,
+    );
+    model.restore_rng_state(&saved.model_rng);
+    Ok(Some((saved.progress, saved.schedule, saved.seed)))
+}

@@ -1,0 +1,436 @@
+//! The training loop: data, iterations, logs, samples, checkpoints, resumption.
+
+use anyhow::Context;
+use candle_core::{DType, Device, ModuleT, Tensor};
+use cyclegan_data::{Dataset, Loader, LoaderOptions, UnalignedDataset};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::metrics::{PairedTestSet, TestMetrics};
+use crate::model::{CycleGan, Losses};
+use crate::options::TrainConfig;
+use crate::schedule::Schedule;
+use crate::state::{self, Progress};
+use crate::web::WebPage;
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    pub run_dir: PathBuf,
+    pub progress: Progress,
+    pub last_losses: Option<Losses>,
+    pub last_metrics: Option<TestMetrics>,
+    /// The test translations and the sample sheet, when written.
+    pub results_dir: Option<PathBuf>,
+}
+
+/// One line of `loss_log.jsonl`.
+#[derive(Serialize)]
+struct LossRecord<'a> {
+    epoch: usize,
+    epoch_iter: usize,
+    iteration: u64,
+    images: u64,
+    losses: &'a Losses,
+    lr: f64,
+    seconds: f64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Serialize)]
+struct MetricsRecord<'a> {
+    epoch: usize,
+    iteration: u64,
+    #[serde(flatten)]
+    metrics: &'a TestMetrics,
+}
+
+/// Appends one JSON line to `path`.
+fn append_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(value)?)?;
+    Ok(())
+}
+
+/// Reads `(images, losses)` back from a loss log, for the plot of a resumed run.
+fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| {
+            Some((
+                v["images"].as_u64()?,
+                serde_json::from_value(v["losses"].clone()).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Whether a running count crossed a multiple of `freq` when it went from `before` to `after`
+/// (the reference tests `total_iters % freq == 0`, which batch sizes that do not divide `freq`
+/// would skip).
+fn crossed(before: u64, after: u64, freq: usize) -> bool {
+    let freq = freq.max(1) as u64;
+    after / freq > before / freq
+}
+
+/// Runs training as `config` describes, from scratch or resuming.
+pub fn train(
+    config: &TrainConfig,
+    progress_bar: Option<&ProgressBar>,
+) -> anyhow::Result<TrainReport> {
+    let device = cyclegan_translate::parse_device(&config.device).map_err(anyhow::Error::msg)?;
+    let run_dir = config.run_dir();
+    let dataset = UnalignedDataset::open(&config.dataroot, &config.data)?;
+    tracing::info!(
+        "dataset {}: {} A and {} B images, {} per epoch",
+        config.dataroot.display(),
+        dataset.paths_a().len(),
+        dataset.paths_b().len(),
+        dataset.len()
+    );
+
+    let mut model = CycleGan::new(config.model, &device, DType::F32, config.seed)?;
+    let mut progress = Progress {
+        epoch: config.schedule.epoch_count,
+        epoch_iter: 0,
+        total_steps: 0,
+        total_images: 0,
+        seconds: 0.0,
+    };
+    let mut schedule = Schedule::default();
+    let mut seed = config.seed;
+    if config.continue_train {
+        if !run_dir.is_dir() {
+            anyhow::bail!(
+                "--continue-train: {} does not exist; check --name and --checkpoints-dir, or start a new run without --continue-train",
+                run_dir.display()
+            );
+        }
+        let loaded = state::load_networks(&run_dir, &config.epoch, &model)?;
+        if loaded == 0 {
+            anyhow::bail!(
+                "--continue-train: no {}_net_*.safetensors (or .pth) in {}",
+                config.epoch,
+                run_dir.display()
+            );
+        }
+        match state::load_state(&run_dir, &config.epoch, &mut model)? {
+            Some((p, s, saved_seed)) => {
+                tracing::info!(
+                    "resuming {} at epoch {}, iteration {} of the epoch ({} steps done)",
+                    run_dir.display(),
+                    p.epoch,
+                    p.epoch_iter,
+                    p.total_steps
+                );
+                progress = p;
+                schedule = s;
+                seed = saved_seed;
+            }
+            None => tracing::info!(
+                "no training state for '{}': continuing from epoch {} with fresh optimisers",
+                config.epoch,
+                config.schedule.epoch_count
+            ),
+        }
+    }
+    model.set_lr(schedule.lr(&config.schedule));
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let options_json = serde_json::to_string_pretty(config)?;
+    cyclegan_checkpoint::write_atomic(&run_dir.join("options.json"), |f| {
+        f.write_all(options_json.as_bytes())
+    })?;
+    cyclegan_checkpoint::write_atomic(&run_dir.join("train_opt.txt"), |f| {
+        f.write_all(config.describe().as_bytes())
+    })?;
+
+    let last_epoch = config.last_epoch();
+    let loader = Loader::new(
+        dataset,
+        LoaderOptions {
+            batch_size: config.batch_size,
+            shuffle: !config.data.serial_batches,
+            seed,
+            workers: config.workers,
+            prefetch: 2 * config.workers.max(1),
+            start_epoch: progress.epoch as u64,
+            start_iteration: progress.epoch_iter,
+            last_epoch: Some(last_epoch as u64),
+            on_bad_image: config.on_bad_image,
+        },
+    )?;
+    let batches_per_epoch = loader.batches_per_epoch();
+    let remaining_epochs = (last_epoch + 1).saturating_sub(progress.epoch) as u64;
+    let mut planned =
+        (remaining_epochs * batches_per_epoch as u64).saturating_sub(progress.epoch_iter as u64);
+    if let Some(max) = config.max_steps {
+        planned = planned.min(max.saturating_sub(progress.total_steps));
+    }
+    let test_set = PairedTestSet::open(
+        &config.dataroot,
+        config.data.input_nc,
+        config.data.output_nc,
+    );
+    let loss_log = run_dir.join("loss_log.jsonl");
+    let metrics_log = run_dir.join("metrics.jsonl");
+    let mut web = WebPage::new(&run_dir);
+    web.restore(&read_loss_log(&loss_log));
+
+    let bar = progress_bar.cloned().unwrap_or_else(ProgressBar::hidden);
+    bar.set_length(planned);
+    bar.set_position(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} it {per_sec} ETA {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    tracing::info!(
+        "training {} to epoch {last_epoch} ({batches_per_epoch} iterations per epoch, {planned} to run) on {}",
+        run_dir.display(),
+        config.device
+    );
+
+    let mut report = TrainReport {
+        run_dir: run_dir.clone(),
+        progress: progress.clone(),
+        last_losses: None,
+        last_metrics: None,
+        results_dir: None,
+    };
+    let started = Instant::now();
+    let seconds_before = progress.seconds;
+    let mut reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
+    let mut data_wait = 0.0;
+    let mut wait_started = Instant::now();
+    for batch in loader {
+        if reached_max {
+            break;
+        }
+        let batch = batch?;
+        data_wait += wait_started.elapsed().as_secs_f64();
+        let step_started = Instant::now();
+        let (losses, visuals) = model.train_step(&batch.a, &batch.b)?;
+        let images_before = progress.total_images;
+        progress.total_steps += 1;
+        progress.total_images += batch.a.dim(0)? as u64;
+        progress.epoch = batch.pos.epoch as usize;
+        progress.epoch_iter = batch.pos.iteration + 1;
+        progress.seconds = seconds_before + started.elapsed().as_secs_f64();
+        report.last_losses = Some(losses);
+        bar.inc(1);
+        bar.set_message(format!(
+            "epoch {} D_A {:.3} G_A {:.3} cyc_A {:.3} D_B {:.3} G_B {:.3} cyc_B {:.3}",
+            progress.epoch,
+            losses.D_A,
+            losses.G_A,
+            losses.cycle_A,
+            losses.D_B,
+            losses.G_B,
+            losses.cycle_B
+        ));
+
+        if crossed(images_before, progress.total_images, config.print_freq) {
+            let lr = model.opt_g.lr();
+            append_json(
+                &loss_log,
+                &LossRecord {
+                    epoch: progress.epoch,
+                    epoch_iter: progress.epoch_iter,
+                    iteration: progress.total_steps,
+                    images: progress.total_images,
+                    losses: &losses,
+                    lr,
+                    seconds: progress.seconds,
+                },
+            )?;
+            web.record_losses(progress.total_images, losses);
+            let named: Vec<String> = losses
+                .named()
+                .iter()
+                .map(|(n, v)| format!("{n}: {v:.3}"))
+                .collect();
+            tracing::info!(
+                "(epoch: {}, iters: {}, time: {:.3}, data: {:.3}) {}",
+                progress.epoch,
+                progress.epoch_iter * config.batch_size,
+                step_started.elapsed().as_secs_f64(),
+                data_wait,
+                named.join(" ")
+            );
+        }
+        data_wait = 0.0;
+        if crossed(images_before, progress.total_images, config.display_freq) {
+            web.display(progress.epoch, &visuals)?;
+        }
+
+        if batch.pos.is_last_in_epoch() {
+            let epoch = progress.epoch;
+            web.display(epoch, &visuals)?;
+            if let Some(test_set) = &test_set {
+                let metrics = evaluate(&model, test_set)?;
+                tracing::info!(
+                    "epoch {epoch} test: L1 {:.4} (identity {:.4}), PSNR {:.2} dB (identity {:.2}), colour histogram distance {:.4} (identity {:.4})",
+                    metrics.l1,
+                    metrics.identity_l1,
+                    metrics.psnr,
+                    metrics.identity_psnr,
+                    metrics.hist,
+                    metrics.identity_hist
+                );
+                append_json(
+                    &metrics_log,
+                    &MetricsRecord {
+                        epoch,
+                        iteration: progress.total_steps,
+                        metrics: &metrics,
+                    },
+                )?;
+                report.last_metrics = Some(metrics);
+            }
+            // The reference steps the schedule at the end of each epoch (2025 code).
+            let old_lr = model.opt_g.lr();
+            schedule.step(&config.schedule);
+            let lr = schedule.lr(&config.schedule);
+            model.set_lr(lr);
+            tracing::info!(
+                "end of epoch {epoch} / {last_epoch}: learning rate {old_lr:.7} -> {lr:.7}"
+            );
+            progress.epoch = epoch + 1;
+            progress.epoch_iter = 0;
+            if epoch % config.save_epoch_freq == 0 {
+                state::save(&run_dir, &epoch.to_string(), &model, None)?;
+                state::save(
+                    &run_dir,
+                    "latest",
+                    &model,
+                    Some((&progress, &schedule, seed)),
+                )?;
+                tracing::info!("saved the model at the end of epoch {epoch}");
+            }
+        }
+        reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
+        if crossed(
+            images_before,
+            progress.total_images,
+            config.save_latest_freq,
+        ) || reached_max
+        {
+            state::save(
+                &run_dir,
+                "latest",
+                &model,
+                Some((&progress, &schedule, seed)),
+            )?;
+            tracing::info!(
+                "saved the latest model (epoch {}, {} steps)",
+                progress.epoch,
+                progress.total_steps
+            );
+        }
+        wait_started = Instant::now();
+    }
+    if !reached_max {
+        // Make sure the final state is on disk even when the last epoch was not a save epoch.
+        state::save(
+            &run_dir,
+            "latest",
+            &model,
+            Some((&progress, &schedule, seed)),
+        )?;
+    }
+    bar.finish_and_clear();
+    report.progress = progress.clone();
+    tracing::info!(
+        "training stopped after {} steps ({:.0} s)",
+        progress.total_steps,
+        progress.seconds
+    );
+
+    if config.translate_test {
+        if let Some(dir) = translate_test_set(config, &model, test_set.as_ref())? {
+            report.results_dir = Some(dir);
+        }
+    }
+    Ok(report)
+}
+
+/// G_A of every test A image.
+fn translate_all(model: &CycleGan, images: &[Tensor]) -> anyhow::Result<Vec<Tensor>> {
+    images
+        .iter()
+        .map(|a| {
+            let x = a
+                .unsqueeze(0)?
+                .to_device(model.device())?
+                .to_dtype(model.dtype())?;
+            let y = model.g_a.net.forward_t(&x, true)?;
+            Ok(y.squeeze(0)?
+                .to_device(&Device::Cpu)?
+                .to_dtype(DType::F32)?)
+        })
+        .collect()
+}
+
+fn evaluate(model: &CycleGan, test_set: &PairedTestSet) -> anyhow::Result<TestMetrics> {
+    let fakes = translate_all(model, &test_set.a)?;
+    Ok(test_set.measure(&fakes)?)
+}
+
+/// Translates testA with G_A into `<results-dir>/<name>/test_latest` (the reference's test
+/// page), and, for a paired test set, writes `sample_sheet.png`: real A, fake B and true B side
+/// by side.
+fn translate_test_set(
+    config: &TrainConfig,
+    model: &CycleGan,
+    test_set: Option<&PairedTestSet>,
+) -> anyhow::Result<Option<PathBuf>> {
+    let test_a = config.dataroot.join("testA");
+    if !test_a.is_dir() {
+        tracing::info!("no {}: nothing to translate", test_a.display());
+        return Ok(None);
+    }
+    let out = config.results_dir.join(&config.name).join("test_latest");
+    let g = model.g_a.net.clone();
+    let translator = cyclegan_translate::Translator::new(g, model.config.generator, model.device());
+    let opts = cyclegan_translate::TranslateOptions {
+        input: test_a,
+        output: out.clone(),
+        resize: cyclegan_translate::Resize::Native,
+        progress: config.progress,
+    };
+    let summary = cyclegan_translate::translate_files(&translator, &opts)?;
+    tracing::info!(
+        "translated {} test images: {}",
+        summary.translated.len(),
+        summary.index.display()
+    );
+    if let Some(test_set) = test_set {
+        let sheet = out.join("sample_sheet.png");
+        let count = test_set.a.len().min(24);
+        let fakes = translate_all(model, &test_set.a[..count])?;
+        crate::sheet::write_sample_sheet(
+            &sheet,
+            &test_set.a[..count],
+            &fakes,
+            &test_set.b[..count],
+        )?;
+        tracing::info!(
+            "sample sheet (real A | fake B | true B): {}",
+            sheet.display()
+        );
+    }
+    Ok(Some(out))
+}
