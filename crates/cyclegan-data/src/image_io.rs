@@ -1,0 +1,281 @@
+//! Decoding images the way the reference sees them (`Image.open(path).convert('RGB')`, then
+//! `convert('L')` for one channel), turning them into tensors in [-1, 1] and back.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{DType, Device, Tensor};
+use image::{DynamicImage, GrayImage, ImageReader, Rgb, RgbImage};
+
+use crate::error::{DataError, Result};
+
+/// Decodes an image file and converts it like the reference: to 8-bit RGB
+/// ([`convert_rgb`], Pillow's `.convert('RGB')`), then to 8-bit grayscale ([`convert_luma`],
+/// Pillow's `.convert('L')`) when `nc` is 1.
+///
+/// Returns [`DynamicImage::ImageRgb8`] for `nc` 3 and [`DynamicImage::ImageLuma8`] for `nc` 1;
+/// any other `nc` is an [`DataError::InvalidOptions`]. The format is recognised from the file's
+/// contents, not its name. Errors name the file; nothing panics on a corrupt file.
+pub fn load_image(path: impl AsRef<Path>, nc: usize) -> Result<DynamicImage> {
+    let path = path.as_ref();
+    check_nc(nc)?;
+    let rgb = convert_rgb(&decode(path)?);
+    Ok(if nc == 1 {
+        DynamicImage::ImageLuma8(convert_luma(&rgb))
+    } else {
+        DynamicImage::ImageRgb8(rgb)
+    })
+}
+
+pub(crate) fn check_nc(nc: usize) -> Result<()> {
+    if nc == 1 || nc == 3 {
+        Ok(())
+    } else {
+        Err(DataError::InvalidOptions(format!(
+            "a number of channels must be 1 (grayscale) or 3 (RGB), not {nc}"
+        )))
+    }
+}
+
+fn decode(path: &Path) -> Result<DynamicImage> {
+    let reader = ImageReader::open(path)
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .with_guessed_format()
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    // Decoders are third-party code fed untrusted bytes: a panic in one becomes an error here.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode())) {
+        Ok(Ok(img)) => Ok(img),
+        Ok(Err(e)) => Err(DataError::Decode {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(DataError::Decode {
+            path: path.to_path_buf(),
+            reason: "the decoder panicked".into(),
+        }),
+    }
+}
+
+static WARNED_16BIT_GRAY: AtomicBool = AtomicBool::new(false);
+
+/// Converts any decoded image to 8-bit RGB the way Pillow's `Image.open(p).convert('RGB')` does.
+///
+/// * grayscale: the level is repeated in R, G and B;
+/// * an alpha channel is dropped (not composited onto a background);
+/// * 16-bit RGB(A) and 16-bit gray+alpha keep the high byte (Pillow decodes them to 8 bits);
+/// * 16-bit grayscale (Pillow's mode `I;16`) is **clipped** to 255, not scaled: levels above 255
+///   all become white. That is what the reference does; rescale such data beforehand if it spans
+///   the 16-bit range (a warning is logged once);
+/// * floating-point images are clamped to [0, 1] and scaled to 0..=255.
+pub fn convert_rgb(img: &DynamicImage) -> RgbImage {
+    fn map<P: image::Pixel>(
+        img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
+        f: impl Fn(&P) -> [u8; 3],
+    ) -> RgbImage {
+        RgbImage::from_fn(img.width(), img.height(), |x, y| {
+            Rgb(f(img.get_pixel(x, y)))
+        })
+    }
+    let hi = |v: u16| (v >> 8) as u8;
+    match img {
+        DynamicImage::ImageRgb8(i) => i.clone(),
+        DynamicImage::ImageLuma8(i) => map(i, |p| [p[0]; 3]),
+        DynamicImage::ImageLumaA8(i) => map(i, |p| [p[0]; 3]),
+        DynamicImage::ImageRgba8(i) => map(i, |p| [p[0], p[1], p[2]]),
+        DynamicImage::ImageLuma16(i) => {
+            if i.pixels().any(|p| p[0] > 255) && !WARNED_16BIT_GRAY.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "16-bit grayscale image has levels above 255; they are clipped to 255 as Pillow's \
+                     convert('RGB') does (the reference's behaviour); rescale such images to 8 bits first"
+                );
+            }
+            map(i, |p| [p[0].min(255) as u8; 3])
+        }
+        DynamicImage::ImageLumaA16(i) => map(i, |p| [hi(p[0]); 3]),
+        DynamicImage::ImageRgb16(i) => map(i, |p| [hi(p[0]), hi(p[1]), hi(p[2])]),
+        DynamicImage::ImageRgba16(i) => map(i, |p| [hi(p[0]), hi(p[1]), hi(p[2])]),
+        other => other.to_rgb8(),
+    }
+}
+
+/// Converts RGB to 8-bit grayscale like Pillow's `.convert('L')` (ITU-R 601-2 luma,
+/// L = R * 299/1000 + G * 587/1000 + B * 114/1000, in Pillow's 16-bit fixed point with rounding).
+pub fn convert_luma(img: &RgbImage) -> GrayImage {
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        let [r, g, b] = img.get_pixel(x, y).0.map(u32::from);
+        image::Luma([((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8])
+    })
+}
+
+/// The reference's `ToTensor` then `Normalize(0.5, 0.5)`: (v / 255 - 0.5) / 0.5 in f32.
+fn level_to_unit(v: u8) -> f32 {
+    (f32::from(v) / 255.0 - 0.5) / 0.5
+}
+
+/// Appends an 8-bit grayscale or RGB image to `out` as planar C x H x W floats in [-1, 1];
+/// returns the shape.
+pub(crate) fn push_planar(img: &DynamicImage, out: &mut Vec<f32>) -> [usize; 3] {
+    let lut: [f32; 256] = std::array::from_fn(|v| level_to_unit(v as u8));
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (raw, c): (&[u8], usize) = match img {
+        DynamicImage::ImageLuma8(i) => (i.as_raw(), 1),
+        DynamicImage::ImageRgb8(i) => (i.as_raw(), 3),
+        other => {
+            let rgb = convert_rgb(other);
+            return push_planar(&DynamicImage::ImageRgb8(rgb), out);
+        }
+    };
+    out.reserve(c * h * w);
+    for ch in 0..c {
+        out.extend(raw.iter().skip(ch).step_by(c).map(|&v| lut[v as usize]));
+    }
+    [c, h, w]
+}
+
+/// Turns an 8-bit grayscale or RGB image into a C x H x W f32 tensor on the CPU in [-1, 1]
+/// (the reference's `ToTensor()` + `Normalize(0.5, 0.5)`, bit for bit). Other kinds of image
+/// are converted with [`convert_rgb`] first.
+pub fn image_to_tensor(img: &DynamicImage) -> Result<Tensor> {
+    let mut data = Vec::new();
+    let shape = push_planar(img, &mut data);
+    Ok(Tensor::from_vec(
+        data,
+        (shape[0], shape[1], shape[2]),
+        &Device::Cpu,
+    )?)
+}
+
+/// The reference's `tensor2im`: takes a C x H x W tensor, or the **first** image of an
+/// N x C x H x W batch, in [-1, 1], and maps each value x to `(x + 1) / 2 * 255` truncated to
+/// u8 (computed in f32; values outside [-1, 1] saturate, NaN gives 0). One channel is repeated
+/// into RGB. Any device and float dtype are accepted.
+pub fn tensor_to_image(tensor: &Tensor) -> Result<RgbImage> {
+    let t = match tensor.rank() {
+        4 => {
+            if tensor.dim(0)? == 0 {
+                return Err(DataError::Tensor(
+                    "cannot make an image from an empty batch".into(),
+                ));
+            }
+            tensor.get(0)?
+        }
+        3 => tensor.clone(),
+        r => {
+            return Err(DataError::Tensor(format!(
+                "expected a [C, H, W] or [N, C, H, W] tensor, got rank {r} with shape {:?}",
+                tensor.dims()
+            )))
+        }
+    };
+    let (c, h, w) = t.dims3()?;
+    if c != 1 && c != 3 {
+        return Err(DataError::Tensor(format!(
+            "expected 1 or 3 channels, got shape {:?}",
+            tensor.dims()
+        )));
+    }
+    let data: Vec<f32> = t
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let level = |x: f32| ((x + 1.0) / 2.0 * 255.0) as u8;
+    let plane = h * w;
+    let mut raw = Vec::with_capacity(plane * 3);
+    for i in 0..plane {
+        for ch in 0..3 {
+            let src = if c == 1 { i } else { ch * plane + i };
+            raw.push(level(data[src]));
+        }
+    }
+    Ok(RgbImage::from_raw(w as u32, h as u32, raw).expect("buffer sized for the image"))
+}
+
+/// Saves a tensor in [-1, 1] as an 8-bit RGB PNG file (whatever the file's extension), via
+/// [`tensor_to_image`]: the reference's `save_image(tensor2im(t), path)`.
+pub fn save_image(tensor: &Tensor, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let img = tensor_to_image(tensor)?;
+    img.save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| DataError::Encode {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luma_matches_pillow_fixed_point() {
+        // Values printed by Pillow 13.0.0 for Image.fromarray(rgb).convert('L').
+        let img = RgbImage::from_raw(4, 1, vec![10, 20, 30, 200, 100, 50, 255, 255, 255, 1, 2, 3])
+            .unwrap();
+        assert_eq!(convert_luma(&img).as_raw(), &vec![18, 124, 255, 2]);
+    }
+
+    #[test]
+    fn sixteen_bit_conversion_follows_pillow() {
+        let gray =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(3, 1, vec![100u16, 256, 65535])
+                .unwrap();
+        let rgb = convert_rgb(&DynamicImage::ImageLuma16(gray));
+        assert_eq!(
+            rgb.as_raw(),
+            &vec![100, 100, 100, 255, 255, 255, 255, 255, 255]
+        );
+        let rgb16 =
+            image::ImageBuffer::<Rgb<u16>, _>::from_raw(1, 1, vec![0u16, 1000, 65535]).unwrap();
+        assert_eq!(
+            convert_rgb(&DynamicImage::ImageRgb16(rgb16)).as_raw(),
+            &vec![0, 3, 255]
+        );
+    }
+
+    #[test]
+    fn tensor_round_trip_is_exact_for_8_bit_levels() {
+        let img = RgbImage::from_fn(5, 3, |x, y| Rgb([(x * 50) as u8, (y * 100) as u8, 255]));
+        let t = image_to_tensor(&DynamicImage::ImageRgb8(img.clone())).unwrap();
+        assert_eq!(t.dims(), &[3, 3, 5]);
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(v.iter().all(|x| (-1.0..=1.0).contains(x)));
+        // tensor2im truncates, so a level can come back one lower; it never comes back higher.
+        let back = tensor_to_image(&t.unsqueeze(0).unwrap()).unwrap();
+        for (a, b) in img.as_raw().iter().zip(back.as_raw()) {
+            assert!(*a == *b || *a == *b + 1, "{a} came back as {b}");
+        }
+    }
+
+    #[test]
+    fn tensor_to_image_tiles_gray_and_saturates() {
+        let t = Tensor::from_vec(
+            vec![-1.0f32, 0.0, 1.0, 5.0, -7.0, f32::NAN],
+            (1, 2, 3),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let img = tensor_to_image(&t).unwrap();
+        let r: Vec<u8> = img.pixels().map(|p| p[0]).collect();
+        assert_eq!(r, vec![0, 127, 255, 255, 0, 0]);
+        assert!(img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+    }
+
+    #[test]
+    fn tensor_to_image_rejects_bad_shapes() {
+        let t = Tensor::zeros((2, 4, 4), DType::F32, &Device::Cpu).unwrap();
+        let e = tensor_to_image(&t).unwrap_err().to_string();
+        assert!(e.contains("1 or 3 channels"), "{e}");
+        let t = Tensor::zeros((4, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(tensor_to_image(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("rank 2"));
+    }
+}
