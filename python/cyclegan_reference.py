@@ -269,3 +269,29 @@ class CycleGAN:
         losses["D_B"] = backward_d(self.d_b, real_a, self.pool_a(fake_a))
         self.opt_d.step()
         return {k: float(v.detach()) for k, v in losses.items()}
+
+
+class ImagePool:
+    """The reference's ImagePool."""
+
+    def __init__(self, pool_size):
+        self.pool_size = pool_size
+        self.images = []
+
+    def query(self, images):
+        import random
+        if self.pool_size == 0:
+            return images
+        out = []
+        for image in images:
+            image = torch.unsqueeze(image.data, 0)
+            if len(self.images) < self.pool_size:
+                self.images.append(image)
+                out.append(image)
+            elif random.uniform(0, 1) > 0.5:
+                i = random.randint(0, self.pool_size - 1)
+                out.append(self.images[i].clone())
+                self.images[i] = image
+            else:
+                out.append(image)
+        return torch.cat(out, 0)

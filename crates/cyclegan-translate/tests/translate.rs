@@ -1,0 +1,190 @@
+//! Translation end to end: a generator checkpoint, a folder of images of assorted sizes, the
+//! result page; and the errors a user meets with the wrong file.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use cyclegan_checkpoint::save_network;
+use cyclegan_layers::SharedRng;
+use cyclegan_models::{DiscriminatorConfig, Generator, GeneratorConfig, NetworkConfig};
+use cyclegan_translate::{translate_files, Resize, TranslateError, TranslateOptions, Translator};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn generator_config(arch: &str) -> GeneratorConfig {
+    GeneratorConfig {
+        arch: arch.parse().unwrap(),
+        ngf: 4,
+        ..GeneratorConfig::default()
+    }
+}
+
+/// Writes a freshly initialised generator checkpoint and returns its tensors.
+fn write_generator(path: &Path, config: GeneratorConfig) -> HashMap<String, Tensor> {
+    let varmap = VarMap::new();
+    Generator::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &config,
+        &SharedRng::new(0),
+    )
+    .unwrap();
+    let tensors: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
+    save_network(path, &tensors, &NetworkConfig::Generator(config)).unwrap();
+    tensors
+}
+
+fn write_image(path: &Path, w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
+    });
+    img.save(path).unwrap();
+}
+
+#[test]
+fn translates_a_folder_at_native_sizes_and_writes_the_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("g.safetensors");
+    write_generator(&ckpt, generator_config("resnet_2blocks"));
+    let input = tmp.path().join("in");
+    write_image(&input.join("a.png"), 30, 21);
+    write_image(&input.join("sub/b.jpg"), 16, 16);
+    std::fs::write(input.join("notes.txt"), "not an image").unwrap();
+    let output = tmp.path().join("out");
+    let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
+    let summary = translate_files(
+        &translator,
+        &TranslateOptions {
+            input,
+            output: output.clone(),
+            resize: Resize::Native,
+            progress: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(summary.translated.len(), 2);
+    for (stem, (w, h)) in [("a", (30, 21)), ("b", (16, 16))] {
+        for kind in ["real", "fake"] {
+            let img = image::open(output.join(format!("images/{stem}_{kind}.png"))).unwrap();
+            assert_eq!(
+                (img.width(), img.height()),
+                (w, h),
+                "{stem}_{kind} keeps the input size"
+            );
+        }
+    }
+    let html = std::fs::read_to_string(output.join("index.html")).unwrap();
+    assert!(html.contains("images/a_fake.png") && html.contains("images/b_real.png"));
+}
+
+#[test]
+fn native_translation_equals_the_generator_on_an_exact_multiple() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("g.safetensors");
+    let config = generator_config("unet_128");
+    let tensors = write_generator(&ckpt, config);
+    let x = Tensor::rand(-1f32, 1.0, (1, 3, 128, 128), &Device::Cpu).unwrap();
+    let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
+    let ours = translator.translate(&x).unwrap();
+    let g = Generator::new(
+        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+        &config,
+        &SharedRng::new(0),
+    )
+    .unwrap();
+    let direct = candle_core::ModuleT::forward_t(&g, &x, true).unwrap();
+    let diff = (ours - direct)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(diff, 0.0);
+    // Any other size is padded to a multiple of 128 and cropped back.
+    let odd = Tensor::zeros((1, 3, 50, 70), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(translator.translate(&odd).unwrap().dims(), &[1, 3, 50, 70]);
+}
+
+#[test]
+fn reference_resizing_reproduces_test_py_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("g.safetensors");
+    write_generator(&ckpt, generator_config("resnet_1blocks"));
+    write_image(&tmp.path().join("in/x.png"), 40, 30);
+    let resize = Resize::Reference(cyclegan_data::DataOptions {
+        phase: "test".into(),
+        load_size: 32,
+        crop_size: 32,
+        ..cyclegan_data::DataOptions::default()
+    });
+    let out = tmp.path().join("out");
+    let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
+    translate_files(
+        &translator,
+        &TranslateOptions {
+            input: tmp.path().join("in"),
+            output: out.clone(),
+            resize,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let fake = image::open(out.join("images/x_fake.png")).unwrap();
+    assert_eq!((fake.width(), fake.height()), (32, 32));
+}
+
+#[test]
+fn wrong_files_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A discriminator checkpoint.
+    let d = tmp.path().join("d.safetensors");
+    save_network(
+        &d,
+        &HashMap::new(),
+        &NetworkConfig::Discriminator(DiscriminatorConfig::default()),
+    )
+    .unwrap();
+    let err = Translator::load(&d, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, TranslateError::NotAGenerator { .. }), "{err}");
+    assert!(err.to_string().contains("discriminator"));
+    // A truncated checkpoint.
+    let g = tmp.path().join("g.safetensors");
+    write_generator(&g, generator_config("resnet_1blocks"));
+    let bytes = std::fs::read(&g).unwrap();
+    let cut = tmp.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = Translator::load(&cut, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cut.safetensors"), "{err}");
+    // Not a checkpoint at all.
+    let text = tmp.path().join("notes.safetensors");
+    std::fs::write(&text, "hello").unwrap();
+    let err = Translator::load(&text, &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("notes.safetensors"), "{err}");
+    // A missing file.
+    let err = Translator::load(&tmp.path().join("missing.pth"), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.pth"), "{err}");
+    // A folder with no image.
+    let translator = Translator::load(&g, &Device::Cpu).unwrap();
+    std::fs::create_dir_all(tmp.path().join("empty")).unwrap();
+    let opts = TranslateOptions {
+        input: tmp.path().join("empty"),
+        output: tmp.path().join("o"),
+        resize: Resize::Native,
+        progress: false,
+    };
+    let err = translate_files(&translator, &opts).unwrap_err().to_string();
+    assert!(err.contains("empty"), "{err}");
+}

@@ -1,0 +1,64 @@
+"""PyTorch side of the full-iteration benchmark (see crates/cyclegan-train/examples/bench_iteration.rs).
+
+One CycleGAN training iteration of the reference architecture (resnet_9blocks, basic D, instance
+norm, ngf = ndf = 64, pool 50, batch 1, f32) at --size, timed over --iters iterations after
+--warmup. Prints one JSON line: {"side": "pytorch", "size", "times": [...], "peak_rss_mb"}.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cyclegan_reference as ref  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--blocks", type=int, default=9)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    dev = torch.device(args.device)
+    g = {"netG": f"resnet_{args.blocks}blocks", "input_nc": 3, "output_nc": 3, "ngf": args.ngf, "norm": "instance",
+         "use_dropout": False}
+    d = {"netD": "basic", "input_nc": 3, "ndf": args.ngf, "norm": "instance"}
+    nets = [ref.define_G(g), ref.define_G(g), ref.define_D(d), ref.define_D(d)]
+    for n in nets:
+        ref.init_weights(n)
+        n.to(dev).train()
+    if args.compile:
+        nets = [torch.compile(n) for n in nets]
+    model = ref.CycleGAN(*nets, pool_a=ref.ImagePool(50).query, pool_b=ref.ImagePool(50).query)
+    a = torch.rand(args.batch, 3, args.size, args.size, device=dev) * 2 - 1
+    b = torch.rand(args.batch, 3, args.size, args.size, device=dev) * 2 - 1
+    times = []
+    for i in range(args.warmup + args.iters):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model.step(a, b)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out = {"side": "pytorch", "size": args.size, "times": times, "peak_rss_mb": peak, "threads": torch.get_num_threads()}
+    if dev.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
