@@ -26,8 +26,16 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
 }
@@ -73,16 +81,31 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let iters = arg(&args, "--iters", 2usize);
     let warmup = arg(&args, "--warmup", 1usize);
-    if let Some(size) = args.iter().position(|a| a == "--worker").and_then(|i| args.get(i + 1)) {
-        return worker(size.parse()?, iters, warmup, !args.iter().any(|a| a == "--stock"));
+    if let Some(size) = args
+        .iter()
+        .position(|a| a == "--worker")
+        .and_then(|i| args.get(i + 1))
+    {
+        return worker(
+            size.parse()?,
+            iters,
+            warmup,
+            !args.iter().any(|a| a == "--stock"),
+        );
     }
     let sizes: Vec<usize> = arg(&args, "--sizes", "128,256".to_string())
         .split(',')
-        .map(|s| s.parse().expect("--sizes takes numbers separated by commas"))
+        .map(|s| {
+            s.parse()
+                .expect("--sizes takes numbers separated by commas")
+        })
         .collect();
     let rounds = arg(&args, "--rounds", 3usize);
     let with_stock = args.iter().any(|a| a == "--with-stock");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../python/bench_iteration.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../python/bench_iteration.py"
+    );
     let exe = std::env::current_exe()?;
     println!("machine: {} cores; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds", std::thread::available_parallelism()?.get());
     for size in sizes {
@@ -91,19 +114,43 @@ fn main() -> anyhow::Result<()> {
         let mut stock = Vec::new();
         let (mut rss_ours, mut rss_torch) = (0.0f64, 0.0f64);
         for round in 0..rounds {
-            let common = ["--iters".to_string(), iters.to_string(), "--warmup".into(), warmup.to_string()];
-            let o = run_child(Command::new(&exe).args(["--worker", &size.to_string()]).args(&common))?;
-            let t = run_child(Command::new("python3").arg(script).args(["--size", &size.to_string()]).args(&common))?;
-            let times = |v: &serde_json::Value| -> Vec<f64> { serde_json::from_value(v["times"].clone()).unwrap() };
+            let common = [
+                "--iters".to_string(),
+                iters.to_string(),
+                "--warmup".into(),
+                warmup.to_string(),
+            ];
+            let o = run_child(
+                Command::new(&exe)
+                    .args(["--worker", &size.to_string()])
+                    .args(&common),
+            )?;
+            let t = run_child(
+                Command::new("python3")
+                    .arg(script)
+                    .args(["--size", &size.to_string()])
+                    .args(&common),
+            )?;
+            let times = |v: &serde_json::Value| -> Vec<f64> {
+                serde_json::from_value(v["times"].clone()).unwrap()
+            };
             ours.extend(times(&o));
             torch.extend(times(&t));
             rss_ours = rss_ours.max(o["peak_rss_mb"].as_f64().unwrap_or(0.0));
             rss_torch = rss_torch.max(t["peak_rss_mb"].as_f64().unwrap_or(0.0));
             if with_stock {
-                let s = run_child(Command::new(&exe).args(["--worker", &size.to_string(), "--stock"]).args(&common))?;
+                let s = run_child(
+                    Command::new(&exe)
+                        .args(["--worker", &size.to_string(), "--stock"])
+                        .args(&common),
+                )?;
                 stock.extend(times(&s));
             }
-            println!("  {size}x{size} round {round}: ours {:?} s, pytorch {:?} s", times(&o), times(&t));
+            println!(
+                "  {size}x{size} round {round}: ours {:?} s, pytorch {:?} s",
+                times(&o),
+                times(&t)
+            );
         }
         let (mo, mt) = (median(ours), median(torch));
         println!(
@@ -111,7 +158,11 @@ fn main() -> anyhow::Result<()> {
             mo / mt
         );
         if with_stock {
-            println!("{size}x{size}: stock candle ops {:.3} s/iter (ratio to pytorch {:.2})", median(stock.clone()), median(stock) / mt);
+            println!(
+                "{size}x{size}: stock candle ops {:.3} s/iter (ratio to pytorch {:.2})",
+                median(stock.clone()),
+                median(stock) / mt
+            );
         }
     }
     Ok(())
