@@ -1,1 +1,164 @@
-fn main() {}
+//! `cargo xtask`: project automation, one module per subcommand. This file only parses the
+//! command line, dispatches, and turns errors into a message and an exit code; the work lives
+//! in the library crates (`cyclegan-fetch`, `cyclegan-checkpoint`).
+
+mod convert;
+mod fetch_dataset;
+mod fetch_model;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Project automation for cyclegan-rs: fetch the reference's datasets and pretrained models,
+/// and convert checkpoints between PyTorch (.pth) and safetensors.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    after_help = "Examples:\n  \
+        cargo xtask fetch-dataset --list\n  \
+        cargo xtask fetch-dataset horse2zebra              # -> data/horse2zebra/{trainA,trainB,testA,testB}\n  \
+        cargo xtask fetch-model horse2zebra                # -> checkpoints/horse2zebra_pretrained/latest_net_G.{pth,safetensors}\n  \
+        cargo xtask convert-checkpoint latest_net_G_A.pth latest_net_G_A.safetensors\n  \
+        cargo xtask convert-checkpoint latest_net_G_A.safetensors back.pth"
+)]
+struct Cli {
+    /// Only print errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print debugging details.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    FetchDataset(fetch_dataset::Args),
+    FetchModel(fetch_model::Args),
+    ConvertCheckpoint(convert::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, true) => "debug",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::FetchDataset(args) => fetch_dataset::run(args),
+        Command::FetchModel(args) => fetch_model::run(args),
+        Command::ConvertCheckpoint(args) => convert::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `1.5 GiB`, `75.2 MiB`, ...
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The download settings shared by the fetch commands.
+#[derive(clap::Args, Debug, Clone)]
+struct DownloadArgs {
+    /// Fetch from this address instead of the reference's server (a mirror): BASE/NAME.zip
+    /// for datasets, BASE/NAME.pth for models.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// Fetch again even if already present (replaces it once the new copy is complete).
+    #[arg(long)]
+    force: bool,
+    /// Further attempts after an interrupted download, each resuming where the last stopped.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    retries: u32,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl DownloadArgs {
+    fn options(&self, dest: &std::path::Path) -> cyclegan_fetch::FetchOptions {
+        let mut options = cyclegan_fetch::FetchOptions::new(dest);
+        options.base_url = self.base_url.clone();
+        options.force = self.force;
+        options.download.retries = self.retries;
+        options.download.progress = !self.no_progress;
+        options
+    }
+}
+
+/// Prints `names` with the size the server states for each (`BASE/NAME.EXT`), or why not.
+fn list_with_sizes(base: &str, ext: &str, names: &[&str], refused: &[(&str, &str)]) {
+    let timeout = std::time::Duration::from_secs(10);
+    let mut reachable = true;
+    for name in names {
+        let size = if refused.iter().any(|(n, _)| n == name) {
+            "refused by the reference (licence)".to_string()
+        } else if !reachable {
+            "?".to_string()
+        } else {
+            let url = cyclegan_fetch::join_url(base, &format!("{name}.{ext}"));
+            match cyclegan_fetch::remote_size(&url, timeout) {
+                Ok(Some(bytes)) => human_bytes(bytes),
+                Ok(None) => "size not stated".to_string(),
+                Err(cyclegan_fetch::FetchError::Http { status, .. }) => {
+                    format!("unavailable (HTTP {status})")
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; sizes not shown");
+                    reachable = false;
+                    "?".to_string()
+                }
+            }
+        };
+        // A closed pipe (`| head`) ends the listing quietly.
+        if writeln!(std::io::stdout(), "  {name:<26} {size}").is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(116_867_962), "111.5 MiB");
+    }
+}

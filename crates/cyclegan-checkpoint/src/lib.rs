@@ -1,15 +1,52 @@
 //! Reading and writing CycleGAN network checkpoints.
 //!
 //! The native format is safetensors with the reference's `state_dict` key names and the
-//! network's typed configuration ([`NetworkConfig`]) as JSON in the metadata under
-//! [`CONFIG_KEY`], so a checkpoint describes the architecture it holds. Every write is atomic
-//! ([`write_atomic`]): a temporary file in the same folder, synced, then renamed over the target,
-//! so an interruption at any moment leaves the previous file intact.
+//! network's typed configuration ([`NetworkConfig`](cyclegan_models::NetworkConfig)) as JSON
+//! in the metadata under [`CONFIG_KEY`], so a checkpoint describes the architecture it holds.
+//! Every write is atomic ([`write_atomic`]): a temporary file in the same folder, synced, then
+//! renamed over the target, so an interruption at any moment leaves the previous file intact.
+//!
+//! The reference's own checkpoints are read directly:
+//!
+//! - [`pth`] reads both formats `torch.save` writes (the zip format of PyTorch >= 1.6 and the
+//!   legacy format of older versions) without Python, and writes the zip format back;
+//! - [`detect_architecture`] / [`prepare_state_dict`] recognise the network from its keys and
+//!   shapes, drop the stale InstanceNorm statistics of old checkpoints and a `module.` prefix,
+//!   and check every key ([`ConvertOptions`] overrides what the keys cannot show);
+//! - [`load_network`] accepts any of these files, recognised by content;
+//! - [`convert_checkpoint`] converts between `.pth` and safetensors.
+//!
+//! ```no_run
+//! use candle_core::{DType, Device};
+//! let net = cyclegan_checkpoint::load_network(
+//!     "checkpoints/horse2zebra_pretrained/latest_net_G.pth".as_ref(),
+//!     &Device::Cpu,
+//!     DType::F32,
+//! )?;
+//! println!("{}", cyclegan_checkpoint::describe_config(&net.config));
+//! # Ok::<(), cyclegan_checkpoint::CheckpointError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod atomic;
+mod convert;
+mod detect;
+mod error;
+mod format;
 mod network;
+mod pickle;
+pub mod pth;
 
 pub use atomic::write_atomic;
+pub use convert::{convert_checkpoint, ConversionReport, OutputFormat};
+pub use detect::{
+    describe_config, detect_architecture, expected_shapes, natural_cmp, prepare_state_dict,
+    ConvertOptions, PreparedStateDict, TensorShape,
+};
+pub use error::CheckpointError;
+pub use format::FileFormat;
 pub use network::{
-    load_network, save_network, CheckpointError, LoadedNetwork, CONFIG_KEY, FORMAT_KEY,
+    load_network, load_network_with, save_network, save_network_with_metadata, LoadedNetwork,
+    CONFIG_KEY, FORMAT_KEY, SOURCE_KEY,
 };

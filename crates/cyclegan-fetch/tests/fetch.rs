@@ -1,0 +1,476 @@
+//! Fetching from a server on 127.0.0.1 (`common::TestServer`): good archives, interrupted and
+//! resumed downloads, servers without `Range`, corrupt, truncated and hostile archives. No test
+//! touches the internet.
+
+mod common;
+
+use common::{Behaviour, TestServer};
+use cyclegan_fetch::{
+    fetch_dataset, fetch_model, partial_path, remote_size, DownloadOptions, FetchError,
+    FetchOptions,
+};
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+use zip::write::SimpleFileOptions;
+
+fn options(dest: &Path, server: &TestServer, retries: u32) -> FetchOptions {
+    FetchOptions {
+        dest: dest.to_path_buf(),
+        base_url: Some(format!("{}/datasets/", server.base_url)),
+        force: false,
+        download: DownloadOptions {
+            retries,
+            retry_delay: Duration::ZERO,
+            progress: false,
+            read_timeout: Duration::from_secs(10),
+        },
+    }
+}
+
+/// A zip archive of `(name, content)` entries (a name ending in '/' is a folder).
+fn zip_of(entries: &[(&str, &[u8])], method: zip::CompressionMethod) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default().compression_method(method);
+    for (name, content) in entries {
+        if name.ends_with('/') {
+            zip.add_directory(*name, opts).unwrap();
+        } else {
+            zip.start_file(*name, opts).unwrap();
+            zip.write_all(content).unwrap();
+        }
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// The reference's layout: one top folder NAME/ with the four splits, with enough content
+/// that an interruption in the middle is an interruption of the body.
+fn dataset_zip(name: &str) -> Vec<u8> {
+    // Incompressible, so the archive is about 400 kB.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let a = format!("{name}/");
+    let files = [
+        (format!("{name}/trainA/"), Vec::new()),
+        (format!("{name}/trainA/n02381460_1.jpg"), big.clone()),
+        (format!("{name}/trainB/n02391049_2.jpg"), b"zebra".to_vec()),
+        (
+            format!("{name}/testA/n02381460_3.jpg"),
+            b"horse test".to_vec(),
+        ),
+        (format!("{name}/testB/n02391049_4.jpg"), big),
+    ];
+    let mut entries: Vec<(&str, &[u8])> = vec![(a.as_str(), b"")];
+    entries.extend(files.iter().map(|(n, c)| (n.as_str(), c.as_slice())));
+    zip_of(&entries, zip::CompressionMethod::Deflated)
+}
+
+/// Names in `dir`, sorted (to see leftovers).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn assert_horse2zebra_layout(root: &Path) {
+    let d = root.join("horse2zebra");
+    assert_eq!(listing(&d), ["testA", "testB", "trainA", "trainB"]);
+    assert_eq!(
+        std::fs::read(d.join("trainB/n02391049_2.jpg")).unwrap(),
+        b"zebra"
+    );
+    assert_eq!(
+        std::fs::read(d.join("trainA/n02381460_1.jpg"))
+            .unwrap()
+            .len(),
+        200_000
+    );
+}
+
+#[test]
+fn a_good_archive_is_laid_out_for_training_and_leaves_nothing_else() {
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    let dest = tempfile::tempdir().unwrap();
+    // Left by an extraction that was killed: cleaned up.
+    std::fs::create_dir_all(dest.path().join(".horse2zebra.extract-k1ll3d/content")).unwrap();
+    let fetched = fetch_dataset("horse2zebra", &options(dest.path(), &server, 0)).unwrap();
+    assert_eq!(fetched.path, dest.path().join("horse2zebra"));
+    assert_eq!(fetched.files, 4);
+    assert!(!fetched.already_present);
+    assert_horse2zebra_layout(dest.path());
+    assert_eq!(
+        listing(dest.path()),
+        ["horse2zebra"],
+        "temporary files left"
+    );
+}
+
+#[test]
+fn a_flat_archive_is_laid_out_too() {
+    let server = TestServer::start();
+    server.put(
+        "/datasets/mini.zip",
+        zip_of(
+            &[
+                ("trainA/a.png", b"a"),
+                ("trainB/b.png", b"b"),
+                ("testA/c.png", b"c"),
+            ],
+            zip::CompressionMethod::Stored,
+        ),
+    );
+    let dest = tempfile::tempdir().unwrap();
+    fetch_dataset("mini", &options(dest.path(), &server, 0)).unwrap();
+    let d = dest.path().join("mini");
+    assert_eq!(listing(&d), ["testA", "trainA", "trainB"]);
+    assert_eq!(std::fs::read(d.join("testA/c.png")).unwrap(), b"c");
+}
+
+#[test]
+fn an_interrupted_download_is_an_error_and_the_next_run_resumes_it_with_range() {
+    let server = TestServer::start();
+    let archive = dataset_zip("horse2zebra");
+    let half = archive.len() / 2;
+    server.put("/datasets/horse2zebra.zip", archive.clone());
+    server.behave(
+        "/datasets/horse2zebra.zip",
+        Behaviour {
+            drop_after: Some(half),
+            drops: 1,
+            ..Default::default()
+        },
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let opts = options(dest.path(), &server, 0);
+    let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+    match &err {
+        FetchError::Truncated {
+            received, expected, ..
+        } => {
+            assert_eq!(*received, half as u64);
+            assert_eq!(*expected, archive.len() as u64);
+        }
+        other => panic!("expected a truncated download, got {other}"),
+    }
+    assert!(err.to_string().contains("run the command again to resume"));
+    // The partial download is kept, and no dataset folder appeared.
+    let part = partial_path(&dest.path().join(".horse2zebra.zip"));
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), half as u64);
+    assert!(!dest.path().join("horse2zebra").exists());
+
+    fetch_dataset("horse2zebra", &opts).unwrap();
+    assert_horse2zebra_layout(dest.path());
+    let log = server.log();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].range, None);
+    assert_eq!(log[1].range, Some(format!("bytes={half}-")));
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+}
+
+#[test]
+fn retries_resume_within_one_run() {
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    server.behave(
+        "/datasets/horse2zebra.zip",
+        Behaviour {
+            drop_after: Some(40_000),
+            drops: 3,
+            ..Default::default()
+        },
+    );
+    let dest = tempfile::tempdir().unwrap();
+    fetch_dataset("horse2zebra", &options(dest.path(), &server, 3)).unwrap();
+    assert_horse2zebra_layout(dest.path());
+    let ranges: Vec<Option<String>> = server.log().into_iter().map(|r| r.range).collect();
+    assert_eq!(
+        ranges,
+        [
+            None,
+            Some("bytes=40000-".into()),
+            Some("bytes=80000-".into()),
+            Some("bytes=120000-".into())
+        ]
+    );
+}
+
+#[test]
+fn a_server_without_range_support_is_read_again_from_the_start() {
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    server.behave(
+        "/datasets/horse2zebra.zip",
+        Behaviour {
+            no_range: true,
+            drop_after: Some(50_000),
+            drops: 1,
+        },
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let opts = options(dest.path(), &server, 0);
+    assert!(matches!(
+        fetch_dataset("horse2zebra", &opts),
+        Err(FetchError::Truncated { .. })
+    ));
+    fetch_dataset("horse2zebra", &opts).unwrap();
+    assert_horse2zebra_layout(dest.path());
+    assert_eq!(server.log()[1].range.as_deref(), Some("bytes=50000-"));
+}
+
+#[test]
+fn a_body_shorter_than_its_content_length_is_never_extracted() {
+    let server = TestServer::start();
+    server.put("/datasets/facades.zip", dataset_zip("facades"));
+    server.behave(
+        "/datasets/facades.zip",
+        Behaviour {
+            drop_after: Some(0),
+            drops: usize::MAX,
+            ..Default::default()
+        },
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_dataset("facades", &options(dest.path(), &server, 2)).unwrap_err();
+    assert!(
+        matches!(err, FetchError::Truncated { received: 0, .. }),
+        "{err}"
+    );
+    assert_eq!(server.log().len(), 3, "one try and two retries");
+    assert!(!dest.path().join("facades").exists());
+}
+
+fn assert_refused_cleanly(dest: &Path, name: &str) {
+    assert!(!dest.join(name).exists(), "a dataset folder appeared");
+    assert_eq!(
+        listing(dest),
+        Vec::<String>::new(),
+        "temporary files or extracted entries left behind"
+    );
+}
+
+#[test]
+fn corrupt_and_truncated_archives_are_refused_and_leave_nothing() {
+    let server = TestServer::start();
+    let good = dataset_zip("maps");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "garbage",
+            b"<html>not a zip</html>".repeat(100),
+            "not a valid zip archive",
+        ),
+        // Complete as far as HTTP knows (Content-Length matches), but cut.
+        (
+            "cut",
+            good[..good.len() / 2].to_vec(),
+            "not a valid zip archive",
+        ),
+        (
+            "empty",
+            zip_of(&[], zip::CompressionMethod::Stored),
+            "holds no files",
+        ),
+    ];
+    for (label, bytes, message) in cases {
+        server.put("/datasets/maps.zip", bytes);
+        let dest = tempfile::tempdir().unwrap();
+        let err = fetch_dataset("maps", &options(dest.path(), &server, 0)).unwrap_err();
+        assert!(
+            matches!(err, FetchError::CorruptArchive { .. }),
+            "{label}: {err}"
+        );
+        assert!(err.to_string().contains(message), "{label}: {err}");
+        assert_refused_cleanly(dest.path(), "maps");
+    }
+}
+
+#[test]
+fn a_damaged_entry_fails_its_checksum_and_nothing_is_kept() {
+    let server = TestServer::start();
+    let content = b"a very particular content that we will damage".repeat(50);
+    let mut archive = zip_of(
+        &[
+            ("maps/trainA/1.jpg", b"fine"),
+            ("maps/trainB/2.jpg", &content),
+        ],
+        zip::CompressionMethod::Stored,
+    );
+    let at = archive
+        .windows(content.len())
+        .position(|w| w == content.as_slice())
+        .unwrap();
+    archive[at + 100] ^= 0xff;
+    server.put("/datasets/maps.zip", archive);
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_dataset("maps", &options(dest.path(), &server, 0)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, FetchError::CorruptArchive { .. }), "{msg}");
+    assert!(msg.contains("maps/trainB/2.jpg"), "{msg}");
+    assert_refused_cleanly(dest.path(), "maps");
+}
+
+#[test]
+fn entries_that_would_land_outside_the_destination_are_refused() {
+    for (entry, reason) in [
+        ("../evil.txt", "'..'"),
+        ("maps/../../evil.txt", "'..'"),
+        ("/tmp/cyclegan-fetch-evil.txt", "absolute path"),
+    ] {
+        let server = TestServer::start();
+        server.put(
+            "/datasets/maps.zip",
+            zip_of(
+                &[("maps/trainA/1.jpg", b"fine"), (entry, b"evil")],
+                zip::CompressionMethod::Stored,
+            ),
+        );
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("data");
+        let err = fetch_dataset("maps", &options(&dest, &server, 0)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, FetchError::UnsafeEntry { .. }),
+            "{entry}: {msg}"
+        );
+        assert!(msg.contains(entry) && msg.contains(reason), "{msg}");
+        assert_refused_cleanly(&dest, "maps");
+        assert_eq!(listing(root.path()), ["data"], "{entry} escaped");
+        assert!(!Path::new("/tmp/cyclegan-fetch-evil.txt").exists());
+    }
+}
+
+#[test]
+fn symbolic_links_are_refused() {
+    let server = TestServer::start();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default();
+    zip.start_file("maps/trainA/1.jpg", opts).unwrap();
+    zip.write_all(b"fine").unwrap();
+    zip.add_symlink("maps/trainA/2.jpg", "/etc/passwd", opts)
+        .unwrap();
+    server.put("/datasets/maps.zip", zip.finish().unwrap().into_inner());
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_dataset("maps", &options(dest.path(), &server, 0)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("maps/trainA/2.jpg") && msg.contains("symbolic link"),
+        "{msg}"
+    );
+    assert_refused_cleanly(dest.path(), "maps");
+}
+
+#[test]
+fn a_present_dataset_is_not_fetched_again_unless_forced() {
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    let dest = tempfile::tempdir().unwrap();
+    let mut opts = options(dest.path(), &server, 0);
+    fetch_dataset("horse2zebra", &opts).unwrap();
+    let again = fetch_dataset("horse2zebra", &opts).unwrap();
+    assert!(again.already_present);
+    assert_eq!(server.log().len(), 1, "fetched again without --force");
+
+    // Forced: replaced by the server's current content, nothing of the old one kept.
+    server.put(
+        "/datasets/horse2zebra.zip",
+        zip_of(
+            &[("horse2zebra/trainA/new.jpg", b"new")],
+            zip::CompressionMethod::Stored,
+        ),
+    );
+    opts.force = true;
+    let forced = fetch_dataset("horse2zebra", &opts).unwrap();
+    assert!(!forced.already_present);
+    assert_eq!(listing(&dest.path().join("horse2zebra")), ["trainA"]);
+    assert_eq!(
+        listing(&dest.path().join("horse2zebra/trainA")),
+        ["new.jpg"]
+    );
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+}
+
+#[test]
+fn names_are_checked_before_anything_is_fetched() {
+    let dest = tempfile::tempdir().unwrap();
+    let opts = FetchOptions::new(dest.path());
+    let msg = fetch_dataset("cityscapes", &opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("licence") && msg.contains("cityscapes-dataset.com"),
+        "{msg}"
+    );
+    let msg = fetch_dataset("zebras", &opts).unwrap_err().to_string();
+    assert!(msg.contains("unknown dataset 'zebras'"), "{msg}");
+    assert!(
+        msg.contains("horse2zebra") && msg.contains("mini_colorization"),
+        "{msg}"
+    );
+    let msg = fetch_model("zebras", &opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("unknown model 'zebras'") && msg.contains("style_monet"),
+        "{msg}"
+    );
+    assert_eq!(listing(dest.path()), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_file_is_an_http_error() {
+    let server = TestServer::start();
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_dataset("ae_photos", &options(dest.path(), &server, 3)).unwrap_err();
+    assert!(matches!(err, FetchError::Http { status: 404, .. }), "{err}");
+    assert_eq!(server.log().len(), 1, "a 404 is not retried");
+    assert!(err.to_string().contains("/datasets/ae_photos.zip"));
+}
+
+#[test]
+fn a_model_is_saved_where_the_reference_looks_for_it() {
+    let server = TestServer::start();
+    let weights: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    server.put("/models/style_monet.pth", weights.clone());
+    server.behave(
+        "/models/style_monet.pth",
+        Behaviour {
+            drop_after: Some(30_000),
+            drops: 1,
+            ..Default::default()
+        },
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let mut opts = options(dest.path(), &server, 1);
+    opts.base_url = Some(format!("{}/models", server.base_url));
+    let fetched = fetch_model("style_monet", &opts).unwrap();
+    let path = dest.path().join("style_monet_pretrained/latest_net_G.pth");
+    assert_eq!(fetched.path, path);
+    assert_eq!(fetched.bytes, weights.len() as u64);
+    assert_eq!(std::fs::read(&path).unwrap(), weights);
+    assert_eq!(
+        listing(&dest.path().join("style_monet_pretrained")),
+        ["latest_net_G.pth"]
+    );
+    assert!(fetch_model("style_monet", &opts).unwrap().already_present);
+    assert_eq!(server.log().len(), 2);
+}
+
+#[test]
+fn remote_sizes_come_from_the_server() {
+    let server = TestServer::start();
+    server.put("/datasets/mini.zip", vec![7; 1234]);
+    let url = format!("{}/datasets/mini.zip", server.base_url);
+    assert_eq!(
+        remote_size(&url, Duration::from_secs(5)).unwrap(),
+        Some(1234)
+    );
+    assert_eq!(server.log()[0].method, "HEAD");
+    let missing = format!("{}/datasets/none.zip", server.base_url);
+    assert!(remote_size(&missing, Duration::from_secs(5)).is_err());
+}
