@@ -101,19 +101,22 @@ fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut SeededRng) -> Vec<f
         .map(|_| (0..tall).map(|_| normal(rng)).collect())
         .collect();
     for i in 0..wide {
-        for j in 0..i {
-            let dot: f64 = (0..tall).map(|k| vectors[i][k] * vectors[j][k]).sum();
-            for k in 0..tall {
-                vectors[i][k] -= dot * vectors[j][k];
-            }
+        let (done, rest) = vectors.split_at_mut(i);
+        let current = &mut rest[0];
+        for previous in done.iter() {
+            let dot: f64 = current.iter().zip(previous).map(|(a, b)| a * b).sum();
+            current
+                .iter_mut()
+                .zip(previous)
+                .for_each(|(a, b)| *a -= dot * b);
         }
-        let norm = vectors[i]
+        let norm = current
             .iter()
             .map(|v| v * v)
             .sum::<f64>()
             .sqrt()
             .max(f64::MIN_POSITIVE);
-        vectors[i].iter_mut().for_each(|v| *v /= norm);
+        current.iter_mut().for_each(|v| *v /= norm);
     }
     let mut out = vec![0.0; rows * cols];
     for r in 0..rows {

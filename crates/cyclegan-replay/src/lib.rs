@@ -6,6 +6,7 @@
 //! - while fewer than `size` images are stored, store the image and return it;
 //! - afterwards, with probability 1/2 return a uniformly chosen stored image and store the new
 //!   one in its place, otherwise return the new image.
+//!
 //! A size of 0 disables the pool. Randomness comes from a seedable ChaCha8 generator, and the
 //! whole state (images and generator) can be taken out and put back for exact resumption.
 

@@ -7,7 +7,7 @@
 //! (`python/bench_iteration.py`) in another, alternating, so both see the same machine state.
 //! Reported: the median seconds per iteration of each side, their ratio (ours / PyTorch), and
 //! each process's peak resident memory. The architecture is the reference's: resnet_9blocks,
-//! basic D, instance norm, ngf = ndf = 64, pool 50, batch 1, f32, CPU.
+//! basic D, instance norm, ngf = ndf = 64, pool 50, batch 1, f32, on `--device` (cpu, cuda).
 
 use candle_core::{DType, Device, Tensor};
 use cyclegan_train::model::{CycleGan, ModelConfig};
@@ -41,15 +41,22 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// The child process: times this project's iteration and prints one JSON line.
-fn worker(size: usize, iters: usize, warmup: usize, fast: bool) -> anyhow::Result<()> {
+fn worker(
+    size: usize,
+    iters: usize,
+    warmup: usize,
+    fast: bool,
+    device: &Device,
+) -> anyhow::Result<()> {
     cyclegan_layers::ops::set_fast_cpu_kernels(fast);
-    let mut model = CycleGan::new(ModelConfig::default(), &Device::Cpu, DType::F32, 0)?;
-    let a = (Tensor::rand(0f32, 1.0, (1, 3, size, size), &Device::Cpu)? * 2.0 - 1.0)?;
-    let b = (Tensor::rand(0f32, 1.0, (1, 3, size, size), &Device::Cpu)? * 2.0 - 1.0)?;
+    let mut model = CycleGan::new(ModelConfig::default(), device, DType::F32, 0)?;
+    let a = Tensor::rand(-1f32, 1.0, (1, 3, size, size), device)?;
+    let b = Tensor::rand(-1f32, 1.0, (1, 3, size, size), device)?;
     let mut times = Vec::new();
     for i in 0..warmup + iters {
         let start = Instant::now();
         model.train_step(&a, &b)?;
+        device.synchronize()?;
         if i >= warmup {
             times.push(start.elapsed().as_secs_f64());
         }
@@ -86,12 +93,10 @@ fn main() -> anyhow::Result<()> {
         .position(|a| a == "--worker")
         .and_then(|i| args.get(i + 1))
     {
-        return worker(
-            size.parse()?,
-            iters,
-            warmup,
-            !args.iter().any(|a| a == "--stock"),
-        );
+        let device = cyclegan_translate::parse_device(&arg(&args, "--device", "cpu".to_string()))
+            .map_err(anyhow::Error::msg)?;
+        let fast = !args.iter().any(|a| a == "--stock");
+        return worker(size.parse()?, iters, warmup, fast, &device);
     }
     let sizes: Vec<usize> = arg(&args, "--sizes", "128,256".to_string())
         .split(',')
@@ -107,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         "/../../python/bench_iteration.py"
     );
     let exe = std::env::current_exe()?;
+    let device = arg(&args, "--device", "cpu".to_string());
     println!("machine: {} cores; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds", std::thread::available_parallelism()?.get());
     for size in sizes {
         let mut ours = Vec::new();
@@ -119,6 +125,8 @@ fn main() -> anyhow::Result<()> {
                 iters.to_string(),
                 "--warmup".into(),
                 warmup.to_string(),
+                "--device".into(),
+                device.clone(),
             ];
             let o = run_child(
                 Command::new(&exe)

@@ -416,7 +416,7 @@ impl TrainConfig {
         }
         let crop = self.data.crop_size as usize;
         let multiple = self.model.generator.arch.size_multiple();
-        if self.data.preprocess.crops() && crop % multiple != 0 {
+        if self.data.preprocess.crops() && !crop.is_multiple_of(multiple) {
             return Err(format!(
                 "--crop-size {crop} must be a multiple of {multiple} for {}",
                 self.model.generator.arch

@@ -310,7 +310,7 @@ pub fn train(
             );
             progress.epoch = epoch + 1;
             progress.epoch_iter = 0;
-            if epoch % config.save_epoch_freq == 0 {
+            if epoch.is_multiple_of(config.save_epoch_freq) {
                 state::save(&run_dir, &epoch.to_string(), &model, None)?;
                 state::save(
                     &run_dir,

@@ -58,7 +58,10 @@ fn config(
 
 /// A safetensors file's content: its metadata (with the wall-clock seconds of a training state
 /// left out, the one thing that legitimately differs) and its tensors' bytes.
-fn content(path: &Path) -> (HashMap<String, String>, Vec<(String, Vec<u8>)>) {
+/// A checkpoint file's metadata and its named tensors' bytes, sorted by name.
+type Content = (HashMap<String, String>, Vec<(String, Vec<u8>)>);
+
+fn content(path: &Path) -> Content {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();

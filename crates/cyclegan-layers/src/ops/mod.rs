@@ -1,10 +1,21 @@
 //! Tensor operations of the CycleGAN networks.
 //!
 //! Each function here is differentiable and dispatches on the tensor's device and dtype:
-//! contiguous `f32`/`f64` tensors on the CPU take the fast kernels of this crate (well-shaped
-//! GEMMs, fused passes); everything else takes [`reference`], built from stock candle operations.
-//! Both compute the same numbers as PyTorch within rounding, which the parity tests pin down.
+//! `f32`/`f64` tensors on the CPU take the fast kernels of this crate (candle custom ops:
+//! convolutions as well-shaped GEMMs, fused single-pass norms and padding; strided inputs are
+//! made contiguous first) while [`fast_cpu_kernels`] is on and the shapes are supported
+//! (convolution strides 1 and 2); everything else takes [`reference`], built from stock candle
+//! operations. Both compute the same numbers as PyTorch within rounding, which the parity
+//! tests (`tests/fast_kernels.rs`) pin down.
+//!
+//! Performance note: candle accumulates every gradient into a freshly allocated tensor, and
+//! with glibc's default malloc settings large buffers are returned to the system and faulted
+//! in again on every use; on the benchmark machine that costs as much as the norm and padding
+//! kernels themselves. Raising the thresholds (e.g.
+//! `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184`)
+//! avoids it; see `BENCHMARKS.md`.
 
+mod cpu;
 pub mod reference;
 
 use candle_core::{DType, Result, Tensor};
@@ -54,9 +65,39 @@ pub fn fast_cpu_kernels() -> bool {
 }
 
 /// Whether `x` can take a fast CPU kernel.
-#[allow(dead_code)]
 fn fast_path(x: &Tensor) -> bool {
     fast_cpu_kernels() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+}
+
+/// Whether `x` can take a fast CPU kernel together with `others`, which must share its dtype
+/// and device (otherwise the reference path reports the mismatch).
+fn fast_path_with(x: &Tensor, others: &[Option<&Tensor>]) -> bool {
+    fast_path(x)
+        && others
+            .iter()
+            .flatten()
+            .all(|t| t.dtype() == x.dtype() && t.device().is_cpu())
+}
+
+/// Whether `bias` is absent or a vector of `channels` elements.
+fn bias_fits(bias: Option<&Tensor>, channels: usize) -> bool {
+    bias.is_none_or(|b| b.dims() == [channels])
+}
+
+/// The fast kernel for [`conv2d`], when its arguments can take one.
+fn fast_conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Option<cpu::conv::Conv2d> {
+    let op = cpu::conv::Conv2d {
+        stride,
+        pad: padding,
+    };
+    let shape = op.shape(x.dims(), weight.dims())?;
+    (fast_path_with(x, &[Some(weight), bias]) && bias_fits(bias, shape.cout)).then_some(op)
 }
 
 /// 2-d convolution of `x` `[N, C_in, H, W]` with `weight` `[C_out, C_in, kH, kW]`, zero padding
@@ -68,7 +109,33 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    reference::conv2d(x, weight, bias, stride, padding)
+    let Some(op) = fast_conv2d(x, weight, bias, stride, padding) else {
+        return reference::conv2d(x, weight, bias, stride, padding);
+    };
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match bias {
+        Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
+        None => x.apply_op2(&weight, op),
+    }
+}
+
+/// The fast kernel for [`conv_transpose2d`], when its arguments can take one.
+fn fast_conv_transpose2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Option<cpu::conv::ConvTranspose2d> {
+    let op = cpu::conv::ConvTranspose2d {
+        stride,
+        pad: padding,
+        output_pad: output_padding,
+    };
+    // The adjoint convolution's input channels are this op's output channels.
+    let adjoint = op.adjoint(x.dims(), weight.dims())?;
+    (fast_path_with(x, &[Some(weight), bias]) && bias_fits(bias, adjoint.cin)).then_some(op)
 }
 
 /// 2-d transposed convolution of `x` `[N, C_in, H, W]` with `weight` `[C_in, C_out, kH, kW]`
@@ -82,16 +149,101 @@ pub fn conv_transpose2d(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
-    reference::conv_transpose2d(x, weight, bias, stride, padding, output_padding)
+    let Some(op) = fast_conv_transpose2d(x, weight, bias, stride, padding, output_padding) else {
+        return reference::conv_transpose2d(x, weight, bias, stride, padding, output_padding);
+    };
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match bias {
+        Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
+        None => x.apply_op2(&weight, op),
+    }
+}
+
+/// The fast kernel for [`pad2d`], when its arguments can take one.
+fn fast_pad2d(x: &Tensor, pad: usize, mode: PaddingType) -> Option<cpu::pad::Pad2d> {
+    let op = cpu::pad::Pad2d { pad, mode };
+    (pad > 0 && fast_path(x) && x.elem_count() > 0 && op.supports(x.dims())).then_some(op)
 }
 
 /// Pads the last two dimensions of `x` by `pad` on every side.
 pub fn pad2d(x: &Tensor, pad: usize, mode: PaddingType) -> Result<Tensor> {
-    reference::pad2d(x, pad, mode)
+    match fast_pad2d(x, pad, mode) {
+        Some(op) => x.contiguous()?.apply_op1(op),
+        None => reference::pad2d(x, pad, mode),
+    }
+}
+
+/// The fast kernel for [`instance_norm`], when its arguments can take one.
+fn fast_instance_norm(
+    x: &Tensor,
+    eps: f64,
+    activation: Activation,
+) -> Option<cpu::norm::InstanceNorm> {
+    let op = cpu::norm::InstanceNorm { eps, activation };
+    (fast_path(x) && x.rank() == 4 && x.elem_count() > 0).then_some(op)
 }
 
 /// Affine-free instance normalisation over each `(n, c)` plane of `x` `[N, C, H, W]`, with the
 /// biased variance, like `torch.nn.InstanceNorm2d(affine=False)`, followed by `activation`.
 pub fn instance_norm(x: &Tensor, eps: f64, activation: Activation) -> Result<Tensor> {
-    activation.apply(&reference::instance_norm(x, eps)?)
+    match fast_instance_norm(x, eps, activation) {
+        Some(op) => x.contiguous()?.apply_op1(op),
+        None => activation.apply(&reference::instance_norm(x, eps)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Which arguments take the fast kernels; their numbers are tested in `tests/fast_kernels.rs`.
+    //! No test here touches the process-wide switch, which these assertions depend on.
+    use super::*;
+    use candle_core::Device;
+
+    fn zeros(dims: &[usize], dtype: DType) -> Tensor {
+        Tensor::zeros(dims, dtype, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn cpu_float_tensors_take_the_fast_kernels() {
+        for dtype in [DType::F32, DType::F64] {
+            let x = zeros(&[2, 3, 8, 8], dtype);
+            let w = zeros(&[4, 3, 3, 3], dtype);
+            let b = zeros(&[4], dtype);
+            assert!(fast_conv2d(&x, &w, Some(&b), 2, 1).is_some());
+            assert!(fast_conv2d(&x, &w, None, 1, 0).is_some());
+            let wt = zeros(&[3, 5, 3, 3], dtype);
+            let bt = zeros(&[5], dtype);
+            assert!(fast_conv_transpose2d(&x, &wt, Some(&bt), 2, 1, 1).is_some());
+            assert!(fast_pad2d(&x, 3, PaddingType::Reflect).is_some());
+            assert!(fast_instance_norm(&x, NORM_EPS, Activation::Relu).is_some());
+            // Strided views take them too (made contiguous first).
+            let xt = x.transpose(2, 3).unwrap();
+            assert!(fast_conv2d(&xt, &w, Some(&b), 1, 1).is_some());
+        }
+    }
+
+    #[test]
+    fn other_arguments_take_the_reference() {
+        let x = zeros(&[1, 3, 8, 8], DType::F32);
+        let w = zeros(&[4, 3, 3, 3], DType::F32);
+        // Other dtypes, mixed dtypes, mismatched shapes.
+        let x16 = zeros(&[1, 3, 8, 8], DType::F16);
+        assert!(fast_conv2d(&x16, &w, None, 1, 1).is_none());
+        assert!(fast_conv2d(&x, &zeros(&[4, 3, 3, 3], DType::F64), None, 1, 1).is_none());
+        assert!(fast_conv2d(&x, &w, Some(&zeros(&[5], DType::F32)), 1, 1).is_none());
+        assert!(fast_conv2d(&x, &zeros(&[4, 2, 3, 3], DType::F32), None, 1, 1).is_none());
+        assert!(fast_conv2d(&x, &zeros(&[4, 3, 11, 11], DType::F32), None, 1, 1).is_none());
+        assert!(fast_conv2d(&x, &w, None, 3, 1).is_none());
+        assert!(
+            fast_conv_transpose2d(&x, &zeros(&[3, 4, 3, 3], DType::F32), None, 2, 1, 2).is_none()
+        );
+        // Reflection at least as wide as the input, and the empty padding.
+        assert!(fast_pad2d(&x, 8, PaddingType::Reflect).is_none());
+        assert!(fast_pad2d(&x, 8, PaddingType::Zero).is_some());
+        assert!(fast_pad2d(&x, 0, PaddingType::Zero).is_none());
+        assert!(
+            fast_instance_norm(&zeros(&[3, 8, 8], DType::F32), NORM_EPS, Activation::Relu)
+                .is_none()
+        );
+    }
 }

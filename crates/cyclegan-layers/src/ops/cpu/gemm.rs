@@ -1,0 +1,257 @@
+//! A bounds-checked front end to the `gemm` crate, the GEMM candle's own CPU matmul uses.
+//!
+//! The convolution kernels multiply strided views into their buffers (a tap of a weight, a
+//! shifted window of a plane), so every matrix here is a [`View`] into a slice; [`matmul`]
+//! checks that each view stays inside its slice before handing raw pointers to `gemm`.
+
+use super::Float;
+
+/// A strided matrix inside a slice: element `(i, j)` lives at `offset + i * rs + j * cs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct View {
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl View {
+    /// A row-major matrix whose rows start `rs` elements apart.
+    pub fn rows(offset: usize, rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            offset,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
+    /// The transposed view of the same elements.
+    pub fn t(self) -> Self {
+        Self {
+            offset: self.offset,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    /// One past the last element the view reaches (its offset when it is empty).
+    fn end(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            self.offset
+        } else {
+            self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+        }
+    }
+
+    /// Whether distinct `(i, j)` reach distinct elements, so that parallel writes never collide.
+    fn is_injective(&self) -> bool {
+        let (r, c) = (self.rows, self.cols);
+        r <= 1 && (c <= 1 || self.cs > 0)
+            || c <= 1 && self.rs > 0
+            || self.cs > 0 && self.rs >= c * self.cs
+            || self.rs > 0 && self.cs >= r * self.rs
+    }
+}
+
+/// Whether a GEMM may split its work over threads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Threads {
+    /// One thread: the caller already runs in parallel, or the product is small.
+    Single,
+    /// candle's thread count (see [`super::num_threads`]).
+    All,
+}
+
+impl Threads {
+    fn parallelism(self) -> gemm::Parallelism {
+        match self {
+            Threads::All if super::num_threads() > 1 => {
+                gemm::Parallelism::Rayon(super::num_threads())
+            }
+            _ => gemm::Parallelism::None,
+        }
+    }
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`.
+///
+/// # Panics
+/// When the shapes disagree, a view leaves its slice, or `dst` reaches an element twice.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<T: Float>(
+    dst: &mut [T],
+    d: View,
+    lhs: &[T],
+    l: View,
+    rhs: &[T],
+    r: View,
+    accumulate: bool,
+    threads: Threads,
+) {
+    assert!(
+        l.rows == d.rows && r.cols == d.cols && l.cols == r.rows,
+        "matmul shapes: dst {d:?}, lhs {l:?}, rhs {r:?}"
+    );
+    assert!(
+        d.end() <= dst.len() && l.end() <= lhs.len() && r.end() <= rhs.len(),
+        "matmul views out of bounds: dst {d:?} in {}, lhs {l:?} in {}, rhs {r:?} in {}",
+        dst.len(),
+        lhs.len(),
+        rhs.len()
+    );
+    assert!(
+        d.is_injective(),
+        "matmul destination overlaps itself: {d:?}"
+    );
+    let (m, n, k) = (d.rows, d.cols, l.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst[d.offset + i * d.rs + j * d.cs] = T::zero();
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: the asserts above keep every element the three views reach inside its slice, and
+    // every destination element distinct. `dst` is borrowed mutably, so it aliases neither operand.
+    // `gemm` supports `f32` and `f64`, the only `Float` types.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().add(d.offset),
+            d.cs as isize,
+            d.rs as isize,
+            accumulate,
+            lhs.as_ptr().add(l.offset),
+            l.cs as isize,
+            l.rs as isize,
+            rhs.as_ptr().add(r.offset),
+            r.cs as isize,
+            r.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            threads.parallelism(),
+        )
+    }
+}
+
+/// `dst[i] (+)= lhs[:, K_i] · rhs[K_i, :]` for the `i`-th of `dst.len()` equal shares `K_i`
+/// of the inner dimension, each on its own thread; the sum of the `dst[i]` is the product.
+///
+/// For products with a long inner dimension and a small output (weight gradients), which
+/// `gemm` can only split along the output: two threads then contend for one small block.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_split_k<T: Float, D: AsMut<[T]> + Send>(
+    dst: &mut [D],
+    d: View,
+    lhs: &[T],
+    l: View,
+    rhs: &[T],
+    r: View,
+    accumulate: bool,
+) {
+    use rayon::prelude::*;
+    let (parts, k) = (dst.len(), l.cols);
+    dst.par_iter_mut().enumerate().for_each(|(i, dst)| {
+        let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
+        let l = View {
+            offset: l.offset + k0 * l.cs,
+            cols: k1 - k0,
+            ..l
+        };
+        let r = View {
+            offset: r.offset + k0 * r.rs,
+            rows: k1 - k0,
+            ..r
+        };
+        matmul(dst.as_mut(), d, lhs, l, rhs, r, accumulate, Threads::Single);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], l: View, b: &[f64], r: View) -> Vec<f64> {
+        let mut out = vec![0.0; l.rows * r.cols];
+        for i in 0..l.rows {
+            for j in 0..r.cols {
+                for p in 0..l.cols {
+                    out[i * r.cols + j] +=
+                        a[l.offset + i * l.rs + p * l.cs] * b[r.offset + p * r.rs + j * r.cs];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn strided_views_match_a_naive_product() {
+        let a: Vec<f64> = (0..200).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..300).map(|i| (i as f64 * 0.11).cos()).collect();
+        let l = View::rows(3, 5, 7, 9);
+        let r = View::rows(10, 11, 7, 13).t(); // 7 x 11, column-major
+        let expected = naive(&a, l, &b, r);
+        let mut dst = vec![1.0; 5 * 11];
+        matmul(
+            &mut dst,
+            View::rows(0, 5, 11, 11),
+            &a,
+            l,
+            &b,
+            r,
+            true,
+            Threads::All,
+        );
+        for (got, want) in dst.iter().zip(&expected) {
+            assert!((got - (want + 1.0)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn split_k_partials_sum_to_the_product() {
+        let a: Vec<f64> = (0..600).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..600).map(|i| (i as f64 * 0.11).cos()).collect();
+        let (l, r) = (View::rows(0, 4, 101, 101), View::rows(0, 101, 5, 5));
+        let expected = naive(&a, l, &b, r);
+        let mut parts = vec![vec![0.0; 20]; 3];
+        matmul_split_k(&mut parts, View::rows(0, 4, 5, 5), &a, l, &b, r, false);
+        for (j, want) in expected.iter().enumerate() {
+            let got: f64 = parts.iter().map(|p| p[j]).sum();
+            assert!((got - want).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn views_outside_their_slice_panic() {
+        let a = vec![0.0f32; 10];
+        let mut dst = vec![0.0f32; 4];
+        let v = View::rows(0, 2, 2, 2);
+        matmul(
+            &mut dst,
+            v,
+            &a,
+            View::rows(8, 2, 2, 2),
+            &a,
+            v,
+            false,
+            Threads::Single,
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! Fast CPU kernels behind the public operations of [`super`], as candle custom ops.
+//!
+//! candle's stock CPU backward passes are shaped badly for CycleGAN's layers (the weight gradient
+//! is a convolution with the batch as channels, the transposed convolution a direct loop), so
+//! these kernels recast every convolution pass as a few large GEMMs ([`conv`]) and fuse the
+//! elementwise layers into single passes over each `(n, c)` plane ([`norm`], [`pad`]).
+//!
+//! The kernels are generic over [`Float`] (`f32`, `f64`) and read contiguous inputs only: the
+//! public functions make their arguments contiguous before applying an op.
+
+pub(crate) mod conv;
+mod gemm;
+pub(crate) mod norm;
+pub(crate) mod pad;
+mod scratch;
+
+use candle_core::{CpuStorage, Layout, Result, WithDType};
+
+/// The element types of the fast kernels.
+pub(crate) trait Float: WithDType + Default + std::fmt::Debug {
+    fn tanh(self) -> Self;
+    /// The calling thread's pool of scratch buffers of this type.
+    fn pool() -> &'static scratch::Pool<Self>;
+}
+
+impl Float for f32 {
+    fn tanh(self) -> Self {
+        f32::tanh(self)
+    }
+    fn pool() -> &'static scratch::Pool<Self> {
+        &scratch::POOL_F32
+    }
+}
+
+impl Float for f64 {
+    fn tanh(self) -> Self {
+        f64::tanh(self)
+    }
+    fn pool() -> &'static scratch::Pool<Self> {
+        &scratch::POOL_F64
+    }
+}
+
+/// The elements of a contiguous tensor argument of a custom op.
+fn contiguous<'a, T: Float>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [T]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("fast CPU kernels take contiguous tensors, got {layout:?}")
+    };
+    Ok(&storage.as_slice::<T>()?[start..end])
+}
+
+/// Calls `$f::<T>` with `T` the element type of `$storage` (`f32` or `f64`), and wraps the
+/// returned `Vec<T>` back into a `CpuStorage`.
+macro_rules! dispatch_float {
+    ($storage:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match $storage {
+            candle_core::CpuStorage::F32(_) => {
+                $f::<f32>($($arg),*).map(candle_core::CpuStorage::F32)
+            }
+            candle_core::CpuStorage::F64(_) => {
+                $f::<f64>($($arg),*).map(candle_core::CpuStorage::F64)
+            }
+            other => {
+                use candle_core::backend::BackendStorage;
+                candle_core::bail!("fast CPU kernels take f32 or f64, got {:?}", other.dtype())
+            }
+        }
+    };
+}
+pub(crate) use dispatch_float;
+
+/// Threads the kernels may use: candle's own thread count, so that GEMMs and plane loops never
+/// oversubscribe the cores candle's ops use.
+fn num_threads() -> usize {
+    candle_core::utils::get_num_threads().max(1)
+}

@@ -1,0 +1,261 @@
+//! Affine-free instance normalisation fused with the activation that follows it.
+//!
+//! The stock composition makes about ten passes over the tensor (mean, centring, square, mean,
+//! sqrt, divide, activation) and as many again backward. Here each `(n, c)` plane is one task:
+//! two reads for the statistics, one write, and the plane stays in the L2 cache in between.
+//! The backward pass recomputes the statistics from the input instead of saving them.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{contiguous, dispatch_float, Float};
+use crate::ops::Activation;
+
+/// Independent partial sums, so that the reductions vectorise.
+const LANES: usize = 8;
+
+/// Elements summed in the element type before the partial sum moves to `f64`: short enough
+/// that `f32` loses nothing that matters, long enough to amortise the conversion.
+const CHUNK: usize = 256;
+
+/// `sum f(a_i, b_i)`: lane-wise in `T` within chunks (a loop of plain arithmetic, which the
+/// compiler vectorises; converting every element to `f64` defeats that), then in `f64`.
+fn sum_pairs<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> f64 {
+    let mut total = 0.0f64;
+    for (a, b) in a.chunks(CHUNK).zip(b.chunks(CHUNK)) {
+        let mut acc = [T::zero(); LANES];
+        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        for (&a, &b) in ca.remainder().iter().zip(cb.remainder()) {
+            acc[0] += f(a, b);
+        }
+        for (ca, cb) in ca.zip(cb) {
+            for i in 0..LANES {
+                acc[i] += f(ca[i], cb[i]);
+            }
+        }
+        total += acc.iter().map(|v| v.to_f64()).sum::<f64>();
+    }
+    total
+}
+
+/// `sum f(x_i)`, as [`sum_pairs`].
+fn sum<T: Float>(xs: &[T], f: impl Fn(T) -> T) -> f64 {
+    sum_pairs(xs, xs, |x, _| f(x))
+}
+
+/// Mean and `1 / sqrt(var + eps)` (biased variance) of one plane, in two passes.
+fn moments<T: Float>(plane: &[T], eps: f64) -> (T, T) {
+    let len = plane.len() as f64;
+    let mean = T::from_f64(sum(plane, |x| x) / len);
+    let var = sum(plane, |x| (x - mean) * (x - mean)) / len;
+    (mean, T::from_f64(1.0 / (var + eps).sqrt()))
+}
+
+/// An activation with its derivative, one type per variant so that the per-element loops are
+/// monomorphised, branch-free and vectorised (a `match` inside them defeats all three).
+trait Act<T: Float>: Copy + Send + Sync {
+    /// The activation of the normalised value `z`.
+    fn f(self, z: T) -> T;
+    /// `dy * f'(z)`, with PyTorch's convention at 0: (Leaky)ReLU takes the negative side.
+    fn grad(self, z: T, dy: T) -> T;
+}
+
+#[derive(Clone, Copy)]
+struct Identity;
+#[derive(Clone, Copy)]
+struct Relu;
+#[derive(Clone, Copy)]
+struct LeakyRelu<T>(T);
+#[derive(Clone, Copy)]
+struct Tanh;
+
+impl<T: Float> Act<T> for Identity {
+    #[inline(always)]
+    fn f(self, z: T) -> T {
+        z
+    }
+    #[inline(always)]
+    fn grad(self, _: T, dy: T) -> T {
+        dy
+    }
+}
+
+impl<T: Float> Act<T> for Relu {
+    #[inline(always)]
+    fn f(self, z: T) -> T {
+        if z > T::zero() {
+            z
+        } else {
+            T::zero()
+        }
+    }
+    #[inline(always)]
+    fn grad(self, z: T, dy: T) -> T {
+        if z > T::zero() {
+            dy
+        } else {
+            T::zero()
+        }
+    }
+}
+
+impl<T: Float> Act<T> for LeakyRelu<T> {
+    #[inline(always)]
+    fn f(self, z: T) -> T {
+        if z > T::zero() {
+            z
+        } else {
+            z * self.0
+        }
+    }
+    #[inline(always)]
+    fn grad(self, z: T, dy: T) -> T {
+        if z > T::zero() {
+            dy
+        } else {
+            dy * self.0
+        }
+    }
+}
+
+impl<T: Float> Act<T> for Tanh {
+    #[inline(always)]
+    fn f(self, z: T) -> T {
+        z.tanh()
+    }
+    #[inline(always)]
+    fn grad(self, z: T, dy: T) -> T {
+        let t = z.tanh();
+        dy * (T::one() - t * t)
+    }
+}
+
+/// Runs `$body` with `$act` bound to the [`Act`] of `$activation`.
+macro_rules! with_act {
+    ($activation:expr, $t:ty, |$act:ident| $body:expr) => {
+        match $activation {
+            Activation::Identity => {
+                let $act = Identity;
+                $body
+            }
+            Activation::Relu => {
+                let $act = Relu;
+                $body
+            }
+            Activation::LeakyRelu(slope) => {
+                let $act = LeakyRelu(<$t>::from_f64(slope));
+                $body
+            }
+            Activation::Tanh => {
+                let $act = Tanh;
+                $body
+            }
+        }
+    };
+}
+
+/// One plane of the forward pass.
+fn forward_plane<T: Float>(act: impl Act<T>, eps: f64, x: &[T], y: &mut [T]) {
+    let (mean, rstd) = moments(x, eps);
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = act.f((x - mean) * rstd);
+    }
+}
+
+/// One plane of the backward pass: with `dz = dy * act'(z)`,
+/// `dx = rstd * (dz - mean(dz) - z * mean(dz * z))`.
+fn backward_plane<T: Float>(act: impl Act<T>, eps: f64, x: &[T], dy: &[T], dx: &mut [T]) {
+    let (mean, rstd) = moments(x, eps);
+    // dx holds dz between the passes; each pass is plain arithmetic, so it vectorises.
+    for ((d, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+        *d = act.grad((x - mean) * rstd, dy);
+    }
+    let len = x.len() as f64;
+    let mean_dz = T::from_f64(sum(dx, |d| d) / len);
+    let mean_dz_z = T::from_f64(sum_pairs(dx, x, |d, x| d * ((x - mean) * rstd)) / len);
+    for (d, &x) in dx.iter_mut().zip(x) {
+        let z = (x - mean) * rstd;
+        *d = rstd * (*d - mean_dz - z * mean_dz_z);
+    }
+}
+
+/// `activation(instance_norm(x))` over the last two dimensions of `x` `[n, c, h, w]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InstanceNorm {
+    pub eps: f64,
+    pub activation: Activation,
+}
+
+impl InstanceNorm {
+    fn plane(layout: &Layout) -> Result<usize> {
+        let (_, _, h, w) = layout.shape().dims4()?;
+        Ok(h * w)
+    }
+}
+
+fn instance_norm_forward<T: Float>(
+    op: &InstanceNorm,
+    x: &CpuStorage,
+    xl: &Layout,
+) -> Result<Vec<T>> {
+    let x = contiguous::<T>(x, xl)?;
+    let plane = InstanceNorm::plane(xl)?;
+    let mut y = vec![T::zero(); x.len()];
+    let planes = y.par_chunks_mut(plane).zip(x.par_chunks(plane));
+    with_act!(op.activation, T, |act| planes
+        .for_each(|(y, x)| forward_plane(act, op.eps, x, y)));
+    Ok(y)
+}
+
+impl CustomOp1 for InstanceNorm {
+    fn name(&self) -> &'static str {
+        "fast-instance-norm"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let y = dispatch_float!(x, instance_norm_forward(self, x, xl))?;
+        Ok((y, xl.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        x.apply_op2_no_bwd(&grad, &InstanceNormBackward(*self))
+            .map(Some)
+    }
+}
+
+/// The input gradient of an [`InstanceNorm`], from `(x, grad)`.
+struct InstanceNormBackward(InstanceNorm);
+
+fn instance_norm_backward<T: Float>(
+    op: &InstanceNorm,
+    (x, xl): (&CpuStorage, &Layout),
+    (g, gl): (&CpuStorage, &Layout),
+) -> Result<Vec<T>> {
+    let (x, g) = (contiguous::<T>(x, xl)?, contiguous::<T>(g, gl)?);
+    let plane = InstanceNorm::plane(xl)?;
+    let mut dx = vec![T::zero(); x.len()];
+    let planes = dx
+        .par_chunks_mut(plane)
+        .zip(x.par_chunks(plane).zip(g.par_chunks(plane)));
+    with_act!(op.activation, T, |act| planes
+        .for_each(|(dx, (x, dy))| backward_plane(act, op.eps, x, dy, dx)));
+    Ok(dx)
+}
+
+impl CustomOp2 for InstanceNormBackward {
+    fn name(&self) -> &'static str {
+        "fast-instance-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dx = dispatch_float!(x, instance_norm_backward(&self.0, (x, xl), (g, gl)))?;
+        Ok((dx, xl.shape().clone()))
+    }
+}
