@@ -85,6 +85,7 @@ fn run_child(cmd: &mut Command) -> anyhow::Result<serde_json::Value> {
 }
 
 fn main() -> anyhow::Result<()> {
+    cyclegan_layers::ops::configure_threads();
     let args: Vec<String> = std::env::args().collect();
     let iters = arg(&args, "--iters", 2usize);
     let warmup = arg(&args, "--warmup", 1usize);

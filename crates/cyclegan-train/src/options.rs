@@ -273,17 +273,17 @@ impl TrainConfig {
         c.translate_test = true;
         c.model.generator = GeneratorConfig {
             arch: GeneratorArch::Resnet { blocks: 6 },
-            ngf: 32,
+            ngf: 16,
             ..GeneratorConfig::default()
         };
         c.model.discriminator = DiscriminatorConfig {
-            ndf: 32,
+            ndf: 16,
             ..DiscriminatorConfig::default()
         };
         c.data.load_size = 72;
         c.data.crop_size = 64;
-        c.schedule.n_epochs = 3;
-        c.schedule.n_epochs_decay = 3;
+        c.schedule.n_epochs = 2;
+        c.schedule.n_epochs_decay = 1;
         c.save_epoch_freq = 1;
         c.save_latest_freq = 1000;
         c.print_freq = 100;

@@ -38,6 +38,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    cyclegan_layers::ops::configure_threads();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

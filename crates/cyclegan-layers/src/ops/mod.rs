@@ -51,6 +51,18 @@ impl Activation {
     }
 }
 
+/// Fixes the process's compute thread count to candle's choice (the physical cores), by setting
+/// `RAYON_NUM_THREADS` when it is unset, and returns it. Call it first thing in `main`, before
+/// any thread starts: without the variable, candle re-reads `/proc/cpuinfo` on every operation
+/// that asks for its thread count, which costs a quarter of a small network's training time.
+pub fn configure_threads() -> usize {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = candle_core::utils::get_num_threads().max(1);
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    candle_core::utils::get_num_threads()
+}
+
 static FAST_CPU_KERNELS: AtomicBool = AtomicBool::new(true);
 
 /// Turns the fast CPU kernels on or off for the whole process (on by default). With them off,

@@ -70,7 +70,9 @@ macro_rules! dispatch_float {
 pub(crate) use dispatch_float;
 
 /// Threads the kernels may use: candle's own thread count, so that GEMMs and plane loops never
-/// oversubscribe the cores candle's ops use.
+/// oversubscribe the cores candle's ops use. Asked once: candle works it out by reading
+/// `/proc/cpuinfo` unless `RAYON_NUM_THREADS` is set (see [`super::configure_threads`]).
 fn num_threads() -> usize {
-    candle_core::utils::get_num_threads().max(1)
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| candle_core::utils::get_num_threads().max(1))
 }
