@@ -338,7 +338,7 @@ impl CycleGan {
         let real_a = real_a.to_device(&self.device)?.to_dtype(self.dtype)?;
         let real_b = real_b.to_device(&self.device)?.to_dtype(self.dtype)?;
         let w = self.config.weights;
-        let mut losses = Losses::default();
+        let zero = Tensor::zeros((), self.dtype, &self.device)?;
 
         // Forward: both cycles.
         let fake_b = self.g_a.net.forward_t(&real_a, true)?;
@@ -347,16 +347,13 @@ impl CycleGan {
         let rec_b = self.g_a.net.forward_t(&fake_a, true)?;
 
         // Generator step, the discriminators frozen.
-        let mut loss_g = Tensor::zeros((), self.dtype, &self.device)?;
+        let (mut loss_idt_a, mut loss_idt_b) = (zero.clone(), zero.clone());
         let (mut idt_a, mut idt_b) = (None, None);
         if w.lambda_identity > 0.0 {
             let a = self.g_a.net.forward_t(&real_b, true)?;
             let b = self.g_b.net.forward_t(&real_a, true)?;
-            let loss_idt_a = (l1_loss(&a, &real_b)? * (w.lambda_b * w.lambda_identity))?;
-            let loss_idt_b = (l1_loss(&b, &real_a)? * (w.lambda_a * w.lambda_identity))?;
-            losses.idt_A = scalar(&loss_idt_a)?;
-            losses.idt_B = scalar(&loss_idt_b)?;
-            loss_g = ((loss_g + loss_idt_a)? + loss_idt_b)?;
+            loss_idt_a = (l1_loss(&a, &real_b)? * (w.lambda_b * w.lambda_identity))?;
+            loss_idt_b = (l1_loss(&b, &real_a)? * (w.lambda_a * w.lambda_identity))?;
             idt_a = Some(a.detach());
             idt_b = Some(b.detach());
         }
@@ -368,11 +365,9 @@ impl CycleGan {
             .loss(&self.d_b_frozen.forward_t(&fake_a, true)?, true)?;
         let loss_cycle_a = (l1_loss(&rec_a, &real_a)? * w.lambda_a)?;
         let loss_cycle_b = (l1_loss(&rec_b, &real_b)? * w.lambda_b)?;
-        losses.G_A = scalar(&loss_g_a)?;
-        losses.G_B = scalar(&loss_g_b)?;
-        losses.cycle_A = scalar(&loss_cycle_a)?;
-        losses.cycle_B = scalar(&loss_cycle_b)?;
-        let loss_g = ((((loss_g + loss_g_a)? + loss_g_b)? + loss_cycle_a)? + loss_cycle_b)?;
+        let loss_g = (((((&loss_g_a + &loss_g_b)? + &loss_cycle_a)? + &loss_cycle_b)?
+            + &loss_idt_a)?
+            + &loss_idt_b)?;
         let grads = loss_g.backward()?;
         self.opt_g.step(&grads)?;
         drop(grads);
@@ -383,11 +378,37 @@ impl CycleGan {
         let pooled_a = self.pool_a.query(&fake_a)?;
         let loss_d_a = self.discriminator_loss(&self.d_a.net, &real_b, &pooled_b)?;
         let loss_d_b = self.discriminator_loss(&self.d_b.net, &real_a, &pooled_a)?;
-        losses.D_A = scalar(&loss_d_a)?;
-        losses.D_B = scalar(&loss_d_b)?;
         // D_A and D_B share no parameter: one backward of the sum gives both gradients.
-        let grads = (loss_d_a + loss_d_b)?.backward()?;
+        let grads = (&loss_d_a + &loss_d_b)?.backward()?;
         self.opt_d.step(&grads)?;
+
+        // One read of all the losses: a single device synchronisation per iteration.
+        let values = Tensor::stack(
+            &[
+                loss_d_a,
+                loss_g_a,
+                loss_cycle_a,
+                loss_idt_a,
+                loss_d_b,
+                loss_g_b,
+                loss_cycle_b,
+                loss_idt_b,
+            ]
+            .map(|t| t.detach()),
+            0,
+        )?
+        .to_dtype(DType::F64)?
+        .to_vec1::<f64>()?;
+        let losses = Losses {
+            D_A: values[0],
+            G_A: values[1],
+            cycle_A: values[2],
+            idt_A: values[3],
+            D_B: values[4],
+            G_B: values[5],
+            cycle_B: values[6],
+            idt_B: values[7],
+        };
 
         let visuals = Visuals {
             real_a,
@@ -412,8 +433,4 @@ impl CycleGan {
         let fake_loss = self.gan.loss(&d.forward_t(fake, true)?, false)?;
         (real_loss + fake_loss)? * 0.5
     }
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    t.to_dtype(DType::F64)?.to_scalar::<f64>()
 }

@@ -367,7 +367,8 @@ pub fn train(
     Ok(report)
 }
 
-/// G_A of every test A image.
+/// G_A of every test A image, in evaluation mode: measuring must not touch the model (batch-norm
+/// running statistics, dropout generators).
 fn translate_all(model: &CycleGan, images: &[Tensor]) -> anyhow::Result<Vec<Tensor>> {
     images
         .iter()
@@ -376,7 +377,7 @@ fn translate_all(model: &CycleGan, images: &[Tensor]) -> anyhow::Result<Vec<Tens
                 .unsqueeze(0)?
                 .to_device(model.device())?
                 .to_dtype(model.dtype())?;
-            let y = model.g_a.net.forward_t(&x, true)?;
+            let y = model.g_a.net.forward_t(&x, false)?;
             Ok(y.squeeze(0)?
                 .to_device(&Device::Cpu)?
                 .to_dtype(DType::F32)?)
