@@ -121,10 +121,24 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    let Some(op) = fast_conv2d(x, weight, bias, stride, padding) else {
-        return reference::conv2d(x, weight, bias, stride, padding);
-    };
-    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match fast_conv2d(x, weight, bias, stride, padding) {
+        Some(op) => apply_fast_conv(x, weight, bias, op),
+        None => reference::conv2d(x, weight, bias, stride, padding),
+    }
+}
+
+/// Applies a fast convolution op to contiguous copies of its arguments.
+fn apply_fast_conv(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    op: impl cpu::conv::ConvKind,
+) -> Result<Tensor> {
+    let (x, weight, op) = (
+        x.contiguous()?,
+        weight.contiguous()?,
+        cpu::conv::FastConv(op),
+    );
     match bias {
         Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
         None => x.apply_op2(&weight, op),
@@ -161,13 +175,9 @@ pub fn conv_transpose2d(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
-    let Some(op) = fast_conv_transpose2d(x, weight, bias, stride, padding, output_padding) else {
-        return reference::conv_transpose2d(x, weight, bias, stride, padding, output_padding);
-    };
-    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
-    match bias {
-        Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
-        None => x.apply_op2(&weight, op),
+    match fast_conv_transpose2d(x, weight, bias, stride, padding, output_padding) {
+        Some(op) => apply_fast_conv(x, weight, bias, op),
+        None => reference::conv_transpose2d(x, weight, bias, stride, padding, output_padding),
     }
 }
 

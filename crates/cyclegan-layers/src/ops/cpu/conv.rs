@@ -130,7 +130,7 @@ enum Backward {
 
 /// A convolution's shape, its wide layout (see the module documentation) and formulations.
 #[derive(Clone, Debug)]
-struct Plan {
+pub(crate) struct Plan {
     shape: ConvShape,
     oh: usize,
     ow: usize,
@@ -723,10 +723,41 @@ fn flat_len(need: [bool; 3], lens: [usize; 3]) -> usize {
 }
 
 // ------------------------------------------------------------------------------------------
-// Convolution
+// The two convolution ops
 // ------------------------------------------------------------------------------------------
 
-/// `conv2d(x, w) + b` as a custom op: `CustomOp2` on `(x, w)`, `CustomOp3` on `(x, w, b)`.
+/// What tells the convolution and the transposed convolution apart; the custom-op plumbing
+/// around them ([`FastConv`], [`ConvBackward`]) is shared.
+pub(crate) trait ConvKind: Copy + Send + Sync + 'static {
+    /// The names of the op without bias, with bias, and of its backward op.
+    const NAMES: [&'static str; 3];
+    /// The plan of the convolution that computes this op (for the transposed convolution, its
+    /// adjoint), or an error for unsupported shapes.
+    fn plan(&self, x: &Layout, w: &Layout) -> Result<Plan>;
+    /// The shape of this op's output.
+    fn out_shape(plan: &Plan) -> Shape;
+    /// The lengths of `[dx, dw, db]` for a batch.
+    fn grad_lens(s: &ConvShape) -> [usize; 3];
+    /// The output channels, read off the weight.
+    fn out_channels(w: &Tensor) -> Result<usize>;
+    /// `y = op(x, w) + b` for a batch of contiguous inputs.
+    fn forward<T: Float>(&self, plan: &Plan, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T>;
+    /// The gradients `need`ed of `grad` `g` into `dx`, `dw`, `db` (zeroed, or empty when not needed).
+    #[allow(clippy::too_many_arguments)]
+    fn backward<T: Float>(
+        &self,
+        plan: &Plan,
+        need: [bool; 3],
+        x: &[T],
+        w: &[T],
+        g: &[T],
+        dx: &mut [T],
+        dw: &mut [T],
+        db: &mut [T],
+    );
+}
+
+/// `conv2d(x, w) + b` with `w` `[cout, cin, k, k]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Conv2d {
     pub stride: usize,
@@ -751,6 +782,10 @@ impl Conv2d {
         };
         (wcin == cin && k == k2 && shape.is_supported()).then_some(shape)
     }
+}
+
+impl ConvKind for Conv2d {
+    const NAMES: [&'static str; 3] = ["fast-conv2d", "fast-conv2d-bias", "fast-conv2d-backward"];
 
     fn plan(&self, x: &Layout, w: &Layout) -> Result<Plan> {
         match self.shape(x.dims(), w.dims()) {
@@ -764,207 +799,71 @@ impl Conv2d {
         (s.n, s.cout, plan.oh, plan.ow).into()
     }
 
-    /// The gradients of `(x, w, b)` for `grad`, those in `need`.
-    fn backward(
+    fn grad_lens(s: &ConvShape) -> [usize; 3] {
+        [s.n * s.x_len(), s.w_len(), s.cout]
+    }
+
+    fn out_channels(w: &Tensor) -> Result<usize> {
+        w.dim(0)
+    }
+
+    fn forward<T: Float>(&self, plan: &Plan, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        let s = plan.shape;
+        let mut y = vec![T::zero(); s.n * s.y_len()];
+        let mut wide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
+        let mut yw = Scratch::dirty(plan.out_len());
+        for (xi, yi) in x.chunks_exact(s.x_len()).zip(y.chunks_exact_mut(s.y_len())) {
+            let wide = plan.wide_input(xi, &mut wide_buf);
+            plan.forward(wide, w, &mut yw);
+            plan.unpack_output(&yw, b, yi);
+        }
+        y
+    }
+
+    fn backward<T: Float>(
         &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: Option<&Tensor>,
-        grad: &Tensor,
-    ) -> Result<[Option<Tensor>; 3]> {
-        let op = Conv2dBackward {
-            conv: *self,
-            need: [x.track_op(), w.track_op(), b.is_some_and(|b| b.track_op())],
-        };
-        let grad = grad.contiguous()?;
-        let flat = x.apply_op3_no_bwd(w, &grad, &op)?;
-        split_grads(&flat, op.need, [x.dims(), w.dims(), &[w.dim(0)?]])
-    }
-}
-
-fn conv2d_forward<T: Float>(
-    op: &Conv2d,
-    (x, xl): (&CpuStorage, &Layout),
-    (w, wl): (&CpuStorage, &Layout),
-    b: Option<(&CpuStorage, &Layout)>,
-) -> Result<Vec<T>> {
-    let plan = op.plan(xl, wl)?;
-    let (x, w) = (contiguous::<T>(x, xl)?, contiguous::<T>(w, wl)?);
-    let b = b.map(|(b, bl)| contiguous::<T>(b, bl)).transpose()?;
-    let s = plan.shape;
-    let mut y = vec![T::zero(); s.n * s.y_len()];
-    let mut wide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
-    let mut yw = Scratch::dirty(plan.out_len());
-    for (xi, yi) in x.chunks_exact(s.x_len()).zip(y.chunks_exact_mut(s.y_len())) {
-        let wide = plan.wide_input(xi, &mut wide_buf);
-        plan.forward(wide, w, &mut yw);
-        plan.unpack_output(&yw, b, yi);
-    }
-    Ok(y)
-}
-
-impl CustomOp2 for Conv2d {
-    fn name(&self) -> &'static str {
-        "fast-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        xl: &Layout,
-        w: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let plan = self.plan(xl, wl)?;
-        let y = dispatch_float!(x, conv2d_forward(self, (x, xl), (w, wl), None))?;
-        Ok((y, Self::out_shape(&plan)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, _] = self.backward(x, w, None, grad)?;
-        Ok((dx, dw))
-    }
-}
-
-impl CustomOp3 for Conv2d {
-    fn name(&self) -> &'static str {
-        "fast-conv2d-bias"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        xl: &Layout,
-        w: &CpuStorage,
-        wl: &Layout,
-        b: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let plan = self.plan(xl, wl)?;
-        let y = dispatch_float!(x, conv2d_forward(self, (x, xl), (w, wl), Some((b, bl))))?;
-        Ok((y, Self::out_shape(&plan)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, db] = self.backward(x, w, Some(b), grad)?;
-        Ok((dx, dw, db))
-    }
-}
-
-/// The gradients of a [`Conv2d`] in one pass over `(x, w, grad)`, returned flat as
-/// `[dx | dw | db]` (each only when needed).
-struct Conv2dBackward {
-    conv: Conv2d,
-    /// Whether to compute `dx`, `dw`, `db`.
-    need: [bool; 3],
-}
-
-fn conv2d_backward<T: Float>(
-    op: &Conv2dBackward,
-    (x, xl): (&CpuStorage, &Layout),
-    (w, wl): (&CpuStorage, &Layout),
-    (g, gl): (&CpuStorage, &Layout),
-) -> Result<Vec<T>> {
-    let plan = op.conv.plan(xl, wl)?;
-    let s = plan.shape;
-    let (x, w, g) = (
-        contiguous::<T>(x, xl)?,
-        contiguous::<T>(w, wl)?,
-        contiguous::<T>(g, gl)?,
-    );
-    let [need_dx, need_dw, need_db] = op.need;
-    let lens = [
-        if need_dx { x.len() } else { 0 },
-        if need_dw { w.len() } else { 0 },
-        if need_db { s.cout } else { 0 },
-    ];
-    let mut out = vec![T::zero(); lens.iter().sum()];
-    let (dx, rest) = out.split_at_mut(lens[0]);
-    let (dw, db) = rest.split_at_mut(lens[1]);
-    if need_dx || need_dw {
-        let buf_len = |need| {
-            if need && !plan.direct {
-                plan.wide_len()
-            } else {
-                0
-            }
-        };
-        let mut wide_buf = Scratch::dirty(buf_len(need_dw));
-        let mut dwide_buf = Scratch::dirty(buf_len(need_dx));
-        let mut dyw = Scratch::dirty(plan.out_len());
-        for i in 0..s.n {
-            let item = i * s.x_len()..(i + 1) * s.x_len();
-            let wide = if need_dw {
-                plan.wide_input(&x[item.clone()], &mut wide_buf)
-            } else {
-                &[]
+        plan: &Plan,
+        [need_dx, need_dw, need_db]: [bool; 3],
+        x: &[T],
+        w: &[T],
+        g: &[T],
+        dx: &mut [T],
+        dw: &mut [T],
+        db: &mut [T],
+    ) {
+        let s = plan.shape;
+        if need_dx || need_dw {
+            let buf_len = |need| {
+                if need && !plan.direct {
+                    plan.wide_len()
+                } else {
+                    0
+                }
             };
-            plan.pack_output(&g[i * s.y_len()..][..s.y_len()], &mut dyw);
-            let dw_i = need_dw.then_some((&mut *dw, i > 0));
-            let dx_i = need_dx.then(|| &mut dx[item]);
-            plan.backward_item(wide, &dyw, w, dw_i, dx_i, &mut dwide_buf);
+            let mut wide_buf = Scratch::dirty(buf_len(need_dw));
+            let mut dwide_buf = Scratch::dirty(buf_len(need_dx));
+            let mut dyw = Scratch::dirty(plan.out_len());
+            for i in 0..s.n {
+                let item = i * s.x_len()..(i + 1) * s.x_len();
+                let wide = if need_dw {
+                    plan.wide_input(&x[item.clone()], &mut wide_buf)
+                } else {
+                    &[]
+                };
+                plan.pack_output(&g[i * s.y_len()..][..s.y_len()], &mut dyw);
+                let dw_i = need_dw.then_some((&mut *dw, i > 0));
+                let dx_i = need_dx.then(|| &mut dx[item]);
+                plan.backward_item(wide, &dyw, w, dw_i, dx_i, &mut dwide_buf);
+            }
+        }
+        if need_db {
+            add_channel_sums(g, plan.oh * plan.ow, db);
         }
     }
-    if need_db {
-        add_channel_sums(g, plan.oh * plan.ow, db);
-    }
-    Ok(out)
 }
 
-impl CustomOp3 for Conv2dBackward {
-    fn name(&self) -> &'static str {
-        "fast-conv2d-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        xl: &Layout,
-        w: &CpuStorage,
-        wl: &Layout,
-        g: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let s = self.conv.plan(xl, wl)?.shape;
-        let len = flat_len(self.need, [s.n * s.x_len(), s.w_len(), s.cout]);
-        let out = dispatch_float!(x, conv2d_backward(self, (x, xl), (w, wl), (g, gl)))?;
-        Ok((out, Shape::from(len)))
-    }
-}
-
-/// Splits a flat `[a | b | c]` of the `need`ed gradients into tensors of the given shapes.
-fn split_grads(flat: &Tensor, need: [bool; 3], dims: [&[usize]; 3]) -> Result<[Option<Tensor>; 3]> {
-    let mut offset = 0;
-    let mut out = [None, None, None];
-    for ((slot, needed), dims) in out.iter_mut().zip(need).zip(dims) {
-        if needed {
-            let len: usize = dims.iter().product();
-            *slot = Some(flat.narrow(0, offset, len)?.reshape(dims)?);
-            offset += len;
-        }
-    }
-    Ok(out)
-}
-
-// ------------------------------------------------------------------------------------------
-// Transposed convolution
-// ------------------------------------------------------------------------------------------
-
-/// `conv_transpose2d(x, w) + b` (PyTorch's weight layout `[cin, cout, k, k]`) as a custom op:
-/// `CustomOp2` on `(x, w)`, `CustomOp3` on `(x, w, b)`.
+/// `conv_transpose2d(x, w) + b` with PyTorch's weight layout `[cin, cout, k, k]`: computed as
+/// the input gradient of its adjoint convolution, whose weight layout is exactly this one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConvTranspose2d {
     pub stride: usize,
@@ -996,6 +895,14 @@ impl ConvTranspose2d {
         };
         (shape.is_supported() && shape.out_h() == h && shape.out_w() == wd).then_some(shape)
     }
+}
+
+impl ConvKind for ConvTranspose2d {
+    const NAMES: [&'static str; 3] = [
+        "fast-conv-transpose2d",
+        "fast-conv-transpose2d-bias",
+        "fast-conv-transpose2d-backward",
+    ];
 
     fn plan(&self, x: &Layout, w: &Layout) -> Result<Plan> {
         match self.adjoint(x.dims(), w.dims()) {
@@ -1009,52 +916,124 @@ impl ConvTranspose2d {
         (s.n, s.cin, s.h, s.w).into()
     }
 
-    fn backward(
+    fn grad_lens(s: &ConvShape) -> [usize; 3] {
+        [s.n * s.y_len(), s.w_len(), s.cin]
+    }
+
+    fn out_channels(w: &Tensor) -> Result<usize> {
+        w.dim(1)
+    }
+
+    fn forward<T: Float>(&self, plan: &Plan, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        // The roles of the adjoint convolution: x is its output gradient, y its input gradient.
+        let s = plan.shape;
+        let mut y = vec![T::zero(); s.n * s.x_len()];
+        let mut dyw = Scratch::dirty(plan.out_len());
+        let mut dwide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
+        for (xi, yi) in x.chunks_exact(s.y_len()).zip(y.chunks_exact_mut(s.x_len())) {
+            plan.pack_output(xi, &mut dyw);
+            plan.backward_item(&[], &dyw, w, None, Some(&mut *yi), &mut dwide_buf);
+            if let Some(b) = b {
+                yi.par_chunks_mut(s.h * s.w)
+                    .zip(b.par_iter())
+                    .for_each(|(p, &b)| p.iter_mut().for_each(|v| *v += b));
+            }
+        }
+        y
+    }
+
+    fn backward<T: Float>(
+        &self,
+        plan: &Plan,
+        [need_dx, need_dw, need_db]: [bool; 3],
+        x: &[T],
+        w: &[T],
+        g: &[T],
+        dx: &mut [T],
+        dw: &mut [T],
+        db: &mut [T],
+    ) {
+        let s = plan.shape;
+        if need_dx || need_dw {
+            let mut wide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
+            let mut yw = Scratch::dirty(if need_dx { plan.out_len() } else { 0 });
+            let mut xw = Scratch::dirty(if need_dw { plan.out_len() } else { 0 });
+            for i in 0..s.n {
+                // The adjoint convolution's input is `grad`, its output gradient is `x`.
+                let wide = plan.wide_input(&g[i * s.x_len()..][..s.x_len()], &mut wide_buf);
+                if need_dw {
+                    plan.pack_output(&x[i * s.y_len()..][..s.y_len()], &mut xw);
+                }
+                let dw_i = (&mut *dw, i > 0);
+                match (need_dx, need_dw) {
+                    (true, true) => plan.forward_and_weight_grad(wide, w, &mut yw, &xw, dw_i),
+                    (true, false) => plan.forward(wide, w, &mut yw),
+                    (false, _) => plan.backward(wide, &xw, w, Some(dw_i), None),
+                }
+                if need_dx {
+                    plan.unpack_output(&yw, None, &mut dx[i * s.y_len()..][..s.y_len()]);
+                }
+            }
+        }
+        if need_db {
+            add_channel_sums(g, s.h * s.w, db);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The custom ops
+// ------------------------------------------------------------------------------------------
+
+/// A convolution as a candle custom op: `CustomOp2` on `(x, w)`, `CustomOp3` on `(x, w, b)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FastConv<K>(pub K);
+
+impl<K: ConvKind> FastConv<K> {
+    /// The gradients of `(x, w, b)` for `grad`, each where its tensor tracks gradients.
+    fn gradients(
         &self,
         x: &Tensor,
         w: &Tensor,
         b: Option<&Tensor>,
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 3]> {
-        let op = ConvTranspose2dBackward {
-            conv: *self,
+        let op = ConvBackward {
+            conv: self.0,
             need: [x.track_op(), w.track_op(), b.is_some_and(|b| b.track_op())],
         };
         let grad = grad.contiguous()?;
         let flat = x.apply_op3_no_bwd(w, &grad, &op)?;
-        split_grads(&flat, op.need, [x.dims(), w.dims(), &[w.dim(1)?]])
+        split_grads(&flat, op.need, [x.dims(), w.dims(), &[K::out_channels(w)?]])
+    }
+
+    fn cpu_forward(
+        &self,
+        (x, xl): (&CpuStorage, &Layout),
+        (w, wl): (&CpuStorage, &Layout),
+        b: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let plan = self.0.plan(xl, wl)?;
+        let y = dispatch_float!(x, conv_forward(&self.0, &plan, (x, xl), (w, wl), b))?;
+        Ok((y, K::out_shape(&plan)))
     }
 }
 
-fn conv_transpose2d_forward<T: Float>(
-    op: &ConvTranspose2d,
+fn conv_forward<T: Float>(
+    op: &impl ConvKind,
+    plan: &Plan,
     (x, xl): (&CpuStorage, &Layout),
     (w, wl): (&CpuStorage, &Layout),
     b: Option<(&CpuStorage, &Layout)>,
 ) -> Result<Vec<T>> {
-    let plan = op.plan(xl, wl)?;
     let (x, w) = (contiguous::<T>(x, xl)?, contiguous::<T>(w, wl)?);
     let b = b.map(|(b, bl)| contiguous::<T>(b, bl)).transpose()?;
-    // The roles of the adjoint convolution: x is its output gradient, y its input gradient.
-    let s = plan.shape;
-    let mut y = vec![T::zero(); s.n * s.x_len()];
-    let mut dyw = Scratch::dirty(plan.out_len());
-    let mut dwide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
-    for (xi, yi) in x.chunks_exact(s.y_len()).zip(y.chunks_exact_mut(s.x_len())) {
-        plan.pack_output(xi, &mut dyw);
-        plan.backward_item(&[], &dyw, w, None, Some(&mut *yi), &mut dwide_buf);
-        if let Some(b) = b {
-            yi.par_chunks_mut(s.h * s.w)
-                .zip(b.par_iter())
-                .for_each(|(p, &b)| p.iter_mut().for_each(|v| *v += b));
-        }
-    }
-    Ok(y)
+    Ok(op.forward(plan, x, w, b))
 }
 
-impl CustomOp2 for ConvTranspose2d {
+impl<K: ConvKind> CustomOp2 for FastConv<K> {
     fn name(&self) -> &'static str {
-        "fast-conv-transpose2d"
+        K::NAMES[0]
     }
 
     fn cpu_fwd(
@@ -1064,9 +1043,7 @@ impl CustomOp2 for ConvTranspose2d {
         w: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let plan = self.plan(xl, wl)?;
-        let y = dispatch_float!(x, conv_transpose2d_forward(self, (x, xl), (w, wl), None))?;
-        Ok((y, Self::out_shape(&plan)))
+        self.cpu_forward((x, xl), (w, wl), None)
     }
 
     fn bwd(
@@ -1076,14 +1053,14 @@ impl CustomOp2 for ConvTranspose2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, _] = self.backward(x, w, None, grad)?;
+        let [dx, dw, _] = self.gradients(x, w, None, grad)?;
         Ok((dx, dw))
     }
 }
 
-impl CustomOp3 for ConvTranspose2d {
+impl<K: ConvKind> CustomOp3 for FastConv<K> {
     fn name(&self) -> &'static str {
-        "fast-conv-transpose2d-bias"
+        K::NAMES[1]
     }
 
     fn cpu_fwd(
@@ -1095,12 +1072,7 @@ impl CustomOp3 for ConvTranspose2d {
         b: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let plan = self.plan(xl, wl)?;
-        let y = dispatch_float!(
-            x,
-            conv_transpose2d_forward(self, (x, xl), (w, wl), Some((b, bl)))
-        )?;
-        Ok((y, Self::out_shape(&plan)))
+        self.cpu_forward((x, xl), (w, wl), Some((b, bl)))
     }
 
     fn bwd(
@@ -1111,70 +1083,43 @@ impl CustomOp3 for ConvTranspose2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dw, db] = self.backward(x, w, Some(b), grad)?;
+        let [dx, dw, db] = self.gradients(x, w, Some(b), grad)?;
         Ok((dx, dw, db))
     }
 }
 
-/// The gradients of a [`ConvTranspose2d`] in one pass over `(x, w, grad)`, flat as
-/// `[dx | dw | db]`: `dx` is the adjoint convolution of `grad`, `dw` its weight gradient.
-struct ConvTranspose2dBackward {
-    conv: ConvTranspose2d,
+/// The gradients of a [`FastConv`] in one pass over `(x, w, grad)`, returned flat as
+/// `[dx | dw | db]` (each only when needed).
+struct ConvBackward<K> {
+    conv: K,
+    /// Whether to compute `dx`, `dw`, `db`.
     need: [bool; 3],
 }
 
-fn conv_transpose2d_backward<T: Float>(
-    op: &ConvTranspose2dBackward,
+fn conv_backward<T: Float>(
+    op: &ConvBackward<impl ConvKind>,
+    plan: &Plan,
+    lens: [usize; 3],
     (x, xl): (&CpuStorage, &Layout),
     (w, wl): (&CpuStorage, &Layout),
     (g, gl): (&CpuStorage, &Layout),
 ) -> Result<Vec<T>> {
-    let plan = op.conv.plan(xl, wl)?;
-    let s = plan.shape;
     let (x, w, g) = (
         contiguous::<T>(x, xl)?,
         contiguous::<T>(w, wl)?,
         contiguous::<T>(g, gl)?,
     );
-    let [need_dx, need_dw, need_db] = op.need;
-    let lens = [
-        if need_dx { x.len() } else { 0 },
-        if need_dw { w.len() } else { 0 },
-        if need_db { s.cin } else { 0 },
-    ];
+    let lens: [usize; 3] = std::array::from_fn(|i| if op.need[i] { lens[i] } else { 0 });
     let mut out = vec![T::zero(); lens.iter().sum()];
     let (dx, rest) = out.split_at_mut(lens[0]);
     let (dw, db) = rest.split_at_mut(lens[1]);
-    if need_dx || need_dw {
-        let mut wide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
-        let mut yw = Scratch::dirty(if need_dx { plan.out_len() } else { 0 });
-        let mut xw = Scratch::dirty(if need_dw { plan.out_len() } else { 0 });
-        for i in 0..s.n {
-            // The adjoint convolution's input is `grad`, its output gradient is `x`.
-            let wide = plan.wide_input(&g[i * s.x_len()..][..s.x_len()], &mut wide_buf);
-            if need_dw {
-                plan.pack_output(&x[i * s.y_len()..][..s.y_len()], &mut xw);
-            }
-            let dw_i = (&mut *dw, i > 0);
-            match (need_dx, need_dw) {
-                (true, true) => plan.forward_and_weight_grad(wide, w, &mut yw, &xw, dw_i),
-                (true, false) => plan.forward(wide, w, &mut yw),
-                (false, _) => plan.backward(wide, &xw, w, Some(dw_i), None),
-            }
-            if need_dx {
-                plan.unpack_output(&yw, None, &mut dx[i * s.y_len()..][..s.y_len()]);
-            }
-        }
-    }
-    if need_db {
-        add_channel_sums(g, s.h * s.w, db);
-    }
+    op.conv.backward(plan, op.need, x, w, g, dx, dw, db);
     Ok(out)
 }
 
-impl CustomOp3 for ConvTranspose2dBackward {
+impl<K: ConvKind> CustomOp3 for ConvBackward<K> {
     fn name(&self) -> &'static str {
-        "fast-conv-transpose2d-backward"
+        K::NAMES[2]
     }
 
     fn cpu_fwd(
@@ -1186,14 +1131,29 @@ impl CustomOp3 for ConvTranspose2dBackward {
         g: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let s = self.conv.plan(xl, wl)?.shape;
-        let len = flat_len(self.need, [s.n * s.y_len(), s.w_len(), s.cin]);
+        let plan = self.conv.plan(xl, wl)?;
+        let lens = K::grad_lens(&plan.shape);
+        let len = flat_len(self.need, lens);
         let out = dispatch_float!(
             x,
-            conv_transpose2d_backward(self, (x, xl), (w, wl), (g, gl))
+            conv_backward(self, &plan, lens, (x, xl), (w, wl), (g, gl))
         )?;
         Ok((out, Shape::from(len)))
     }
+}
+
+/// Splits a flat `[a | b | c]` of the `need`ed gradients into tensors of the given shapes.
+fn split_grads(flat: &Tensor, need: [bool; 3], dims: [&[usize]; 3]) -> Result<[Option<Tensor>; 3]> {
+    let mut offset = 0;
+    let mut out = [None, None, None];
+    for ((slot, needed), dims) in out.iter_mut().zip(need).zip(dims) {
+        if needed {
+            let len: usize = dims.iter().product();
+            *slot = Some(flat.narrow(0, offset, len)?.reshape(dims)?);
+            offset += len;
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
