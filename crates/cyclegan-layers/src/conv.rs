@@ -11,11 +11,23 @@ use crate::ops;
 /// Standard deviation of the reference's default `normal` initialisation (`init_gain`).
 pub const DEFAULT_INIT_GAIN: f64 = 0.02;
 
-fn weight_init() -> Init {
-    Init::Randn {
+/// A convolution's `weight` of `shape` ~ N(0, 0.02) and, when `bias`, its zero `bias` of
+/// `out_channels`.
+fn parameters(
+    vb: &VarBuilder,
+    shape: (usize, usize, usize, usize),
+    out_channels: usize,
+    bias: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let init = Init::Randn {
         mean: 0.0,
         stdev: DEFAULT_INIT_GAIN,
-    }
+    };
+    let weight = vb.get_with_hints(shape, "weight", init)?;
+    let bias = bias
+        .then(|| vb.get_with_hints(out_channels, "bias", Init::Const(0.0)))
+        .transpose()?;
+    Ok((weight, bias))
 }
 
 /// `nn.Conv2d(in, out, kernel, stride, padding, bias)` with zero padding.
@@ -38,16 +50,8 @@ impl Conv2d {
         padding: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = vb.get_with_hints(
-            (out_channels, in_channels, kernel, kernel),
-            "weight",
-            weight_init(),
-        )?;
-        let bias = if bias {
-            Some(vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?)
-        } else {
-            None
-        };
+        let shape = (out_channels, in_channels, kernel, kernel);
+        let (weight, bias) = parameters(&vb, shape, out_channels, bias)?;
         Ok(Self {
             weight,
             bias,
@@ -100,16 +104,8 @@ impl ConvTranspose2d {
         output_padding: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = vb.get_with_hints(
-            (in_channels, out_channels, kernel, kernel),
-            "weight",
-            weight_init(),
-        )?;
-        let bias = if bias {
-            Some(vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?)
-        } else {
-            None
-        };
+        let shape = (in_channels, out_channels, kernel, kernel);
+        let (weight, bias) = parameters(&vb, shape, out_channels, bias)?;
         Ok(Self {
             weight,
             bias,

@@ -7,6 +7,7 @@ use cyclegan_layers::{init_weights, SeededRng, SharedRng};
 use cyclegan_losses::{l1_loss, CycleWeights, GanLoss, GanMode};
 use cyclegan_models::{
     is_buffer, Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, InitConfig,
+    NetworkConfig,
 };
 use cyclegan_replay::ImagePool;
 use rand::SeedableRng;
@@ -320,6 +321,15 @@ impl CycleGan {
     pub fn restore_rng_state(&self, state: &ModelRngState) {
         self.dropout_a.restore(state.dropout_a.clone());
         self.dropout_b.restore(state.dropout_b.clone());
+    }
+
+    /// The architecture of the network named `name` (`G_A`, `G_B`, `D_A`, `D_B`).
+    pub fn network_config(&self, name: &str) -> NetworkConfig {
+        if name.starts_with('G') {
+            NetworkConfig::Generator(self.config.generator)
+        } else {
+            NetworkConfig::Discriminator(self.config.discriminator)
+        }
     }
 
     /// The networks by their reference names, for saving.

@@ -5,7 +5,6 @@
 
 use candle_core::Tensor;
 use cyclegan_checkpoint::{load_network, save_network, write_atomic};
-use cyclegan_models::NetworkConfig;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -68,12 +67,11 @@ pub fn save(
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     for (name, tensors) in model.state_dicts() {
-        let config = if name.starts_with('G') {
-            NetworkConfig::Generator(model.config.generator)
-        } else {
-            NetworkConfig::Discriminator(model.config.discriminator)
-        };
-        save_network(&network_path(dir, label, name), &tensors, &config)?;
+        save_network(
+            &network_path(dir, label, name),
+            &tensors,
+            &model.network_config(name),
+        )?;
     }
     let Some((progress, schedule, seed)) = progress else {
         return Ok(());
@@ -127,11 +125,7 @@ pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Resul
             continue;
         };
         let network = load_network(&path, model.device(), model.dtype())?;
-        let expected = if name.starts_with('G') {
-            NetworkConfig::Generator(model.config.generator)
-        } else {
-            NetworkConfig::Discriminator(model.config.discriminator)
-        };
+        let expected = model.network_config(name);
         if network.config != expected {
             anyhow::bail!(
                 "{} holds {:?}, but this run is configured for {:?}; pass the architecture options it was trained with",

@@ -83,6 +83,32 @@ fn crossed(before: u64, after: u64, freq: usize) -> bool {
     after / freq > before / freq
 }
 
+/// The `latest` checkpoint, written at most once per step: the end of an epoch, the
+/// `--save-latest-freq` boundary, `--max-steps` and the end of the run can fall on the same step.
+#[derive(Default)]
+struct LatestCheckpoint {
+    saved_at_step: Option<u64>,
+}
+
+impl LatestCheckpoint {
+    /// Saves the latest checkpoint unless it already holds this step; true when it wrote.
+    fn save(
+        &mut self,
+        run_dir: &Path,
+        model: &CycleGan,
+        progress: &Progress,
+        schedule: &Schedule,
+        seed: u64,
+    ) -> anyhow::Result<bool> {
+        if self.saved_at_step == Some(progress.total_steps) {
+            return Ok(false);
+        }
+        state::save(run_dir, "latest", model, Some((progress, schedule, seed)))?;
+        self.saved_at_step = Some(progress.total_steps);
+        Ok(true)
+    }
+}
+
 /// Runs training as `config` describes, from scratch or resuming.
 pub fn train(
     config: &TrainConfig,
@@ -212,6 +238,7 @@ pub fn train(
     };
     let started = Instant::now();
     let seconds_before = progress.seconds;
+    let mut latest = LatestCheckpoint::default();
     let mut reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
     let mut data_wait = 0.0;
     let mut wait_started = Instant::now();
@@ -312,28 +339,18 @@ pub fn train(
             progress.epoch_iter = 0;
             if epoch.is_multiple_of(config.save_epoch_freq) {
                 state::save(&run_dir, &epoch.to_string(), &model, None)?;
-                state::save(
-                    &run_dir,
-                    "latest",
-                    &model,
-                    Some((&progress, &schedule, seed)),
-                )?;
+                latest.save(&run_dir, &model, &progress, &schedule, seed)?;
                 tracing::info!("saved the model at the end of epoch {epoch}");
             }
         }
         reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
-        if crossed(
+        if (crossed(
             images_before,
             progress.total_images,
             config.save_latest_freq,
-        ) || reached_max
+        ) || reached_max)
+            && latest.save(&run_dir, &model, &progress, &schedule, seed)?
         {
-            state::save(
-                &run_dir,
-                "latest",
-                &model,
-                Some((&progress, &schedule, seed)),
-            )?;
             tracing::info!(
                 "saved the latest model (epoch {}, {} steps)",
                 progress.epoch,
@@ -344,12 +361,7 @@ pub fn train(
     }
     if !reached_max {
         // Make sure the final state is on disk even when the last epoch was not a save epoch.
-        state::save(
-            &run_dir,
-            "latest",
-            &model,
-            Some((&progress, &schedule, seed)),
-        )?;
+        latest.save(&run_dir, &model, &progress, &schedule, seed)?;
     }
     bar.finish_and_clear();
     report.progress = progress.clone();
