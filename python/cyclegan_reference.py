@@ -208,7 +208,8 @@ class GANLoss(nn.Module):
 
     def forward(self, prediction, target_is_real):
         if self.gan_mode in ("lsgan", "vanilla"):
-            target = torch.tensor(1.0 if target_is_real else 0.0, dtype=prediction.dtype).expand_as(prediction)
+            target = torch.tensor(1.0 if target_is_real else 0.0, dtype=prediction.dtype,
+                                  device=prediction.device).expand_as(prediction)
             return self.loss(prediction, target)
         return -prediction.mean() if target_is_real else prediction.mean()
 
@@ -248,7 +249,7 @@ class CycleGAN:
             idt_b = self.g_b(real_a)
             losses["idt_B"] = self.l1(idt_b, real_a) * self.lambda_a * self.lambda_idt
         else:
-            losses["idt_A"] = losses["idt_B"] = torch.zeros((), dtype=real_a.dtype)
+            losses["idt_A"] = losses["idt_B"] = torch.zeros((), dtype=real_a.dtype, device=real_a.device)
         losses["G_A"] = self.gan(self.d_a(fake_b), True)
         losses["G_B"] = self.gan(self.d_b(fake_a), True)
         losses["cycle_A"] = self.l1(rec_a, real_a) * self.lambda_a

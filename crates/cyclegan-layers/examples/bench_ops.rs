@@ -1,6 +1,6 @@
 //! Per-layer CPU benchmark: forward + backward of every convolution, instance norm and padding
 //! shape of one CycleGAN training iteration (resnet_9blocks generator, 70x70 PatchGAN, batch 1),
-//! with the fast kernels, with stock candle (`ops::set_fast_cpu_kernels(false)`), and with
+//! with the fast kernels, with stock candle (`ops::set_fast_kernels(false)`), and with
 //! PyTorch (`benches/bench_ops_torch.py --serve`, a child process that times a layer on
 //! request). The sides alternate layer by layer (fast, PyTorch, stock), round after round, so
 //! that drifts in the machine's speed hit them alike; each figure is the median over rounds of
@@ -384,16 +384,16 @@ fn main() -> Result<()> {
     for round in 0..args.rounds {
         eprintln!("round {} / {}", round + 1, args.rounds);
         for &(name, _, kind) in &layers {
-            ops::set_fast_cpu_kernels(true);
+            ops::set_fast_kernels(true);
             let timing = time_layer(kind, args.reps, args.warmup, args.cpu_time)?;
             record(&mut fast, name, timing);
             if let Some(torch) = torch.as_mut() {
                 record(&mut pytorch, name, torch.time(name, args.reps, args.warmup));
             }
             if round < args.stock_rounds {
-                ops::set_fast_cpu_kernels(false);
+                ops::set_fast_kernels(false);
                 let timing = time_layer(kind, 1, 0, args.cpu_time);
-                ops::set_fast_cpu_kernels(true);
+                ops::set_fast_kernels(true);
                 record(&mut stock, name, timing?);
             }
         }

@@ -5,16 +5,19 @@
 //! [`candle_nn::VarBuilder`] whose path segments become the reference's `state_dict` keys.
 //!
 //! - [`ops`]: the tensor operations (convolutions, padding, instance norm, activations), with fast
-//!   fused CPU kernels and the stock candle implementations they are tested against;
+//!   fused CPU kernels, CUDA kernels (features `cuda`, `cudnn`) and the stock candle
+//!   implementations they are tested against;
 //! - [`Conv2d`], [`ConvTranspose2d`]: convolutions with the reference's bias rule;
 //! - [`Norm`]: instance norm (affine-free like the reference, or affine), batch norm with
 //!   running statistics, or none, selected by [`NormKind`];
 //! - [`Pad2d`]: reflection, replication or zero padding ([`PaddingType`]);
 //! - [`Dropout`]: dropout driven by a seedable, saveable RNG ([`SharedRng`]);
 //! - [`ResnetBlock`]: the generator's residual block;
-//! - [`init_weights`]: the reference's `init_weights` (normal, xavier, kaiming, orthogonal).
+//! - [`init_weights`]: the reference's `init_weights` (normal, xavier, kaiming, orthogonal);
+//! - [`device::parse_device`]: `cpu`, `cuda`, `cuda:N`.
 
 pub mod conv;
+pub mod device;
 pub mod dropout;
 pub mod init;
 pub mod norm;

@@ -5,26 +5,12 @@
 //! gradients of every input of `sum(y * r)` for a fixed random `r`. The process-wide switch is
 //! never touched here: the expected values come from calling `reference::*` directly.
 
-use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_core::{DType, Result, Tensor, Var};
 use cyclegan_layers::ops::{self, reference, Activation};
 use cyclegan_layers::PaddingType;
 
-/// Deterministic values in [-1, 1).
-fn random(dims: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
-    let len = dims.iter().product::<usize>();
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    let values: Vec<f64> = (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(values, dims, &Device::Cpu)?.to_dtype(dtype)
-}
+mod common;
+use common::random;
 
 fn var(dims: &[usize], seed: u64, dtype: DType) -> Result<Var> {
     Var::from_tensor(&random(dims, seed, dtype)?)
@@ -589,6 +575,48 @@ fn a_miniature_cyclegan_matches_reference() -> Result<()> {
             |t| mini_network(t, false),
             1.0,
         )?;
+    }
+    Ok(())
+}
+
+/// Three Adam steps through the fused in-place kernels and through the stock operations end
+/// bit for bit equal: parameters and both moments.
+#[test]
+fn fused_adam_rounds_like_the_stock_operations() -> Result<()> {
+    for dtype in [DType::F32, DType::F64] {
+        let dims = [64, 3, 5, 5];
+        let (fused_p, stock_p) = (var(&dims, 1, dtype)?, var(&dims, 1, dtype)?);
+        let zeros = || Tensor::zeros(&dims, dtype, &candle_core::Device::Cpu);
+        let (mut fused_m, mut fused_v) = (zeros()?, zeros()?);
+        let (mut stock_m, mut stock_v) = (zeros()?, zeros()?);
+        for t in 1..=3 {
+            let grad = random(&dims, 10 + t as u64, dtype)?;
+            let step = ops::AdamStep {
+                beta1: 0.5,
+                beta2: 0.999,
+                eps: 1e-8,
+                step_size: 2e-4 / (1.0 - 0.5f64.powi(t)),
+                bias_correction2_sqrt: (1.0 - 0.999f64.powi(t)).sqrt(),
+            };
+            (fused_m, fused_v) = ops::adam_step(&fused_p, &fused_m, &fused_v, &grad, &step)?;
+            (stock_m, stock_v) = reference::adam_step(&stock_p, &stock_m, &stock_v, &grad, &step)?;
+        }
+        let bits = |t: &Tensor| -> Result<Vec<u64>> {
+            Ok(t.to_dtype(DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?
+                .iter()
+                .map(|v| v.to_bits())
+                .collect())
+        };
+        assert_eq!(bits(&fused_p)?, bits(&stock_p)?, "{dtype:?} parameters");
+        assert_eq!(bits(&fused_m)?, bits(&stock_m)?, "{dtype:?} first moments");
+        assert_eq!(bits(&fused_v)?, bits(&stock_v)?, "{dtype:?} second moments");
+        assert_ne!(
+            bits(&fused_p)?,
+            bits(var(&dims, 1, dtype)?.as_tensor())?,
+            "the parameters moved"
+        );
     }
     Ok(())
 }

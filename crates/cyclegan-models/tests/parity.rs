@@ -9,16 +9,22 @@
 //!   removes any per-channel shift), so both sides hold rounding noise: they are compared by an
 //!   absolute bound, 1e-3 x the largest gradient of the same layer's weight;
 //! - batch-norm running statistics after a training forward: <= 1e-5 absolute.
+//!
+//! The tests run on `CYCLEGAN_TEST_DEVICE` (CPU by default; `cuda` on a GPU machine, where TF32
+//! is turned off so that both sides compute in full f32). The fixtures are found through
+//! `CARGO_MANIFEST_DIR` at run time (cargo sets it), so a test binary built elsewhere runs too.
 
-use candle_core::{backprop::GradStore, DType, Device, ModuleT, Tensor, Var};
+use candle_core::{backprop::GradStore, DType, ModuleT, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use cyclegan_layers::SharedRng;
+use cyclegan_layers::{device::test_device, SharedRng};
 use cyclegan_models::{is_buffer, Discriminator, DiscriminatorConfig, Generator, GeneratorConfig};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("tests/fixtures")
 }
 
 struct Fixture {
@@ -31,7 +37,7 @@ fn load(name: &str) -> Fixture {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let metadata = header.metadata().clone().unwrap_or_default();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &test_device()).unwrap();
     Fixture { tensors, metadata }
 }
 
@@ -53,11 +59,12 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 /// Builds the network of a fixture with its parameters, runs it, and checks everything.
 fn check(name: &str) {
+    cyclegan_layers::ops::set_cuda_tf32(false);
     let fx = load(name);
     let train = fx.metadata["train"] == "1";
     let config = &fx.metadata["config"];
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &test_device());
     let net: Box<dyn ModuleT> = match fx.metadata["kind"].as_str() {
         "generator" => {
             let config: GeneratorConfig = serde_json::from_str(config).unwrap();

@@ -2,16 +2,20 @@
 //!
 //! ```text
 //! cargo run --release -p cyclegan-train --example bench_iteration -- --sizes 128,256 --rounds 3 --iters 2
+//! bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 3 --iters 20 --torch-compile
 //! ```
 //! Each round runs this project's iteration in a child process, then the PyTorch reference's
-//! (`python/bench_iteration.py`) in another, alternating, so both see the same machine state.
-//! Reported: the median seconds per iteration of each side, their ratio (ours / PyTorch), and
-//! each process's peak resident memory. The architecture is the reference's: resnet_9blocks,
-//! basic D, instance norm, ngf = ndf = 64, pool 50, batch 1, f32, on `--device` (cpu, cuda).
+//! (`python/bench_iteration.py`) in another (eager, then compiled with `--torch-compile`), so
+//! all sides see the same machine state. Reported: the median seconds per iteration of each
+//! side, the ratios (ours / PyTorch), each process's peak resident memory and, on CUDA, the
+//! driver's figure of each process's peak GPU memory (`nvidia-smi`, sampled every 20 ms). The
+//! architecture is the reference's: resnet_9blocks, basic D, instance norm, ngf = ndf = 64,
+//! pool 50, f32, batch `--batch`, on `--device` (cpu, cuda). `--with-stock` adds a run of
+//! this project with its fast kernels off (stock candle operations).
 
 use candle_core::{DType, Device, Tensor};
 use cyclegan_train::model::{CycleGan, ModelConfig};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -42,16 +46,16 @@ fn peak_rss_mb() -> f64 {
 
 /// The child process: times this project's iteration and prints one JSON line.
 fn worker(
-    size: usize,
+    (size, batch): (usize, usize),
     iters: usize,
     warmup: usize,
     fast: bool,
     device: &Device,
 ) -> anyhow::Result<()> {
-    cyclegan_layers::ops::set_fast_cpu_kernels(fast);
+    cyclegan_layers::ops::set_fast_kernels(fast);
     let mut model = CycleGan::new(ModelConfig::default(), device, DType::F32, 0)?;
-    let a = Tensor::rand(-1f32, 1.0, (1, 3, size, size), device)?;
-    let b = Tensor::rand(-1f32, 1.0, (1, 3, size, size), device)?;
+    let a = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
+    let b = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
     let mut times = Vec::new();
     for i in 0..warmup + iters {
         let start = Instant::now();
@@ -70,18 +74,65 @@ fn worker(
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    xs[xs.len() / 2]
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn run_child(cmd: &mut Command) -> anyhow::Result<serde_json::Value> {
-    let out = cmd.output()?;
+/// Runs a benchmark child and returns its JSON line; with `gpu_memory`, adds the driver's peak
+/// figure for the child's process as `peak_gpu_driver_mb` (nvidia-smi, sampled every 20 ms).
+fn run_child(cmd: &mut Command, gpu_memory: bool) -> anyhow::Result<serde_json::Value> {
+    let smi = if gpu_memory {
+        Command::new("nvidia-smi")
+            .args([
+                "--query-compute-apps=pid,used_memory",
+                "--format=csv,noheader,nounits",
+                "-lms",
+                "20",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    } else {
+        None
+    };
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id();
+    let out = child.wait_with_output()?;
+    let peak_gpu = smi.and_then(|mut smi| {
+        let _ = smi.kill();
+        let text = String::from_utf8_lossy(&smi.wait_with_output().ok()?.stdout).to_string();
+        text.lines()
+            .filter_map(|l| {
+                let (p, mb) = l.split_once(',')?;
+                (p.trim().parse::<u32>().ok()? == pid).then(|| mb.trim().parse::<f64>().ok())?
+            })
+            .reduce(f64::max)
+    });
     if !out.status.success() {
         anyhow::bail!("{:?} failed: {}", cmd, String::from_utf8_lossy(&out.stderr));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
-    Ok(serde_json::from_str(line)?)
+    let mut value: serde_json::Value = serde_json::from_str(line)?;
+    if let Some(mb) = peak_gpu {
+        value["peak_gpu_driver_mb"] = mb.into();
+    }
+    Ok(value)
+}
+
+/// The largest `key` over the JSON lines of one side.
+fn max_of(runs: &[serde_json::Value], key: &str) -> f64 {
+    runs.iter()
+        .filter_map(|r| r[key].as_f64())
+        .fold(f64::NAN, f64::max)
+}
+
+/// Every timed iteration of one side.
+fn all_times(runs: &[serde_json::Value]) -> Vec<f64> {
+    runs.iter()
+        .flat_map(|r| serde_json::from_value::<Vec<f64>>(r["times"].clone()).unwrap_or_default())
+        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -89,6 +140,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let iters = arg(&args, "--iters", 2usize);
     let warmup = arg(&args, "--warmup", 1usize);
+    let batch = arg(&args, "--batch", 1usize);
     if let Some(size) = args
         .iter()
         .position(|a| a == "--worker")
@@ -97,7 +149,7 @@ fn main() -> anyhow::Result<()> {
         let device = cyclegan_translate::parse_device(&arg(&args, "--device", "cpu".to_string()))
             .map_err(anyhow::Error::msg)?;
         let fast = !args.iter().any(|a| a == "--stock");
-        return worker(size.parse()?, iters, warmup, fast, &device);
+        return worker((size.parse()?, batch), iters, warmup, fast, &device);
     }
     let sizes: Vec<usize> = arg(&args, "--sizes", "128,256".to_string())
         .split(',')
@@ -108,18 +160,30 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let rounds = arg(&args, "--rounds", 3usize);
     let with_stock = args.iter().any(|a| a == "--with-stock");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../python/bench_iteration.py"
-    );
+    let compiled = args.iter().any(|a| a == "--torch-compile");
+    let script = std::env::var("CYCLEGAN_BENCH_SCRIPT").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../python/bench_iteration.py"
+        )
+        .to_string()
+    });
     let exe = std::env::current_exe()?;
     let device = arg(&args, "--device", "cpu".to_string());
-    println!("machine: {} cores; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds", std::thread::available_parallelism()?.get());
+    let gpu = device.starts_with("cuda");
+    println!(
+        "machine: {} cores; device {device}; batch {batch}; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds",
+        std::thread::available_parallelism()?.get()
+    );
     for size in sizes {
-        let mut ours = Vec::new();
-        let mut torch = Vec::new();
-        let mut stock = Vec::new();
-        let (mut rss_ours, mut rss_torch) = (0.0f64, 0.0f64);
+        let mut sides: Vec<(&str, Vec<serde_json::Value>)> =
+            vec![("ours", vec![]), ("pytorch eager", vec![])];
+        if compiled {
+            sides.push(("pytorch compiled", vec![]));
+        }
+        if with_stock {
+            sides.push(("ours, stock candle ops", vec![]));
+        }
         for round in 0..rounds {
             let common = [
                 "--iters".to_string(),
@@ -128,50 +192,58 @@ fn main() -> anyhow::Result<()> {
                 warmup.to_string(),
                 "--device".into(),
                 device.clone(),
+                "--batch".into(),
+                batch.to_string(),
             ];
-            let o = run_child(
-                Command::new(&exe)
-                    .args(["--worker", &size.to_string()])
-                    .args(&common),
-            )?;
-            let t = run_child(
-                Command::new("python3")
-                    .arg(script)
-                    .args(["--size", &size.to_string()])
-                    .args(&common),
-            )?;
-            let times = |v: &serde_json::Value| -> Vec<f64> {
-                serde_json::from_value(v["times"].clone()).unwrap()
-            };
-            ours.extend(times(&o));
-            torch.extend(times(&t));
-            rss_ours = rss_ours.max(o["peak_rss_mb"].as_f64().unwrap_or(0.0));
-            rss_torch = rss_torch.max(t["peak_rss_mb"].as_f64().unwrap_or(0.0));
-            if with_stock {
-                let s = run_child(
-                    Command::new(&exe)
-                        .args(["--worker", &size.to_string(), "--stock"])
-                        .args(&common),
-                )?;
-                stock.extend(times(&s));
+            let mut line = format!("  {size}x{size} round {round}:");
+            for (name, runs) in sides.iter_mut() {
+                let mut cmd = if name.starts_with("ours") {
+                    let mut c = Command::new(&exe);
+                    c.args(["--worker", &size.to_string()]).args(&common);
+                    if name.contains("stock") {
+                        c.arg("--stock");
+                    }
+                    c
+                } else {
+                    let mut c = Command::new("python3");
+                    c.arg(&script)
+                        .args(["--size", &size.to_string()])
+                        .args(&common);
+                    if name.contains("compiled") {
+                        c.arg("--compile");
+                    }
+                    c
+                };
+                // A side that fails (out of memory, say) is reported and left out.
+                match run_child(&mut cmd, gpu) {
+                    Ok(run) => {
+                        line += &format!(" {name} {:?} s;", all_times(std::slice::from_ref(&run)));
+                        runs.push(run);
+                    }
+                    Err(e) => {
+                        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                        line += &format!(" {name} FAILED ({first});");
+                    }
+                }
             }
-            println!(
-                "  {size}x{size} round {round}: ours {:?} s, pytorch {:?} s",
-                times(&o),
-                times(&t)
-            );
+            println!("{line}");
         }
-        let (mo, mt) = (median(ours), median(torch));
-        println!(
-            "{size}x{size}: ours {mo:.3} s/iter, pytorch {mt:.3} s/iter, ratio ours/pytorch {:.3}; peak RSS ours {rss_ours:.0} MiB, pytorch {rss_torch:.0} MiB",
-            mo / mt
-        );
-        if with_stock {
-            println!(
-                "{size}x{size}: stock candle ops {:.3} s/iter (ratio to pytorch {:.2})",
-                median(stock.clone()),
-                median(stock) / mt
+        let ours = median(all_times(&sides[0].1));
+        for (name, runs) in sides.iter().filter(|(_, runs)| !runs.is_empty()) {
+            let t = median(all_times(runs));
+            let mut line = format!(
+                "{size}x{size} batch {batch}: {name} {:.4} s/iter, ours/this {:.3}; peak RSS {:.0} MiB",
+                t,
+                ours / t,
+                max_of(runs, "peak_rss_mb")
             );
+            if gpu {
+                line += &format!(
+                    ", peak GPU memory (driver) {:.0} MiB",
+                    max_of(runs, "peak_gpu_driver_mb")
+                );
+            }
+            println!("{line}");
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Adam exactly as `torch.optim.Adam` computes it, with state that can be saved and restored.
 
 use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use cyclegan_layers::ops::{adam_step, AdamStep};
 use std::collections::HashMap;
 
 /// Adam's hyper-parameters (the reference: `lr` 0.0002, betas (`beta1` 0.5, 0.999), eps 1e-8,
@@ -76,18 +77,18 @@ impl Adam {
             eps,
         } = self.config;
         let t = self.step as i32;
-        let bias_correction1 = 1.0 - beta1.powi(t);
-        let bias_correction2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-        let step_size = lr / bias_correction1;
+        let step = AdamStep {
+            beta1,
+            beta2,
+            eps,
+            step_size: lr / (1.0 - beta1.powi(t)),
+            bias_correction2_sqrt: (1.0 - beta2.powi(t)).sqrt(),
+        };
         for (i, (_, var)) in self.params.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let m = ((&self.exp_avg[i] * beta1)? + (grad * (1.0 - beta1))?)?;
-            let v = ((&self.exp_avg_sq[i] * beta2)? + (grad.sqr()? * (1.0 - beta2))?)?;
-            let denom = ((v.sqrt()? / bias_correction2_sqrt)? + eps)?;
-            let update = ((&m / denom)? * step_size)?;
-            var.set(&(var.as_tensor() - update)?)?;
+            let (m, v) = adam_step(var, &self.exp_avg[i], &self.exp_avg_sq[i], grad, &step)?;
             self.exp_avg[i] = m;
             self.exp_avg_sq[i] = v;
         }
@@ -95,6 +96,8 @@ impl Adam {
     }
 
     /// The moments as tensors named `{prefix}.exp_avg.{param}` / `{prefix}.exp_avg_sq.{param}`.
+    /// They share storage with the live moments, which the next [`Adam::step`] updates in place:
+    /// write or copy them before stepping again.
     pub fn state_tensors(&self, prefix: &str) -> HashMap<String, Tensor> {
         let mut out = HashMap::new();
         for (i, (name, _)) in self.params.iter().enumerate() {
@@ -130,7 +133,11 @@ impl Adam {
                         var.dims()
                     );
                 }
-                *slot = saved.to_dtype(var.dtype())?.to_device(var.device())?;
+                // A copy of its own: the fused update writes the moments in place.
+                *slot = saved
+                    .to_dtype(var.dtype())?
+                    .to_device(var.device())?
+                    .copy()?;
             }
         }
         self.step = step;

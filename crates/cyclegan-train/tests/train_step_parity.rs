@@ -6,25 +6,30 @@
 //! (biases before an affine-free instance norm) into steps of about the learning rate, so an
 //! f32 comparison would measure rounding, not the algorithm. The losses of each iteration are
 //! compared too (1e-6 relative).
+//!
+//! The tests run on `CYCLEGAN_TEST_DEVICE` (CPU by default, `cuda` on a GPU machine); the
+//! fixtures are found through `CARGO_MANIFEST_DIR` at run time, so a test binary built elsewhere
+//! runs too.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
+use cyclegan_layers::device::test_device;
 use cyclegan_train::model::{CycleGan, ModelConfig, NETWORK_NAMES};
 use std::collections::HashMap;
 
 fn run(name: &str) {
-    let path = format!(
-        "{}/tests/fixtures/{name}.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{root}/tests/fixtures/{name}.safetensors");
+    let device = test_device();
     let bytes = std::fs::read(&path).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let meta = header.metadata().clone().unwrap();
-    let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, &device).unwrap();
     let config: ModelConfig = serde_json::from_str(&meta["model"]).unwrap();
     let expected_losses: Vec<HashMap<String, f64>> = serde_json::from_str(&meta["losses"]).unwrap();
     let steps: usize = meta["steps"].parse().unwrap();
 
-    let mut model = CycleGan::new(config, &Device::Cpu, DType::F64, 0).unwrap();
+    let mut model = CycleGan::new(config, &device, DType::F64, 0).unwrap();
     let part = |prefix: &str| -> HashMap<String, Tensor> {
         tensors
             .iter()

@@ -10,6 +10,7 @@ mod html;
 mod pad;
 mod run;
 
+pub use cyclegan_layers::device::parse_device;
 pub use html::write_index;
 pub use pad::{crop_to, pad_to_multiple};
 pub use run::{translate_files, Resize, TranslateError, TranslateOptions, TranslateSummary};
@@ -19,27 +20,6 @@ use candle_nn::VarBuilder;
 use cyclegan_layers::SharedRng;
 use cyclegan_models::{Generator, GeneratorConfig, NetworkConfig};
 use std::path::Path;
-
-/// Opens the device a `--device` option names: `cpu`, `cuda` or `cuda:N`.
-pub fn parse_device(spec: &str) -> Result<Device, String> {
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let ordinal = match s.strip_prefix("cuda:") {
-                Some(n) => n
-                    .parse()
-                    .map_err(|_| format!("--device {s}: expected cuda:N with N a number"))?,
-                None => 0,
-            };
-            Device::new_cuda(ordinal).map_err(|e| {
-                format!("cannot open {s} ({e}); CUDA needs a binary built with `--features cuda` and an NVIDIA driver")
-            })
-        }
-        other => Err(format!(
-            "unknown device '{other}': expected cpu, cuda or cuda:N"
-        )),
-    }
-}
 
 /// A generator ready to translate images.
 #[derive(Debug, Clone)]

@@ -1,12 +1,14 @@
 //! Tensor operations of the CycleGAN networks.
 //!
 //! Each function here is differentiable and dispatches on the tensor's device and dtype:
-//! `f32`/`f64` tensors on the CPU take the fast kernels of this crate (candle custom ops:
-//! convolutions as well-shaped GEMMs, fused single-pass norms and padding; strided inputs are
-//! made contiguous first) while [`fast_cpu_kernels`] is on and the shapes are supported
-//! (convolution strides 1 and 2); everything else takes [`reference`], built from stock candle
-//! operations. Both compute the same numbers as PyTorch within rounding, which the parity
-//! tests (`tests/fast_kernels.rs`) pin down.
+//! `f32`/`f64` tensors take this crate's fast kernels while [`fast_kernels`] is on and the
+//! shapes are supported, as candle custom ops. On the CPU: convolutions as well-shaped GEMMs,
+//! fused single-pass norms and padding (strided inputs are made contiguous first; convolution
+//! strides 1 and 2). On CUDA (feature `cuda`): the same fused norm and padding ops as CUDA
+//! kernels and, with the `cudnn` feature, every convolution pass through cuDNN. Everything else
+//! takes [`reference`], built from stock candle operations. Both compute the same numbers as
+//! PyTorch within rounding, which the parity tests (`tests/fast_kernels.rs`, and the model parity
+//! tests with `CYCLEGAN_TEST_DEVICE=cuda`) pin down.
 //!
 //! Performance note: candle accumulates every gradient into a freshly allocated tensor, and
 //! with glibc's default malloc settings large buffers are returned to the system and faulted
@@ -16,9 +18,11 @@
 //! avoids it; see `BENCHMARKS.md`.
 
 mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
 pub mod reference;
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -63,32 +67,62 @@ pub fn configure_threads() -> usize {
     candle_core::utils::get_num_threads()
 }
 
-static FAST_CPU_KERNELS: AtomicBool = AtomicBool::new(true);
+static FAST_KERNELS: AtomicBool = AtomicBool::new(true);
 
-/// Turns the fast CPU kernels on or off for the whole process (on by default). With them off,
-/// every operation takes the stock candle path of [`reference`]; benchmarks use this to compare.
-pub fn set_fast_cpu_kernels(enabled: bool) {
-    FAST_CPU_KERNELS.store(enabled, Ordering::Relaxed);
+/// Turns the fast kernels (CPU and CUDA) on or off for the whole process (on by default). With
+/// them off, every operation takes the stock candle path of [`reference`]; benchmarks use this
+/// to compare.
+pub fn set_fast_kernels(enabled: bool) {
+    FAST_KERNELS.store(enabled, Ordering::Relaxed);
 }
 
-/// Whether the fast CPU kernels are on (see [`set_fast_cpu_kernels`]).
-pub fn fast_cpu_kernels() -> bool {
-    FAST_CPU_KERNELS.load(Ordering::Relaxed)
+/// Whether the fast kernels are on (see [`set_fast_kernels`]).
+pub fn fast_kernels() -> bool {
+    FAST_KERNELS.load(Ordering::Relaxed)
 }
 
-/// Whether `x` can take a fast CPU kernel.
+static CUDA_TF32: AtomicBool = AtomicBool::new(true);
+
+/// Lets `f32` convolutions on CUDA use TF32 tensor cores (on by default, like PyTorch's
+/// `torch.backends.cudnn.allow_tf32`): about 3 significant digits per product instead of 7, much
+/// faster. Off, cuDNN computes in full `f32` (the GPU parity tests turn it off).
+pub fn set_cuda_tf32(enabled: bool) {
+    CUDA_TF32.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether `f32` convolutions on CUDA may use TF32 (see [`set_cuda_tf32`]).
+pub fn cuda_tf32() -> bool {
+    CUDA_TF32.load(Ordering::Relaxed)
+}
+
+/// The convolution algorithms cuDNN's heuristics chose on the calling thread so far, one line
+/// per pass and shape (for diagnostics; empty without the `cudnn` feature).
+pub fn cudnn_algorithms() -> Vec<String> {
+    #[cfg(feature = "cudnn")]
+    return cuda::conv::chosen_algorithms();
+    #[cfg(not(feature = "cudnn"))]
+    Vec::new()
+}
+
+/// Whether this build has fast kernels for tensors on `device`.
+fn has_fast_kernels(device: &Device) -> bool {
+    device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
+}
+
+/// Whether `x` can take a fast kernel.
 fn fast_path(x: &Tensor) -> bool {
-    fast_cpu_kernels() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
+    fast_kernels() && has_fast_kernels(x.device()) && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
-/// Whether `x` can take a fast CPU kernel together with `others`, which must share its dtype
-/// and device (otherwise the reference path reports the mismatch).
+/// Whether `x` can take a fast kernel together with `others`, which must share its dtype
+/// and device (otherwise the reference path reports the mismatch). Devices are compared by
+/// location (`cuda:0`), not identity: candle gives each opening of a GPU its own identity.
 fn fast_path_with(x: &Tensor, others: &[Option<&Tensor>]) -> bool {
     fast_path(x)
         && others
             .iter()
             .flatten()
-            .all(|t| t.dtype() == x.dtype() && t.device().is_cpu())
+            .all(|t| t.dtype() == x.dtype() && t.device().location() == x.device().location())
 }
 
 /// Whether `bias` is absent or a vector of `channels` elements.
@@ -109,7 +143,8 @@ fn fast_conv2d(
         pad: padding,
     };
     let shape = op.shape(x.dims(), weight.dims())?;
-    (fast_path_with(x, &[Some(weight), bias]) && bias_fits(bias, shape.cout)).then_some(op)
+    (x.device().is_cpu() && fast_path_with(x, &[Some(weight), bias]) && bias_fits(bias, shape.cout))
+        .then_some(op)
 }
 
 /// 2-d convolution of `x` `[N, C_in, H, W]` with `weight` `[C_out, C_in, kH, kW]`, zero padding
@@ -121,6 +156,10 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
+    #[cfg(feature = "cudnn")]
+    if let Some(y) = cuda::conv::conv2d(x, weight, bias, stride, padding) {
+        return y;
+    }
     match fast_conv2d(x, weight, bias, stride, padding) {
         Some(op) => apply_fast_conv(x, weight, bias, op),
         None => reference::conv2d(x, weight, bias, stride, padding),
@@ -161,7 +200,10 @@ fn fast_conv_transpose2d(
     };
     // The adjoint convolution's input channels are this op's output channels.
     let adjoint = op.adjoint(x.dims(), weight.dims())?;
-    (fast_path_with(x, &[Some(weight), bias]) && bias_fits(bias, adjoint.cin)).then_some(op)
+    (x.device().is_cpu()
+        && fast_path_with(x, &[Some(weight), bias])
+        && bias_fits(bias, adjoint.cin))
+    .then_some(op)
 }
 
 /// 2-d transposed convolution of `x` `[N, C_in, H, W]` with `weight` `[C_in, C_out, kH, kW]`
@@ -175,6 +217,11 @@ pub fn conv_transpose2d(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
+    #[cfg(feature = "cudnn")]
+    if let Some(y) = cuda::conv::conv_transpose2d(x, weight, bias, stride, padding, output_padding)
+    {
+        return y;
+    }
     match fast_conv_transpose2d(x, weight, bias, stride, padding, output_padding) {
         Some(op) => apply_fast_conv(x, weight, bias, op),
         None => reference::conv_transpose2d(x, weight, bias, stride, padding, output_padding),
@@ -184,6 +231,10 @@ pub fn conv_transpose2d(
 /// The fast kernel for [`pad2d`], when its arguments can take one.
 fn fast_pad2d(x: &Tensor, pad: usize, mode: PaddingType) -> Option<cpu::pad::Pad2d> {
     let op = cpu::pad::Pad2d { pad, mode };
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() && pad > cuda::MAX_PAD {
+        return None;
+    }
     (pad > 0 && fast_path(x) && x.elem_count() > 0 && op.supports(x.dims())).then_some(op)
 }
 
@@ -212,6 +263,55 @@ pub fn instance_norm(x: &Tensor, eps: f64, activation: Activation) -> Result<Ten
         Some(op) => x.contiguous()?.apply_op1(op),
         None => activation.apply(&reference::instance_norm(x, eps)?),
     }
+}
+
+/// The constants of one Adam step (PyTorch's `torch.optim.Adam`, no weight decay).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// `lr / (1 - beta1^t)`.
+    pub step_size: f64,
+    /// `sqrt(1 - beta2^t)`.
+    pub bias_correction2_sqrt: f64,
+}
+
+/// One Adam step of `param` with `grad`: `m = beta1 m + (1 - beta1) g`,
+/// `v = beta2 v + (1 - beta2) g^2`, `param -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)`.
+/// Returns the new `(m, v)`. With the fast kernels (f32/f64 on the CPU or CUDA, contiguous
+/// moments) the update runs in place in three fused passes, and the returned moments are
+/// `exp_avg` and `exp_avg_sq` themselves, updated; otherwise it takes stock candle operations
+/// and returns new tensors. Both round identically on the CPU.
+pub fn adam_step(
+    param: &candle_core::Var,
+    exp_avg: &Tensor,
+    exp_avg_sq: &Tensor,
+    grad: &Tensor,
+    step: &AdamStep,
+) -> Result<(Tensor, Tensor)> {
+    let p = param.as_tensor();
+    let fused = fast_path_with(p, &[Some(exp_avg), Some(exp_avg_sq), Some(grad)])
+        && [exp_avg, exp_avg_sq, grad]
+            .iter()
+            .all(|t| t.dims() == p.dims())
+        && p.is_contiguous()
+        && exp_avg.is_contiguous()
+        && exp_avg_sq.is_contiguous();
+    if !fused {
+        return reference::adam_step(param, exp_avg, exp_avg_sq, grad, step);
+    }
+    let grad = grad.contiguous()?;
+    let moment = |beta, square| cpu::adam::Moment { beta, square };
+    exp_avg.inplace_op2(&grad, &moment(step.beta1, false))?;
+    exp_avg_sq.inplace_op2(&grad, &moment(step.beta2, true))?;
+    let apply = cpu::adam::Apply {
+        inv_bias_correction2_sqrt: 1.0 / step.bias_correction2_sqrt,
+        eps: step.eps,
+        step_size: step.step_size,
+    };
+    p.inplace_op3(exp_avg, exp_avg_sq, &apply)?;
+    Ok((exp_avg.clone(), exp_avg_sq.clone()))
 }
 
 #[cfg(test)]

@@ -104,3 +104,19 @@ pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
     let factor = ((&positive * (1.0 - slope))? + slope)?;
     x.mul(&factor)
 }
+
+/// See [`super::adam_step`]: the unfused version, returning new moments.
+pub fn adam_step(
+    param: &candle_core::Var,
+    exp_avg: &Tensor,
+    exp_avg_sq: &Tensor,
+    grad: &Tensor,
+    step: &super::AdamStep,
+) -> Result<(Tensor, Tensor)> {
+    let m = ((exp_avg * step.beta1)? + (grad * (1.0 - step.beta1))?)?;
+    let v = ((exp_avg_sq * step.beta2)? + (grad.sqr()? * (1.0 - step.beta2))?)?;
+    let denom = ((v.sqrt()? / step.bias_correction2_sqrt)? + step.eps)?;
+    let update = ((&m / denom)? * step.step_size)?;
+    param.set(&(param.as_tensor() - update)?)?;
+    Ok((m, v))
+}

@@ -6,8 +6,10 @@
 //! elementwise layers into single passes over each `(n, c)` plane ([`norm`], [`pad`]).
 //!
 //! The kernels are generic over [`Float`] (`f32`, `f64`) and read contiguous inputs only: the
-//! public functions make their arguments contiguous before applying an op.
+//! public functions make their arguments contiguous before applying an op. The norm and padding
+//! ops also run on CUDA devices: their `cuda_fwd` calls the kernels of `super::cuda`.
 
+pub(crate) mod adam;
 pub(crate) mod conv;
 mod gemm;
 pub(crate) mod norm;
@@ -19,6 +21,7 @@ use candle_core::{CpuStorage, Layout, Result, WithDType};
 /// The element types of the fast kernels.
 pub(crate) trait Float: WithDType + Default + std::fmt::Debug {
     fn tanh(self) -> Self;
+    fn sqrt(self) -> Self;
     /// The calling thread's pool of scratch buffers of this type.
     fn pool() -> &'static scratch::Pool<Self>;
 }
@@ -26,6 +29,9 @@ pub(crate) trait Float: WithDType + Default + std::fmt::Debug {
 impl Float for f32 {
     fn tanh(self) -> Self {
         f32::tanh(self)
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
     }
     fn pool() -> &'static scratch::Pool<Self> {
         &scratch::POOL_F32
@@ -35,6 +41,9 @@ impl Float for f32 {
 impl Float for f64 {
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
     }
     fn pool() -> &'static scratch::Pool<Self> {
         &scratch::POOL_F64

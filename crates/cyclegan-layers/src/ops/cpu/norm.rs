@@ -217,6 +217,16 @@ impl CustomOp1 for InstanceNorm {
         Ok((y, xl.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let y = crate::ops::cuda::instance_norm_forward(x, xl, self.eps, self.activation)?;
+        Ok((y, xl.shape().clone()))
+    }
+
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
         x.apply_op2_no_bwd(&grad, &InstanceNormBackward(*self))
@@ -256,6 +266,19 @@ impl CustomOp2 for InstanceNormBackward {
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let dx = dispatch_float!(x, instance_norm_backward(&self.0, (x, xl), (g, gl)))?;
+        Ok((dx, xl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        g: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let op = self.0;
+        let dx = crate::ops::cuda::instance_norm_backward((x, xl), (g, gl), op.eps, op.activation)?;
         Ok((dx, xl.shape().clone()))
     }
 }

@@ -87,6 +87,16 @@ impl CustomOp1 for Pad2d {
         Ok((y, self.out_shape(xl)))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let y = crate::ops::cuda::pad2d_forward(x, xl, self.pad, self.mode)?;
+        Ok((y, self.out_shape(xl)))
+    }
+
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
         let (h, w) = Pad2d::hw(x.layout())?;
@@ -100,6 +110,17 @@ struct Pad2dBackward {
     pad: Pad2d,
     h: usize,
     w: usize,
+}
+
+impl Pad2dBackward {
+    /// The input's shape, from the output gradient's layout.
+    fn in_shape(&self, gl: &Layout) -> Shape {
+        let mut dims = gl.dims().to_vec();
+        let rank = dims.len();
+        dims[rank - 2] = self.h;
+        dims[rank - 1] = self.w;
+        dims.into()
+    }
 }
 
 fn pad_backward<T: Float>(op: &Pad2dBackward, g: &CpuStorage, gl: &Layout) -> Result<Vec<T>> {
@@ -134,10 +155,17 @@ impl CustomOp1 for Pad2dBackward {
 
     fn cpu_fwd(&self, g: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
         let dx = dispatch_float!(g, pad_backward(self, g, gl))?;
-        let mut dims = gl.dims().to_vec();
-        let rank = dims.len();
-        dims[rank - 2] = self.h;
-        dims[rank - 1] = self.w;
-        Ok((dx, dims.into()))
+        Ok((dx, self.in_shape(gl)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        g: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (pad, mode) = (self.pad.pad, self.pad.mode);
+        let dx = crate::ops::cuda::pad2d_backward(g, gl, (self.h, self.w), pad, mode)?;
+        Ok((dx, self.in_shape(gl)))
     }
 }

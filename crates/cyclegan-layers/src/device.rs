@@ -1,0 +1,99 @@
+//! Naming devices on the command line and in the environment.
+
+use candle_core::Device;
+
+/// Opens the device `spec` names: `cpu`, `cuda` or `cuda:N`. The error says what went wrong
+/// and what to do (an unknown name, or CUDA in a build without it or on a machine without a GPU).
+/// A GPU is set up for training as [`configure_cuda`] describes.
+pub fn parse_device(spec: &str) -> Result<Device, String> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let ordinal = match s.strip_prefix("cuda:") {
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| format!("--device {s}: expected cuda:N with N a number"))?,
+                None => 0,
+            };
+            let device = Device::new_cuda(ordinal).map_err(|e| {
+                format!("cannot open {s} ({e}); CUDA needs a binary built with `--features cuda` and an NVIDIA driver")
+            })?;
+            configure_cuda(&device).map_err(|e| format!("cannot set up {s}: {e}"))?;
+            Ok(device)
+        }
+        other => Err(format!(
+            "unknown device '{other}': expected cpu, cuda or cuda:N"
+        )),
+    }
+}
+
+/// Sets up an opened GPU for a process that drives it from one thread and one stream, as candle
+/// and this workspace do: cudarc's event tracking, which creates two CUDA events per allocation
+/// to order work across streams, is turned off; and the device's memory pool keeps freed memory
+/// for reuse instead of handing it back to the driver at every synchronisation (each training
+/// step reads its losses once), as PyTorch's caching allocator does. Nothing to do on the CPU.
+pub fn configure_cuda(device: &Device) -> candle_core::Result<()> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(dev) = device {
+        use candle_core::cuda_backend::cudarc::driver::sys;
+        use candle_core::cuda_backend::WrapErr;
+        // SAFETY: all work on this device is ordered on its one stream.
+        unsafe { dev.disable_event_tracking() };
+        let context = dev.cuda_stream().context().clone();
+        context.bind_to_thread().w()?;
+        let mut pool = std::mem::MaybeUninit::uninit();
+        let mut keep_everything = u64::MAX;
+        // SAFETY: plain driver calls on the current context's device; the pointers live across them.
+        unsafe {
+            sys::cuDeviceGetDefaultMemPool(pool.as_mut_ptr(), context.cu_device())
+                .result()
+                .w()?;
+            sys::cuMemPoolSetAttribute(
+                pool.assume_init(),
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut keep_everything as *mut u64).cast(),
+            )
+            .result()
+            .w()?;
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = device;
+    Ok(())
+}
+
+/// The device the tests of this workspace run on: `CYCLEGAN_TEST_DEVICE` (`cpu` when unset),
+/// so that the PyTorch parity fixtures pin the CUDA path down too on a GPU machine. Opened once
+/// per process: every call returns the same device (candle gives each opening of a GPU its own
+/// identity, and tensors of two openings are not on the "same" device).
+///
+/// # Panics
+/// When the variable names no device that opens: a test run asked for a device it cannot have.
+pub fn test_device() -> Device {
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let spec = std::env::var("CYCLEGAN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+            parse_device(&spec).unwrap_or_else(|e| panic!("CYCLEGAN_TEST_DEVICE: {e}"))
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_parsed_with_clear_errors() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        assert!(parse_device("gpu")
+            .unwrap_err()
+            .contains("expected cpu, cuda or cuda:N"));
+        assert!(parse_device("cuda:x").unwrap_err().contains("cuda:N"));
+        if !cfg!(feature = "cuda") {
+            assert!(parse_device("cuda")
+                .unwrap_err()
+                .contains("--features cuda"));
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Convolutions and transposed convolutions, forward and backward, through cuDNN.
+//!
+//! candle's stock CUDA backward passes run its naive transposed-convolution kernel; here every
+//! pass is one of cuDNN's three convolution routines of a convolution `x [n, cin, h, w]` *
+//! `w [cout, cin, k, k]` -> `y [n, cout, oh, ow]` ([`Pass`]): the transposed convolution is the
+//! input gradient of its adjoint convolution, so its forward is `BackwardData` and its input
+//! gradient is `Forward`. Algorithms come from cuDNN's heuristics (what PyTorch uses without
+//! `cudnn.benchmark`), cached per shape, except in full-precision `f32` (TF32 off), which takes
+//! fixed implicit-GEMM algorithms. `f32` convolutions may use TF32 tensor cores unless
+//! [`super::super::set_cuda_tf32`] turns that off, as PyTorch's `cudnn.allow_tf32` does.
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::cudnn::{
+    sys, ConvBackwardData, ConvBackwardFilter, ConvForward, Cudnn, CudnnDataType,
+};
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, DeviceId};
+use candle_core::{CudaStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::view;
+use crate::ops::{bias_fits, fast_path_with, reference};
+
+/// `conv2d(x, w) + b` through cuDNN, when the arguments are CUDA tensors this op handles.
+pub(crate) fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Option<Result<Tensor>> {
+    let (&[_, cin, h, w], &[cout, wcin, k, k2]) = (x.dims(), weight.dims()) else {
+        return None;
+    };
+    let fits = cin == wcin && k == k2 && stride > 0 && h + 2 * padding >= k && w + 2 * padding >= k;
+    if !(x.device().is_cuda()
+        && fits
+        && fast_path_with(x, &[Some(weight), bias])
+        && bias_fits(bias, cout))
+    {
+        return None;
+    }
+    let op = CudnnConv {
+        pass: Pass::Forward,
+        stride,
+        pad: padding,
+        out: [0; 4],
+    };
+    Some(
+        x.contiguous()
+            .and_then(|x| x.apply_op2(&weight.contiguous()?, op))
+            .and_then(|y| reference::add_channel_bias(&y, bias)),
+    )
+}
+
+/// `conv_transpose2d(x, w) + b` (weight `[cin, cout, k, k]`) through cuDNN, when the arguments
+/// are CUDA tensors this op handles.
+pub(crate) fn conv_transpose2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Option<Result<Tensor>> {
+    let (&[n, cin, h, w], &[wcin, cout, k, k2]) = (x.dims(), weight.dims()) else {
+        return None;
+    };
+    let fits = cin == wcin && k == k2 && stride > 0 && output_padding < stride;
+    if !(x.device().is_cuda()
+        && fits
+        && fast_path_with(x, &[Some(weight), bias])
+        && bias_fits(bias, cout))
+    {
+        return None;
+    }
+    let side = |len: usize| ((len - 1) * stride + k + output_padding).checked_sub(2 * padding);
+    let (oh, ow) = (side(h).filter(|&v| v > 0)?, side(w).filter(|&v| v > 0)?);
+    let op = CudnnConv {
+        pass: Pass::BackwardData,
+        stride,
+        pad: padding,
+        out: [n, cout, oh, ow],
+    };
+    Some(
+        x.contiguous()
+            .and_then(|x| x.apply_op2(&weight.contiguous()?, op))
+            .and_then(|y| reference::add_channel_bias(&y, bias)),
+    )
+}
+
+/// Which cuDNN routine a [`CudnnConv`] runs, and on what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Pass {
+    /// `(x, w) -> y`.
+    Forward,
+    /// `(dy, w) -> dx`.
+    BackwardData,
+    /// `(x, dy) -> dw`.
+    BackwardFilter,
+}
+
+/// One cuDNN routine of the convolution with `stride` and zero padding `pad`, as a candle op on
+/// two tensors; `out` is the result's shape (`x`'s for `BackwardData`, `w`'s for
+/// `BackwardFilter`; `Forward` works it out).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CudnnConv {
+    pub pass: Pass,
+    pub stride: usize,
+    pub pad: usize,
+    pub out: [usize; 4],
+}
+
+impl CudnnConv {
+    fn with(self, pass: Pass, out: &[usize]) -> Result<Self> {
+        let out: [usize; 4] = out
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg(format!("cuDNN convolution of {out:?}")))?;
+        Ok(Self { pass, out, ..self })
+    }
+
+    /// The `(x, w, y)` shapes of the convolution, from the op's two argument shapes.
+    fn shapes(&self, a: &[usize], b: &[usize]) -> Result<[[usize; 4]; 3]> {
+        let four = |d: &[usize]| -> Result<[usize; 4]> {
+            d.try_into().map_err(|_| {
+                candle_core::Error::Msg(format!("cuDNN convolution takes 4-d tensors, got {d:?}"))
+            })
+        };
+        let (a, b) = (four(a)?, four(b)?);
+        Ok(match self.pass {
+            Pass::Forward => {
+                let [n, _, h, w] = a;
+                let [cout, _, k, _] = b;
+                let side = |len: usize| (len + 2 * self.pad - k) / self.stride + 1;
+                [a, b, [n, cout, side(h), side(w)]]
+            }
+            Pass::BackwardData => [self.out, b, a],
+            Pass::BackwardFilter => [a, self.out, b],
+        })
+    }
+}
+
+impl CustomOp2 for CudnnConv {
+    fn name(&self) -> &'static str {
+        match self.pass {
+            Pass::Forward => "cudnn-conv2d-forward",
+            Pass::BackwardData => "cudnn-conv2d-backward-data",
+            Pass::BackwardFilter => "cudnn-conv2d-backward-filter",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &candle_core::CpuStorage,
+        _: &Layout,
+        _: &candle_core::CpuStorage,
+        _: &Layout,
+    ) -> Result<(candle_core::CpuStorage, Shape)> {
+        candle_core::bail!("{} runs on CUDA devices only", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        a: &CudaStorage,
+        al: &Layout,
+        b: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let shapes = self.shapes(al.dims(), bl.dims())?;
+        let out = match self.pass {
+            Pass::Forward => shapes[2],
+            Pass::BackwardData => shapes[0],
+            Pass::BackwardFilter => shapes[1],
+        };
+        let dev = a.device.clone();
+        let storage = match (&a.slice, &b.slice) {
+            (CudaStorageSlice::F32(_), CudaStorageSlice::F32(_)) => CudaStorage::wrap_cuda_slice(
+                launch::<f32>(self, &dev, shapes, (a, al), (b, bl))?,
+                dev,
+            ),
+            (CudaStorageSlice::F64(_), CudaStorageSlice::F64(_)) => CudaStorage::wrap_cuda_slice(
+                launch::<f64>(self, &dev, shapes, (a, al), (b, bl))?,
+                dev,
+            ),
+            _ => candle_core::bail!(
+                "{}: f32 or f64 tensors of one type, got {:?} and {:?}",
+                self.name(),
+                a.dtype(),
+                b.dtype()
+            ),
+        };
+        Ok((storage, Shape::from(out.to_vec())))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        match self.pass {
+            // y = conv(x, w): dx = BackwardData(dy, w), dw = BackwardFilter(x, dy).
+            Pass::Forward => {
+                let dx = a
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(b, &self.with(Pass::BackwardData, a.dims())?))
+                    .transpose()?;
+                let dw = b
+                    .track_op()
+                    .then(|| a.apply_op2_no_bwd(&grad, &self.with(Pass::BackwardFilter, b.dims())?))
+                    .transpose()?;
+                Ok((dx, dw))
+            }
+            // y = BackwardData(x, w) (a transposed convolution of x): its adjoint convolution
+            // maps y's shape to x's, so dx = Forward(dy, w) and dw = BackwardFilter(dy, x).
+            Pass::BackwardData => {
+                let dx = a
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(b, &self.with(Pass::Forward, a.dims())?))
+                    .transpose()?;
+                let dw = b
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(a, &self.with(Pass::BackwardFilter, b.dims())?))
+                    .transpose()?;
+                Ok((dx, dw))
+            }
+            Pass::BackwardFilter => {
+                candle_core::bail!("the cuDNN weight gradient is not differentiable again")
+            }
+        }
+    }
+}
+
+thread_local! {
+    // cuDNN handles are neither Send nor Sync: one per thread and device, like candle's own.
+    static HANDLES: RefCell<HashMap<DeviceId, Arc<Cudnn>>> = RefCell::new(HashMap::new());
+    static ALGORITHMS: RefCell<HashMap<AlgoKey, Algo>> = RefCell::new(HashMap::new());
+}
+
+/// What an algorithm choice depends on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct AlgoKey {
+    device: DeviceId,
+    pass: Pass,
+    shapes: [[usize; 4]; 3],
+    stride: usize,
+    pad: usize,
+    double: bool,
+    tf32: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Algo {
+    Forward(sys::cudnnConvolutionFwdAlgo_t),
+    BackwardData(sys::cudnnConvolutionBwdDataAlgo_t),
+    BackwardFilter(sys::cudnnConvolutionBwdFilterAlgo_t),
+}
+
+/// The algorithms cuDNN's heuristics chose on this thread so far, one line per shape.
+pub(crate) fn chosen_algorithms() -> Vec<String> {
+    ALGORITHMS.with(|a| {
+        let mut lines: Vec<String> = a
+            .borrow()
+            .iter()
+            .map(|(k, algo)| {
+                let algo = match algo {
+                    Algo::Forward(a) => format!("{a:?}"),
+                    Algo::BackwardData(a) => format!("{a:?}"),
+                    Algo::BackwardFilter(a) => format!("{a:?}"),
+                };
+                format!(
+                    "{:?} x{:?} w{:?} y{:?} stride {} pad {} {}{}: {algo}",
+                    k.pass,
+                    k.shapes[0],
+                    k.shapes[1],
+                    k.shapes[2],
+                    k.stride,
+                    k.pad,
+                    if k.double { "f64" } else { "f32" },
+                    if k.tf32 { " tf32" } else { "" },
+                )
+            })
+            .collect();
+        lines.sort();
+        lines
+    })
+}
+
+fn handle(dev: &CudaDevice) -> Result<Arc<Cudnn>> {
+    HANDLES.with(|handles| {
+        if let Some(h) = handles.borrow().get(&dev.id()) {
+            return Ok(h.clone());
+        }
+        let h = Cudnn::new(dev.cuda_stream())?;
+        handles.borrow_mut().insert(dev.id(), h.clone());
+        Ok(h)
+    })
+}
+
+/// The cached algorithm for `key`, or `pick()`'s choice, remembered.
+fn algorithm(key: AlgoKey, pick: impl FnOnce() -> Result<Algo>) -> Result<Algo> {
+    if let Some(algo) = ALGORITHMS.with(|a| a.borrow().get(&key).copied()) {
+        return Ok(algo);
+    }
+    let algo = pick()?;
+    ALGORITHMS.with(|a| a.borrow_mut().insert(key, algo));
+    Ok(algo)
+}
+
+fn dims(d: [usize; 4]) -> [i32; 4] {
+    d.map(|v| v as i32)
+}
+
+/// Runs the op's cuDNN routine on contiguous `a`, `b` of type `T`; `shapes` are `(x, w, y)`.
+fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
+    op: &CudnnConv,
+    dev: &CudaDevice,
+    shapes: [[usize; 4]; 3],
+    (a, al): (&CudaStorage, &Layout),
+    (b, bl): (&CudaStorage, &Layout),
+) -> Result<CudaSlice<T>> {
+    let cudnn = handle(dev)?;
+    let double = std::mem::size_of::<T>() == 8;
+    let tf32 = !double && crate::ops::cuda_tf32();
+    // Full-precision f32: fixed FMA algorithms (implicit GEMMs, no FFT or Winograd transforms),
+    // since the heuristics' first choice for some shapes (4x4 kernels) was measured 1e-3 off.
+    let exact = !double && !tf32;
+    let mut conv = cudnn.create_conv2d::<T>(
+        [op.pad as i32; 2],
+        [op.stride as i32; 2],
+        [1, 1],
+        sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+    )?;
+    if !tf32 {
+        conv.set_math_type(sys::cudnnMathType_t::CUDNN_FMA_MATH)?;
+    }
+    let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+    let [xs, ws, ys] = shapes;
+    let x = cudnn.create_4d_tensor::<T>(nchw, dims(xs))?;
+    let w = cudnn.create_4d_filter::<T>(nchw, dims(ws))?;
+    let y = cudnn.create_4d_tensor::<T>(nchw, dims(ys))?;
+    let key = AlgoKey {
+        device: dev.id(),
+        pass: op.pass,
+        shapes,
+        stride: op.stride,
+        pad: op.pad,
+        double,
+        tf32,
+    };
+    let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
+    let len = |d: [usize; 4]| d.iter().product::<usize>();
+    let scale = (T::from_f64(1.0), T::from_f64(0.0));
+    match op.pass {
+        Pass::Forward => {
+            let routine = ConvForward {
+                conv: &conv,
+                x: &x,
+                w: &w,
+                y: &y,
+            };
+            let Algo::Forward(algo) = algorithm(key, || {
+                Ok(Algo::Forward(if exact {
+                    sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM
+                } else {
+                    routine.pick_algorithm()?
+                }))
+            })?
+            else {
+                unreachable!("forward key")
+            };
+            let mut workspace = workspace(dev, routine.get_workspace_size(algo)?)?;
+            // SAFETY: `output` is written in full (beta = 0) before it is read.
+            let mut out = unsafe { dev.alloc::<T>(len(ys))? };
+            // SAFETY: the buffers match the descriptors' types and shapes.
+            unsafe { routine.launch(algo, workspace.as_mut(), scale, &a, &b, &mut out) }?;
+            Ok(out)
+        }
+        Pass::BackwardData => {
+            let routine = ConvBackwardData {
+                conv: &conv,
+                dx: &x,
+                w: &w,
+                dy: &y,
+            };
+            let Algo::BackwardData(algo) = algorithm(key, || {
+                Ok(Algo::BackwardData(if exact {
+                    sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_1
+                } else {
+                    routine.pick_algorithm()?
+                }))
+            })?
+            else {
+                unreachable!("backward-data key")
+            };
+            let mut workspace = workspace(dev, routine.get_workspace_size(algo)?)?;
+            // SAFETY: as above.
+            let mut out = unsafe { dev.alloc::<T>(len(xs))? };
+            // SAFETY: as above; `a` is dy, `b` is w.
+            unsafe { routine.launch(algo, workspace.as_mut(), scale, &mut out, &b, &a) }?;
+            Ok(out)
+        }
+        Pass::BackwardFilter => {
+            let routine = ConvBackwardFilter {
+                conv: &conv,
+                x: &x,
+                dw: &w,
+                dy: &y,
+            };
+            let Algo::BackwardFilter(algo) = algorithm(key, || {
+                Ok(Algo::BackwardFilter(if exact {
+                    sys::cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
+                } else {
+                    routine.pick_algorithm()?
+                }))
+            })?
+            else {
+                unreachable!("backward-filter key")
+            };
+            let mut workspace = workspace(dev, routine.get_workspace_size(algo)?)?;
+            // SAFETY: as above.
+            let mut out = unsafe { dev.alloc::<T>(len(ws))? };
+            // SAFETY: as above; `a` is x, `b` is dy.
+            unsafe { routine.launch(algo, workspace.as_mut(), scale, &a, &mut out, &b) }?;
+            Ok(out)
+        }
+    }
+}
+
+/// A workspace of `bytes`, or none.
+fn workspace(dev: &CudaDevice, bytes: usize) -> Result<Option<CudaSlice<u8>>> {
+    // SAFETY: cuDNN uses the workspace as scratch; nothing reads it before writing.
+    (bytes > 0)
+        .then(|| unsafe { dev.alloc::<u8>(bytes) })
+        .transpose()
+}

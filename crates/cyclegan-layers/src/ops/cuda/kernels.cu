@@ -1,0 +1,251 @@
+// CUDA kernels of the fused CycleGAN layers: 2-d padding (reflect, replicate, zero) and
+// affine-free instance normalisation fused with its activation, forward and backward, and the
+// in-place Adam update, for f32 and f64. They compute what the CPU kernels of `ops/cpu` compute (same formulas, statistics
+// accumulated in double); `ops/cuda/mod.rs` launches them.
+
+#define PAD_ZERO 0
+#define PAD_REFLECT 1
+#define PAD_REPLICATE 2
+
+// Largest padding the backward kernel gathers (one row or column plus two mirrors per pad).
+#define MAX_PAD 8
+
+#define ACT_IDENTITY 0
+#define ACT_RELU 1
+#define ACT_LEAKY_RELU 2
+#define ACT_TANH 3
+
+// ---------------------------------------------------------------------------------------------
+// Padding
+// ---------------------------------------------------------------------------------------------
+
+// The source index along an axis of `len` of padded position `i`, or -1 for a zero.
+__device__ __forceinline__ int pad_source(int i, int len, int pad, int mode) {
+    int s = i - pad;
+    if (s >= 0 && s < len) return s;
+    if (mode == PAD_ZERO) return -1;
+    if (mode == PAD_REFLECT) return s < 0 ? -s : 2 * (len - 1) - s;
+    return s < 0 ? 0 : len - 1;
+}
+
+// The padded positions whose source is `i` (the inverse of `pad_source`), into `out`.
+__device__ __forceinline__ int pad_targets(int i, int len, int pad, int mode, int* out) {
+    int n = 0;
+    out[n++] = i + pad;
+    if (mode == PAD_REFLECT) {
+        if (i >= 1 && i <= pad) out[n++] = pad - i;
+        if (i >= len - 1 - pad && i <= len - 2) out[n++] = 2 * (len - 1) - i + pad;
+    } else if (mode == PAD_REPLICATE) {
+        if (i == 0)
+            for (int r = 0; r < pad; r++) out[n++] = r;
+        if (i == len - 1)
+            for (int r = len + pad; r < len + 2 * pad; r++) out[n++] = r;
+    }
+    return n;
+}
+
+template <typename T>
+__device__ void pad2d_forward(const T* x, T* y, long long planes, int h, int w, int pad,
+                              int mode) {
+    const int oh = h + 2 * pad, ow = w + 2 * pad;
+    const long long total = planes * oh * ow;
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x) {
+        const int c = idx % ow;
+        const int r = (idx / ow) % oh;
+        const long long plane = idx / ((long long)oh * ow);
+        const int sr = pad_source(r, h, pad, mode), sc = pad_source(c, w, pad, mode);
+        y[idx] = (sr < 0 || sc < 0) ? T(0) : x[plane * h * w + (long long)sr * w + sc];
+    }
+}
+
+template <typename T>
+__device__ void pad2d_backward(const T* g, T* dx, long long planes, int h, int w, int pad,
+                               int mode) {
+    const int oh = h + 2 * pad, ow = w + 2 * pad;
+    const long long total = planes * h * w;
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x) {
+        const int j = idx % w;
+        const int i = (idx / w) % h;
+        const long long plane = idx / ((long long)h * w);
+        int rows[2 * MAX_PAD + 1], cols[2 * MAX_PAD + 1];
+        const int nr = pad_targets(i, h, pad, mode, rows);
+        const int nc = pad_targets(j, w, pad, mode, cols);
+        const T* gp = g + plane * oh * ow;
+        T acc = T(0);
+        for (int a = 0; a < nr; a++)
+            for (int b = 0; b < nc; b++) acc += gp[(long long)rows[a] * ow + cols[b]];
+        dx[idx] = acc;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instance normalisation + activation
+// ---------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ float tanh_of(float z) { return tanhf(z); }
+__device__ __forceinline__ double tanh_of(double z) { return tanh(z); }
+__device__ __forceinline__ float sqrt_of(float z) { return sqrtf(z); }
+__device__ __forceinline__ double sqrt_of(double z) { return sqrt(z); }
+// Rounded products that the compiler may not fuse into the following addition, so that the
+// Adam kernels round like the unfused operations they replace.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
+template <typename T>
+__device__ __forceinline__ T activate(T z, int act, T slope) {
+    switch (act) {
+        case ACT_RELU: return z > T(0) ? z : T(0);
+        case ACT_LEAKY_RELU: return z > T(0) ? z : z * slope;
+        case ACT_TANH: return tanh_of(z);
+        default: return z;
+    }
+}
+
+// d activate(z) / dz * dy.
+template <typename T>
+__device__ __forceinline__ T activate_grad(T z, T dy, int act, T slope) {
+    switch (act) {
+        case ACT_RELU: return z > T(0) ? dy : T(0);
+        case ACT_LEAKY_RELU: return z > T(0) ? dy : dy * slope;
+        case ACT_TANH: {
+            const T t = tanh_of(z);
+            return dy * (T(1) - t * t);
+        }
+        default: return dy;
+    }
+}
+
+// The sum of `v` over the block (blockDim.x a multiple of 32, at most 1024), in every thread.
+__device__ double block_sum(double v, double* shared) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? shared[lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) shared[32] = v;
+    }
+    __syncthreads();
+    const double total = shared[32];
+    __syncthreads();  // `shared` is free for the next reduction
+    return total;
+}
+
+// The mean and 1 / sqrt(biased variance + eps) of a plane, in two passes.
+template <typename T>
+__device__ void plane_moments(const T* x, int len, double eps, double* shared, T* mean,
+                              T* rstd) {
+    double s = 0.0;
+    for (int i = threadIdx.x; i < len; i += blockDim.x) s += (double)x[i];
+    const double m = block_sum(s, shared) / len;
+    double q = 0.0;
+    for (int i = threadIdx.x; i < len; i += blockDim.x) {
+        const double d = (double)x[i] - m;
+        q += d * d;
+    }
+    const double var = block_sum(q, shared) / len;
+    *mean = (T)m;
+    *rstd = (T)(1.0 / sqrt(var + eps));
+}
+
+// One block per (n, c) plane of `len` elements.
+template <typename T>
+__device__ void instance_norm_forward(const T* x, T* y, int len, double eps, int act,
+                                      double slope) {
+    __shared__ double shared[33];
+    const long long base = (long long)blockIdx.x * len;
+    x += base;
+    y += base;
+    T mean, rstd;
+    plane_moments(x, len, eps, shared, &mean, &rstd);
+    for (int i = threadIdx.x; i < len; i += blockDim.x)
+        y[i] = activate((x[i] - mean) * rstd, act, (T)slope);
+}
+
+// With z = (x - mean) * rstd and dz = dy * act'(z): dx = rstd * (dz - mean(dz) - z * mean(dz z)).
+template <typename T>
+__device__ void instance_norm_backward(const T* x, const T* g, T* dx, int len, double eps,
+                                       int act, double slope) {
+    __shared__ double shared[33];
+    const long long base = (long long)blockIdx.x * len;
+    x += base;
+    g += base;
+    dx += base;
+    T mean, rstd;
+    plane_moments(x, len, eps, shared, &mean, &rstd);
+    double sd = 0.0, sdz = 0.0;
+    for (int i = threadIdx.x; i < len; i += blockDim.x) {
+        const T z = (x[i] - mean) * rstd;
+        const T d = activate_grad(z, g[i], act, (T)slope);
+        sd += (double)d;
+        sdz += (double)(d * z);
+    }
+    const T mean_d = (T)(block_sum(sd, shared) / len);
+    const T mean_dz = (T)(block_sum(sdz, shared) / len);
+    for (int i = threadIdx.x; i < len; i += blockDim.x) {
+        const T z = (x[i] - mean) * rstd;
+        const T d = activate_grad(z, g[i], act, (T)slope);
+        dx[i] = rstd * (d - mean_d - z * mean_dz);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adam, in place (the same operations in the same order as the unfused candle version)
+// ---------------------------------------------------------------------------------------------
+
+// m = m * beta + g * (1 - beta), or with g * g when `square`.
+template <typename T>
+__device__ void adam_moment(T* m, const T* g, long long n, double beta, int square) {
+    const T b = (T)beta, c = (T)(1.0 - beta);
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const T gi = square ? g[i] * g[i] : g[i];
+        m[i] = mul_rn(m[i], b) + mul_rn(gi, c);
+    }
+}
+
+// p = p - (m / (sqrt(v) * (1 / bias_correction2_sqrt) + eps)) * step_size.
+template <typename T>
+__device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv_bc2_sqrt,
+                           double eps, double step_size) {
+    const T r = (T)inv_bc2_sqrt, e = (T)eps, s = (T)step_size;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const T denom = mul_rn(sqrt_of(v[i]), r) + e;
+        p[i] = p[i] - mul_rn(m[i] / denom, s);
+    }
+}
+
+#define INSTANTIATE(T, SUFFIX)                                                                  \
+    extern "C" __global__ void pad2d_forward_##SUFFIX(const T* x, T* y, long long planes,      \
+                                                      int h, int w, int pad, int mode) {       \
+        pad2d_forward<T>(x, y, planes, h, w, pad, mode);                                       \
+    }                                                                                           \
+    extern "C" __global__ void pad2d_backward_##SUFFIX(const T* g, T* dx, long long planes,    \
+                                                       int h, int w, int pad, int mode) {      \
+        pad2d_backward<T>(g, dx, planes, h, w, pad, mode);                                     \
+    }                                                                                           \
+    extern "C" __global__ void instance_norm_forward_##SUFFIX(const T* x, T* y, int len,       \
+                                                              double eps, int act,              \
+                                                              double slope) {                   \
+        instance_norm_forward<T>(x, y, len, eps, act, slope);                                  \
+    }                                                                                           \
+    extern "C" __global__ void instance_norm_backward_##SUFFIX(                                \
+        const T* x, const T* g, T* dx, int len, double eps, int act, double slope) {           \
+        instance_norm_backward<T>(x, g, dx, len, eps, act, slope);                             \
+    }                                                                                           \
+    extern "C" __global__ void adam_moment_##SUFFIX(T* m, const T* g, long long n, double beta, \
+                                                    int square) {                               \
+        adam_moment<T>(m, g, n, beta, square);                                                  \
+    }                                                                                           \
+    extern "C" __global__ void adam_apply_##SUFFIX(T* p, const T* m, const T* v, long long n,   \
+                                                   double inv_bc2_sqrt, double eps,             \
+                                                   double step_size) {                          \
+        adam_apply<T>(p, m, v, n, inv_bc2_sqrt, eps, step_size);                                \
+    }
+
+INSTANTIATE(float, f32)
+INSTANTIATE(double, f64)

@@ -1,0 +1,368 @@
+//! CUDA kernels behind the fused ops of [`super::cpu`] (padding, instance norm + activation,
+//! forward and backward) and, with the `cudnn` feature, convolutions through cuDNN ([`conv`]).
+//!
+//! The padding and norm kernels live in `kernels.cu`, compiled to PTX by the build script and
+//! loaded once per device. Like the CPU kernels they read contiguous inputs only, compute in the
+//! tensor's type with statistics accumulated in `f64`, and write fresh outputs.
+
+#[cfg(feature = "cudnn")]
+pub(crate) mod conv;
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, WrapErr};
+use candle_core::{CudaStorage, Layout, Result};
+
+use crate::ops::Activation;
+use crate::padding::PaddingType;
+
+mod ptx {
+    include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
+}
+
+/// The module name the kernels are cached under on each device.
+const MODULE: &str = "cyclegan_layers_kernels";
+
+/// Threads per block of the elementwise (padding) kernels.
+const THREADS: u32 = 256;
+
+/// The largest padding the CUDA backward kernel handles (`MAX_PAD` in `kernels.cu`).
+pub(crate) const MAX_PAD: usize = 8;
+
+/// The elements of a contiguous tensor argument.
+fn view<'a, T: CudaDType>(storage: &'a CudaStorage, layout: &Layout) -> Result<CudaView<'a, T>> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("CUDA kernels take contiguous tensors, got {layout:?}")
+    };
+    Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
+}
+
+/// An output buffer of `len` elements, every one of which the kernel writes.
+fn output<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
+    // SAFETY: the kernels write every element before anything reads it.
+    unsafe { dev.alloc::<T>(len) }
+}
+
+/// A grid-stride launch over `total` elements.
+fn elementwise(total: usize) -> LaunchConfig {
+    let blocks = total.div_ceil(THREADS as usize).clamp(1, 65_535) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// One block per plane of `len` elements: enough threads for a few elements each.
+fn per_plane(planes: usize, len: usize) -> LaunchConfig {
+    let threads = (len.div_ceil(4).div_ceil(32) * 32).clamp(32, 1024) as u32;
+    LaunchConfig {
+        grid_dim: (planes as u32, 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Calls `$f::<T>` with `T` the element type of `$storage` (`f32` or `f64`) and the kernel name
+/// suffix, and wraps the returned slice into a `CudaStorage`.
+macro_rules! dispatch_float {
+    ($storage:expr, $f:ident ( $($arg:expr),* $(,)? )) => {
+        match &$storage.slice {
+            CudaStorageSlice::F32(_) => $f::<f32>("f32", $($arg),*)
+                .map(|s| CudaStorage::wrap_cuda_slice(s, $storage.device.clone())),
+            CudaStorageSlice::F64(_) => $f::<f64>("f64", $($arg),*)
+                .map(|s| CudaStorage::wrap_cuda_slice(s, $storage.device.clone())),
+            _ => candle_core::bail!("CUDA kernels take f32 or f64, got {:?}", $storage.dtype()),
+        }
+    };
+}
+
+fn pad_mode(mode: PaddingType) -> i32 {
+    match mode {
+        PaddingType::Zero => 0,
+        PaddingType::Reflect => 1,
+        PaddingType::Replicate => 2,
+    }
+}
+
+/// `(code, slope)` of an activation for the kernels.
+fn activation_code(activation: Activation) -> (i32, f64) {
+    match activation {
+        Activation::Identity => (0, 0.0),
+        Activation::Relu => (1, 0.0),
+        Activation::LeakyRelu(slope) => (2, slope),
+        Activation::Tanh => (3, 0.0),
+    }
+}
+
+/// `[.., h, w]` padded by `pad` on every side.
+pub(crate) fn pad2d_forward(
+    x: &CudaStorage,
+    xl: &Layout,
+    pad: usize,
+    mode: PaddingType,
+) -> Result<CudaStorage> {
+    let [.., h, w] = xl.dims() else {
+        candle_core::bail!("pad2d needs at least 2 dimensions, got {:?}", xl.dims())
+    };
+    let (h, w) = (*h, *w);
+    let planes = xl.shape().elem_count() / (h * w).max(1);
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        x: &CudaStorage,
+        xl: &Layout,
+        (planes, h, w, pad, mode): (usize, usize, usize, usize, PaddingType),
+    ) -> Result<CudaSlice<T>> {
+        let dev = &x.device;
+        let total = planes * (h + 2 * pad) * (w + 2 * pad);
+        let x = view::<T>(x, xl)?;
+        let mut y = output::<T>(dev, total)?;
+        let func =
+            dev.get_or_load_custom_func(&format!("pad2d_forward_{suffix}"), MODULE, ptx::KERNELS)?;
+        let (planes, h, w, pad, mode) = (
+            planes as i64,
+            h as i32,
+            w as i32,
+            pad as i32,
+            pad_mode(mode),
+        );
+        let mut b = func.builder();
+        b.arg(&x)
+            .arg(&mut y)
+            .arg(&planes)
+            .arg(&h)
+            .arg(&w)
+            .arg(&pad)
+            .arg(&mode);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(elementwise(total)) }.w()?;
+        Ok(y)
+    }
+    dispatch_float!(x, run(x, xl, (planes, h, w, pad, mode)))
+}
+
+/// The input gradient of [`pad2d_forward`] for an `[.., h, w]` input, from the output gradient.
+pub(crate) fn pad2d_backward(
+    g: &CudaStorage,
+    gl: &Layout,
+    (h, w): (usize, usize),
+    pad: usize,
+    mode: PaddingType,
+) -> Result<CudaStorage> {
+    let planes = gl.shape().elem_count() / ((h + 2 * pad) * (w + 2 * pad)).max(1);
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        g: &CudaStorage,
+        gl: &Layout,
+        (planes, h, w, pad, mode): (usize, usize, usize, usize, PaddingType),
+    ) -> Result<CudaSlice<T>> {
+        let dev = &g.device;
+        let total = planes * h * w;
+        let g = view::<T>(g, gl)?;
+        let mut dx = output::<T>(dev, total)?;
+        let func =
+            dev.get_or_load_custom_func(&format!("pad2d_backward_{suffix}"), MODULE, ptx::KERNELS)?;
+        let (planes, h, w, pad, mode) = (
+            planes as i64,
+            h as i32,
+            w as i32,
+            pad as i32,
+            pad_mode(mode),
+        );
+        let mut b = func.builder();
+        b.arg(&g)
+            .arg(&mut dx)
+            .arg(&planes)
+            .arg(&h)
+            .arg(&w)
+            .arg(&pad)
+            .arg(&mode);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(elementwise(total)) }.w()?;
+        Ok(dx)
+    }
+    dispatch_float!(g, run(g, gl, (planes, h, w, pad, mode)))
+}
+
+/// `activation(instance_norm(x))` over the last two dimensions of `x` `[n, c, h, w]`.
+pub(crate) fn instance_norm_forward(
+    x: &CudaStorage,
+    xl: &Layout,
+    eps: f64,
+    activation: Activation,
+) -> Result<CudaStorage> {
+    let (n, c, h, w) = xl.shape().dims4()?;
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        x: &CudaStorage,
+        xl: &Layout,
+        (planes, len, eps, activation): (usize, usize, f64, Activation),
+    ) -> Result<CudaSlice<T>> {
+        let dev = &x.device;
+        let x = view::<T>(x, xl)?;
+        let mut y = output::<T>(dev, planes * len)?;
+        let func = dev.get_or_load_custom_func(
+            &format!("instance_norm_forward_{suffix}"),
+            MODULE,
+            ptx::KERNELS,
+        )?;
+        let (act, slope) = activation_code(activation);
+        let len32 = len as i32;
+        let mut b = func.builder();
+        b.arg(&x)
+            .arg(&mut y)
+            .arg(&len32)
+            .arg(&eps)
+            .arg(&act)
+            .arg(&slope);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(per_plane(planes, len)) }.w()?;
+        Ok(y)
+    }
+    dispatch_float!(x, run(x, xl, (n * c, h * w, eps, activation)))
+}
+
+/// The input gradient of [`instance_norm_forward`], from `(x, grad)`.
+pub(crate) fn instance_norm_backward(
+    (x, xl): (&CudaStorage, &Layout),
+    (g, gl): (&CudaStorage, &Layout),
+    eps: f64,
+    activation: Activation,
+) -> Result<CudaStorage> {
+    let (n, c, h, w) = xl.shape().dims4()?;
+    if gl.dims() != xl.dims() {
+        candle_core::bail!(
+            "instance norm backward: gradient {:?} for input {:?}",
+            gl.dims(),
+            xl.dims()
+        )
+    }
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        (x, xl): (&CudaStorage, &Layout),
+        (g, gl): (&CudaStorage, &Layout),
+        (planes, len, eps, activation): (usize, usize, f64, Activation),
+    ) -> Result<CudaSlice<T>> {
+        let dev = &x.device;
+        let (x, g) = (view::<T>(x, xl)?, view::<T>(g, gl)?);
+        let mut dx = output::<T>(dev, planes * len)?;
+        let func = dev.get_or_load_custom_func(
+            &format!("instance_norm_backward_{suffix}"),
+            MODULE,
+            ptx::KERNELS,
+        )?;
+        let (act, slope) = activation_code(activation);
+        let len32 = len as i32;
+        let mut b = func.builder();
+        b.arg(&x)
+            .arg(&g)
+            .arg(&mut dx)
+            .arg(&len32)
+            .arg(&eps)
+            .arg(&act)
+            .arg(&slope);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(per_plane(planes, len)) }.w()?;
+        Ok(dx)
+    }
+    dispatch_float!(x, run((x, xl), (g, gl), (n * c, h * w, eps, activation)))
+}
+
+/// The range of a contiguous argument, for in-place kernels.
+fn range(layout: &Layout) -> Result<std::ops::Range<usize>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(start..end),
+        None => candle_core::bail!("CUDA kernels take contiguous tensors, got {layout:?}"),
+    }
+}
+
+/// Adam's moment update in place: `m = m * beta + g * (1 - beta)` (`g * g` when `square`).
+pub(crate) fn adam_moment(
+    m: &mut CudaStorage,
+    ml: &Layout,
+    g: &CudaStorage,
+    gl: &Layout,
+    beta: f64,
+    square: bool,
+) -> Result<()> {
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        dev: &CudaDevice,
+        m: &mut CudaSlice<T>,
+        (mr, g): (std::ops::Range<usize>, CudaView<T>),
+        (beta, square): (f64, bool),
+    ) -> Result<()> {
+        let n = mr.len();
+        if g.len() != n {
+            candle_core::bail!("fused Adam: {n} moments for {} gradients", g.len())
+        }
+        let mut m = m.slice_mut(mr);
+        let func =
+            dev.get_or_load_custom_func(&format!("adam_moment_{suffix}"), MODULE, ptx::KERNELS)?;
+        let (n, square) = (n as i64, square as i32);
+        let mut b = func.builder();
+        b.arg(&mut m).arg(&g).arg(&n).arg(&beta).arg(&square);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(elementwise(n as usize)) }.w()?;
+        Ok(())
+    }
+    let dev = m.device.clone();
+    let mr = range(ml)?;
+    match (&mut m.slice, &g.slice) {
+        (CudaStorageSlice::F32(ms), CudaStorageSlice::F32(_)) => {
+            run::<f32>("f32", &dev, ms, (mr, view(g, gl)?), (beta, square))
+        }
+        (CudaStorageSlice::F64(ms), CudaStorageSlice::F64(_)) => {
+            run::<f64>("f64", &dev, ms, (mr, view(g, gl)?), (beta, square))
+        }
+        _ => candle_core::bail!("fused Adam takes f32 or f64 tensors of one type"),
+    }
+}
+
+/// Adam's parameter update in place (see `cpu::adam::Apply`).
+pub(crate) fn adam_apply(
+    (p, pl): (&mut CudaStorage, &Layout),
+    (m, ml): (&CudaStorage, &Layout),
+    (v, vl): (&CudaStorage, &Layout),
+    op: &super::cpu::adam::Apply,
+) -> Result<()> {
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        dev: &CudaDevice,
+        p: &mut CudaSlice<T>,
+        (pr, m, v): (std::ops::Range<usize>, CudaView<T>, CudaView<T>),
+        op: &super::cpu::adam::Apply,
+    ) -> Result<()> {
+        let n = pr.len();
+        if m.len() != n || v.len() != n {
+            candle_core::bail!("fused Adam: moments of another size than the parameter")
+        }
+        let mut p = p.slice_mut(pr);
+        let func =
+            dev.get_or_load_custom_func(&format!("adam_apply_{suffix}"), MODULE, ptx::KERNELS)?;
+        let n64 = n as i64;
+        let mut b = func.builder();
+        b.arg(&mut p)
+            .arg(&m)
+            .arg(&v)
+            .arg(&n64)
+            .arg(&op.inv_bias_correction2_sqrt)
+            .arg(&op.eps)
+            .arg(&op.step_size);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(elementwise(n)) }.w()?;
+        Ok(())
+    }
+    let dev = p.device.clone();
+    let pr = range(pl)?;
+    match (&mut p.slice, &m.slice) {
+        (CudaStorageSlice::F32(ps), CudaStorageSlice::F32(_)) => {
+            run::<f32>("f32", &dev, ps, (pr, view(m, ml)?, view(v, vl)?), op)
+        }
+        (CudaStorageSlice::F64(ps), CudaStorageSlice::F64(_)) => {
+            run::<f64>("f64", &dev, ps, (pr, view(m, ml)?, view(v, vl)?), op)
+        }
+        _ => candle_core::bail!("fused Adam takes f32 or f64 tensors of one type"),
+    }
+}

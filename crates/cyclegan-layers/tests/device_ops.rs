@@ -1,0 +1,220 @@
+//! Every fast operation on the device under test (`CYCLEGAN_TEST_DEVICE`: the CPU by default,
+//! `cuda` on a GPU machine) against the CPU kernels in f64, which `fast_kernels.rs` and the model
+//! parity tests pin to PyTorch: outputs and the gradients of every input of `sum(y * r)`, in f32
+//! and f64. On CUDA this covers the cuDNN convolution passes (TF32 off) and the fused padding and
+//! norm kernels shape by shape. Bounds: max |error| <= 1e-5 (f32) or 1e-10 (f64) x max |truth|.
+//! The errors are printed (`--nocapture`) to show how far inside the bounds each case is.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use cyclegan_layers::device::test_device;
+use cyclegan_layers::ops::{self, Activation};
+use cyclegan_layers::PaddingType;
+
+mod common;
+use common::random;
+
+type Op = dyn Fn(&[Tensor]) -> Result<Tensor>;
+
+/// `max |got - want| / max |want|`.
+fn relative_error(got: &Tensor, want: &Tensor) -> Result<f64> {
+    let flat = |t: &Tensor| -> Result<Vec<f64>> {
+        t.to_device(&Device::Cpu)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()
+    };
+    let (g, w) = (flat(got)?, flat(want)?);
+    assert_eq!(g.len(), w.len());
+    let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    Ok(g.iter()
+        .zip(&w)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()))
+        / scale)
+}
+
+/// The output and input gradients of `op` on `inputs` (moved to `device` as `dtype`).
+fn run(op: &Op, inputs: &[Tensor], device: &Device, dtype: DType) -> Result<Vec<Tensor>> {
+    let vars = inputs
+        .iter()
+        .map(|t| Var::from_tensor(&t.to_dtype(dtype)?.to_device(device)?))
+        .collect::<Result<Vec<_>>>()?;
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = op(&tensors)?;
+    let r = random(y.dims(), 7, dtype)?.to_device(device)?;
+    let grads = (&y * &r)?.sum_all()?.backward()?;
+    let mut out = vec![y];
+    for v in &vars {
+        out.push(grads.get(v).expect("every input has a gradient").clone());
+    }
+    Ok(out)
+}
+
+/// Runs `op` on the CPU in f64 and on the device under test in f32 and f64, and compares.
+fn check(what: &str, dims: &[&[usize]], op: &Op) -> Result<()> {
+    ops::set_cuda_tf32(false);
+    let inputs = dims
+        .iter()
+        .enumerate()
+        .map(|(i, d)| random(d, 11 + i as u64, DType::F64))
+        .collect::<Result<Vec<_>>>()?;
+    let truth = run(op, &inputs, &Device::Cpu, DType::F64)?;
+    let device = test_device();
+    for (dtype, bound) in [(DType::F32, 1e-5), (DType::F64, 1e-10)] {
+        let got = run(op, &inputs, &device, dtype)?;
+        let errors = got
+            .iter()
+            .zip(&truth)
+            .map(|(g, t)| relative_error(g, t))
+            .collect::<Result<Vec<_>>>()?;
+        let shown: Vec<String> = errors.iter().map(|e| format!("{e:.1e}")).collect();
+        eprintln!("{what} {dtype:?} on {device:?}: relative errors [y, grads...] {shown:?}");
+        for (i, e) in errors.iter().enumerate() {
+            let name = if i == 0 {
+                "output".to_string()
+            } else {
+                format!("gradient {}", i - 1)
+            };
+            assert!(
+                e <= &bound,
+                "{what} {dtype:?}: {name} error {e:e} > {bound:e}"
+            );
+        }
+    }
+    if device.is_cuda() {
+        // For information: what TF32 (PyTorch's default for convolutions, and ours) costs.
+        ops::set_cuda_tf32(true);
+        let got = run(op, &inputs, &device, DType::F32)?;
+        ops::set_cuda_tf32(false);
+        let errors = got
+            .iter()
+            .zip(&truth)
+            .map(|(g, t)| relative_error(g, t).map(|e| format!("{e:.1e}")))
+            .collect::<Result<Vec<_>>>()?;
+        eprintln!("{what} F32 with TF32: relative errors {errors:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn convolutions_match_the_cpu() -> Result<()> {
+    // (cin, cout, side, k, stride, pad): every convolution shape of the reference networks.
+    for (cin, cout, side, k, s, p) in [
+        (3, 8, 22, 7, 1, 0),
+        (8, 16, 16, 3, 2, 1),
+        (16, 16, 10, 3, 1, 0),
+        (8, 3, 22, 7, 1, 0),
+        (3, 8, 16, 4, 2, 1),
+        (1, 8, 16, 4, 2, 1),
+        (8, 16, 8, 4, 2, 1),
+        (16, 8, 7, 4, 1, 1),
+        (8, 1, 6, 4, 1, 1),
+        (4, 6, 9, 1, 1, 0),
+    ] {
+        let what = format!("conv2d {cin}->{cout} {side}x{side} k{k} s{s} p{p}");
+        let op = move |t: &[Tensor]| ops::conv2d(&t[0], &t[1], Some(&t[2]), s, p);
+        check(
+            &what,
+            &[&[2, cin, side, side], &[cout, cin, k, k], &[cout]],
+            &op,
+        )?;
+    }
+    eprintln!("cuDNN algorithms: {:#?}", ops::cudnn_algorithms());
+    Ok(())
+}
+
+#[test]
+fn transposed_convolutions_match_the_cpu() -> Result<()> {
+    // (cin, cout, side, k, stride, pad, output_pad): the ResNet and U-Net upsampling layers.
+    for (cin, cout, side, k, s, p, op) in [
+        (16, 8, 5, 3, 2, 1, 1),
+        (16, 8, 4, 4, 2, 1, 0),
+        (8, 3, 4, 4, 2, 1, 0),
+        (8, 1, 3, 4, 2, 1, 0),
+    ] {
+        let what = format!("conv_transpose2d {cin}->{cout} {side}x{side} k{k} s{s} p{p} op{op}");
+        let f = move |t: &[Tensor]| ops::conv_transpose2d(&t[0], &t[1], Some(&t[2]), s, p, op);
+        check(
+            &what,
+            &[&[2, cin, side, side], &[cin, cout, k, k], &[cout]],
+            &f,
+        )?;
+    }
+    eprintln!("cuDNN algorithms: {:#?}", ops::cudnn_algorithms());
+    Ok(())
+}
+
+#[test]
+fn padding_matches_the_cpu() -> Result<()> {
+    for (mode, pad) in [
+        (PaddingType::Reflect, 3),
+        (PaddingType::Reflect, 1),
+        (PaddingType::Replicate, 2),
+        (PaddingType::Zero, 1),
+    ] {
+        let what = format!("pad2d {mode:?} {pad}");
+        let op = move |t: &[Tensor]| ops::pad2d(&t[0], pad, mode);
+        check(&what, &[&[2, 3, 7, 9]], &op)?;
+        check(&what, &[&[1, 2, 4, 4]], &op)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn instance_norms_match_the_cpu() -> Result<()> {
+    for activation in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Tanh,
+    ] {
+        let op = move |t: &[Tensor]| ops::instance_norm(&t[0], ops::NORM_EPS, activation);
+        for dims in [[2, 3, 7, 9], [1, 4, 40, 40]] {
+            check(
+                &format!("instance_norm {activation:?} {dims:?}"),
+                &[&dims],
+                &op,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Three Adam steps on the device under test against the CPU in f64.
+#[test]
+fn adam_steps_match_the_cpu() -> Result<()> {
+    let device = test_device();
+    let dims = [32, 4, 3, 3];
+    for (dtype, bound) in [(DType::F32, 1e-6), (DType::F64, 1e-12)] {
+        let run = |device: &Device, dtype: DType| -> Result<Vec<Tensor>> {
+            let p = Var::from_tensor(
+                &random(&dims, 1, DType::F64)?
+                    .to_dtype(dtype)?
+                    .to_device(device)?,
+            )?;
+            let mut m = Tensor::zeros(&dims, dtype, device)?;
+            let mut v = Tensor::zeros(&dims, dtype, device)?;
+            for t in 1..=3 {
+                let grad = random(&dims, 10 + t as u64, DType::F64)?
+                    .to_dtype(dtype)?
+                    .to_device(device)?;
+                let step = ops::AdamStep {
+                    beta1: 0.5,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    step_size: 2e-4 / (1.0 - 0.5f64.powi(t)),
+                    bias_correction2_sqrt: (1.0 - 0.999f64.powi(t)).sqrt(),
+                };
+                (m, v) = ops::adam_step(&p, &m, &v, &grad, &step)?;
+            }
+            Ok(vec![p.as_tensor().clone(), m, v])
+        };
+        let truth = run(&Device::Cpu, DType::F64)?;
+        let got = run(&device, dtype)?;
+        for (name, (g, t)) in ["parameter", "m", "v"].iter().zip(got.iter().zip(&truth)) {
+            let e = relative_error(g, t)?;
+            eprintln!("adam {name} {dtype:?} on {device:?}: relative error {e:.1e}");
+            assert!(e <= bound, "adam {name} {dtype:?}: error {e:e} > {bound:e}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the CUDA (cuDNN) binaries that scripts/gpu-check.sh runs on a GPU machine, stripped and
+# xz-compressed into target-gpu/ (what travels is limited to 64 MiB; about 6 MiB each). Needs the
+# CUDA 13.0 toolchain of
+# ../shared/gpu/setup-cuda-toolchain.sh (WITH_CUDNN=1 for the cuDNN headers and library).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source ../shared/gpu/setup-cuda-toolchain.sh
+export LIBRARY_PATH=$CUDA_HOME/lib:$CUDA_HOME/lib/stubs:${LIBRARY_PATH:-}
+TD=target-cuda
+cargo build --release --target-dir $TD -p cyclegan-train -F cyclegan-train/cudnn --example bench_iteration --bins
+cargo test --release --no-run --target-dir $TD -p cyclegan-layers -p cyclegan-models -p cyclegan-train \
+  -F cyclegan-layers/cudnn -F cyclegan-models/cudnn -F cyclegan-train/cudnn \
+  --test device_ops --test parity --test train_step_parity
+mkdir -p target-gpu
+# Packs binary $1 as target-gpu/$2.xz unless that is already newer.
+pack() {
+  [ "target-gpu/$2.xz" -nt "$1" ] && return
+  strip -o "target-gpu/$2" "$1" && xz -9 -T2 -f "target-gpu/$2"
+}
+pack $TD/release/examples/bench_iteration bench_iteration
+pack $TD/release/cyclegan-train cyclegan-train
+for t in device_ops parity train_step_parity; do
+  pack "$(ls -t $TD/release/deps/$t-* | grep -v '\.d$' | head -1)" $t
+done
+ls -la target-gpu

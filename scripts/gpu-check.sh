@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The GPU machine's side of a CUDA check: correctness, then speed against PyTorch on the same card.
+# Build here first (CUDA toolchain from ../shared/gpu/setup-cuda-toolchain.sh, cuDNN wheel added):
+#   scripts/gpu-build.sh          # -> target-gpu/*.xz (stripped, compressed; about 25 MiB in all)
+# then on the GPU machine, from the repository root, with target-gpu carried along:
+#   scripts/gpu-check.sh [quick|full]
+# quick: the tests on CUDA + one 256x256 comparison (eager PyTorch); batch1: the tests + 256x256
+# and 128x128 at batch 1 against eager and compiled PyTorch; full adds batch 4 and a training
+# run on the embedded emoji64 data.
+set -uo pipefail
+MODE=${1:-full}
+OUT=${OUT:-/tmp/gpu-out}
+mkdir -p "$OUT"
+SP=$(python3 -c "import site; print(site.getsitepackages()[0])")
+export LD_LIBRARY_PATH=$(find "$SP/nvidia" "$SP/torch/lib" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')${LD_LIBRARY_PATH:-}
+BIN=/tmp/cyclegan-bin
+mkdir -p $BIN
+for f in target-gpu/*.xz; do
+  b=$BIN/$(basename "${f%.xz}")
+  python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" "$f" "$b"
+  chmod +x "$b"
+done
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 -c "import torch; print('torch', torch.__version__, 'cudnn', torch.backends.cudnn.version())"
+ldd $BIN/bench_iteration | grep -E "cudnn|cublas|not found"
+
+echo "== CUDA kernels against the CPU, op by op (TF32 off; TF32 errors shown for information) =="
+CYCLEGAN_TEST_DEVICE=cuda $BIN/device_ops --test-threads 1 --nocapture > "$OUT/device_ops.log" 2>&1
+grep -E "test result|panicked|FAILED|error" "$OUT/device_ops.log" | head -20
+echo "== model parity tests on CUDA against the PyTorch fixtures (TF32 off) =="
+CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-models $BIN/parity --test-threads 1 > "$OUT/parity.log" 2>&1
+grep -E "^test |test result" "$OUT/parity.log" | grep -v " ok$"
+grep -A1 "panicked" "$OUT/parity.log" | grep -v "^--\|panicked" | head -20
+CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-train $BIN/train_step_parity --test-threads 1 > "$OUT/train_step_parity.log" 2>&1
+grep -E "test result" "$OUT/train_step_parity.log"
+
+export CYCLEGAN_BENCH_SCRIPT=$PWD/python/bench_iteration.py
+echo "== full iteration, ours vs PyTorch =="
+if [ "$MODE" = quick ]; then
+  timeout 240 $BIN/bench_iteration --device cuda --sizes 256 --batch 1 --rounds 2 --iters 20 --warmup 3
+else
+  timeout 330 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
+fi
+if [ "$MODE" = full ]; then
+  timeout 150 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile
+  echo "== training on the embedded emoji64 data, on CUDA =="
+  /usr/bin/time -f "%e s wall" timeout 150 $BIN/cyclegan-train --device cuda --name gpu_emoji --checkpoints-dir /tmp/ckpt > "$OUT/train.log" 2>&1
+  tail -5 "$OUT/train.log"
+  cp /tmp/ckpt/gpu_emoji/metrics.jsonl /tmp/ckpt/gpu_emoji/loss_log.jsonl "$OUT/" 2>/dev/null
+  cat "$OUT/metrics.jsonl" 2>/dev/null | tail -3
+fi
