@@ -115,6 +115,7 @@ pub fn train(
     progress_bar: Option<&ProgressBar>,
 ) -> anyhow::Result<TrainReport> {
     let device = cyclegan_translate::parse_device(&config.device).map_err(anyhow::Error::msg)?;
+    cyclegan_layers::ops::set_cuda_tf32(config.tf32);
     let run_dir = config.run_dir();
     let dataset = UnalignedDataset::open(&config.dataroot, &config.data)?;
     tracing::info!(

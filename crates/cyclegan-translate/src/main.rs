@@ -22,6 +22,10 @@ struct Cli {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// On CUDA, compute f32 convolutions in full f32 instead of TF32 (allowed by default, as in
+    /// PyTorch).
+    #[arg(long = "no-tf32", alias = "no_tf32")]
+    no_tf32: bool,
     /// Resize as the reference's test.py does (resize_and_crop, crop, scale_width,
     /// scale_width_and_crop, none) instead of translating each image at its own size.
     #[arg(long)]
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let device = cyclegan_translate::parse_device(&cli.device).map_err(anyhow::Error::msg)?;
+    cyclegan_layers::ops::set_cuda_tf32(!cli.no_tf32);
     let translator = Translator::load(&cli.checkpoint, &device)?.with_eval(cli.eval);
     let resize = match cli.preprocess {
         None => Resize::Native,
