@@ -96,6 +96,52 @@ fn activation_code(activation: Activation) -> (i32, f64) {
     }
 }
 
+/// The geometry of a padding: planes of `h x w` padded by `pad` in `mode`.
+#[derive(Clone, Copy)]
+struct PadGeometry {
+    planes: usize,
+    h: usize,
+    w: usize,
+    pad: usize,
+    mode: PaddingType,
+}
+
+/// Runs padding kernel `name` (`pad2d_forward` or `pad2d_backward`, which take the same
+/// arguments) from contiguous `src` into `total` fresh elements.
+fn pad2d_kernel(
+    name: &str,
+    src: &CudaStorage,
+    layout: &Layout,
+    total: usize,
+    geometry: PadGeometry,
+) -> Result<CudaStorage> {
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        (name, src, layout, total): (&str, &CudaStorage, &Layout, usize),
+        g: PadGeometry,
+    ) -> Result<CudaSlice<T>> {
+        let dev = &src.device;
+        let src = view::<T>(src, layout)?;
+        let mut dst = output::<T>(dev, total)?;
+        let func =
+            dev.get_or_load_custom_func(&format!("{name}_{suffix}"), MODULE, ptx::KERNELS)?;
+        let planes = g.planes as i64;
+        let (h, w, pad, mode) = (g.h as i32, g.w as i32, g.pad as i32, pad_mode(g.mode));
+        let mut b = func.builder();
+        b.arg(&src)
+            .arg(&mut dst)
+            .arg(&planes)
+            .arg(&h)
+            .arg(&w)
+            .arg(&pad)
+            .arg(&mode);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(elementwise(total)) }.w()?;
+        Ok(dst)
+    }
+    dispatch_float!(src, run((name, src, layout, total), geometry))
+}
+
 /// `[.., h, w]` padded by `pad` on every side.
 pub(crate) fn pad2d_forward(
     x: &CudaStorage,
@@ -108,38 +154,15 @@ pub(crate) fn pad2d_forward(
     };
     let (h, w) = (*h, *w);
     let planes = xl.shape().elem_count() / (h * w).max(1);
-    fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
-        x: &CudaStorage,
-        xl: &Layout,
-        (planes, h, w, pad, mode): (usize, usize, usize, usize, PaddingType),
-    ) -> Result<CudaSlice<T>> {
-        let dev = &x.device;
-        let total = planes * (h + 2 * pad) * (w + 2 * pad);
-        let x = view::<T>(x, xl)?;
-        let mut y = output::<T>(dev, total)?;
-        let func =
-            dev.get_or_load_custom_func(&format!("pad2d_forward_{suffix}"), MODULE, ptx::KERNELS)?;
-        let (planes, h, w, pad, mode) = (
-            planes as i64,
-            h as i32,
-            w as i32,
-            pad as i32,
-            pad_mode(mode),
-        );
-        let mut b = func.builder();
-        b.arg(&x)
-            .arg(&mut y)
-            .arg(&planes)
-            .arg(&h)
-            .arg(&w)
-            .arg(&pad)
-            .arg(&mode);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(elementwise(total)) }.w()?;
-        Ok(y)
-    }
-    dispatch_float!(x, run(x, xl, (planes, h, w, pad, mode)))
+    let total = planes * (h + 2 * pad) * (w + 2 * pad);
+    let geometry = PadGeometry {
+        planes,
+        h,
+        w,
+        pad,
+        mode,
+    };
+    pad2d_kernel("pad2d_forward", x, xl, total, geometry)
 }
 
 /// The input gradient of [`pad2d_forward`] for an `[.., h, w]` input, from the output gradient.
@@ -151,38 +174,14 @@ pub(crate) fn pad2d_backward(
     mode: PaddingType,
 ) -> Result<CudaStorage> {
     let planes = gl.shape().elem_count() / ((h + 2 * pad) * (w + 2 * pad)).max(1);
-    fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
-        g: &CudaStorage,
-        gl: &Layout,
-        (planes, h, w, pad, mode): (usize, usize, usize, usize, PaddingType),
-    ) -> Result<CudaSlice<T>> {
-        let dev = &g.device;
-        let total = planes * h * w;
-        let g = view::<T>(g, gl)?;
-        let mut dx = output::<T>(dev, total)?;
-        let func =
-            dev.get_or_load_custom_func(&format!("pad2d_backward_{suffix}"), MODULE, ptx::KERNELS)?;
-        let (planes, h, w, pad, mode) = (
-            planes as i64,
-            h as i32,
-            w as i32,
-            pad as i32,
-            pad_mode(mode),
-        );
-        let mut b = func.builder();
-        b.arg(&g)
-            .arg(&mut dx)
-            .arg(&planes)
-            .arg(&h)
-            .arg(&w)
-            .arg(&pad)
-            .arg(&mode);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(elementwise(total)) }.w()?;
-        Ok(dx)
-    }
-    dispatch_float!(g, run(g, gl, (planes, h, w, pad, mode)))
+    let geometry = PadGeometry {
+        planes,
+        h,
+        w,
+        pad,
+        mode,
+    };
+    pad2d_kernel("pad2d_backward", g, gl, planes * h * w, geometry)
 }
 
 /// `activation(instance_norm(x))` over the last two dimensions of `x` `[n, c, h, w]`.
