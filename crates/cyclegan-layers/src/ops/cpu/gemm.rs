@@ -63,19 +63,8 @@ impl View {
 pub(crate) enum Threads {
     /// One thread: the caller already runs in parallel, or the product is small.
     Single,
-    /// candle's thread count (see [`super::num_threads`]).
+    /// candle's thread count (see [`super::num_threads`]): the output is split between them.
     All,
-}
-
-impl Threads {
-    fn parallelism(self) -> gemm::Parallelism {
-        match self {
-            Threads::All if super::num_threads() > 1 => {
-                gemm::Parallelism::Rayon(super::num_threads())
-            }
-            _ => gemm::Parallelism::None,
-        }
-    }
 }
 
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`.
@@ -122,32 +111,101 @@ pub(crate) fn matmul<T: Float>(
         }
         return;
     }
-    // SAFETY: the asserts above keep every element the three views reach inside its slice, and
-    // every destination element distinct. `dst` is borrowed mutably, so it aliases neither operand.
-    // `gemm` supports `f32` and `f64`, the only `Float` types.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr().add(d.offset),
-            d.cs as isize,
-            d.rs as isize,
-            accumulate,
-            lhs.as_ptr().add(l.offset),
-            l.cs as isize,
-            l.rs as isize,
-            rhs.as_ptr().add(r.offset),
-            r.cs as isize,
-            r.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            threads.parallelism(),
-        )
+    let parts = match threads {
+        Threads::All if m * n * k >= SPLIT_THRESHOLD => super::num_threads(),
+        _ => 1,
+    };
+    if parts <= 1 {
+        // SAFETY: the asserts above keep every element the three views reach inside its slice,
+        // and every destination element distinct; `dst` is borrowed mutably, so it aliases
+        // neither operand.
+        unsafe { gemm_raw(dst.as_mut_ptr(), d, lhs, l, rhs, r, accumulate) };
+        return;
     }
+    // One share of the output per thread, along its longer side (so that the operand each
+    // thread packs whole is the smaller one), each a single-threaded GEMM: one join per product
+    // instead of `gemm`'s barriers at every block of the inner dimension.
+    let by_cols = n >= m;
+    let len = if by_cols { n } else { m };
+    let bounds = |i: usize| (i * len / parts).next_multiple_of(SPLIT_ALIGN).min(len);
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    rayon::scope(|scope| {
+        for i in 0..parts {
+            let (start, end) = (bounds(i), bounds(i + 1));
+            if start == end {
+                continue;
+            }
+            let (mut d, mut l, mut r) = (d, l, r);
+            if by_cols {
+                d.offset += start * d.cs;
+                d.cols = end - start;
+                r.offset += start * r.cs;
+                r.cols = end - start;
+            } else {
+                d.offset += start * d.rs;
+                d.rows = end - start;
+                l.offset += start * l.rs;
+                l.rows = end - start;
+            }
+            scope.spawn(move |_| {
+                let dst = dst_ptr;
+                // SAFETY: as above; the shares are disjoint sets of rows or columns of an
+                // injective view, so no two threads write one element.
+                unsafe { gemm_raw(dst.0, d, lhs, l, rhs, r, accumulate) };
+            });
+        }
+    });
+}
+
+/// Products below this many multiply-adds run on one thread (`gemm`'s own threshold).
+const SPLIT_THRESHOLD: usize = 48 * 48 * 256;
+
+/// Shares of a split product start at multiples of this (whole register tiles).
+const SPLIT_ALIGN: usize = 16;
+
+/// A destination pointer that the threads of one split product share.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the threads write disjoint elements through it (see `matmul`).
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// One single-threaded `gemm` call.
+///
+/// # Safety
+/// Every element the views reach lies inside `dst`'s allocation and the two slices, `d`
+/// reaches each element once, and no other thread touches those destination elements.
+unsafe fn gemm_raw<T: Float>(
+    dst: *mut T,
+    d: View,
+    lhs: &[T],
+    l: View,
+    rhs: &[T],
+    r: View,
+    accumulate: bool,
+) {
+    // `gemm` supports `f32` and `f64`, the only `Float` types.
+    gemm::gemm(
+        d.rows,
+        d.cols,
+        l.cols,
+        dst.add(d.offset),
+        d.cs as isize,
+        d.rs as isize,
+        accumulate,
+        lhs.as_ptr().add(l.offset),
+        l.cs as isize,
+        l.rs as isize,
+        rhs.as_ptr().add(r.offset),
+        r.cs as isize,
+        r.rs as isize,
+        T::one(),
+        T::one(),
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
 }
 
 /// `dst[i] (+)= lhs[:, K_i] · rhs[K_i, :]` for the `i`-th of `dst.len()` equal shares `K_i`
@@ -198,6 +256,40 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Products large enough to be split between threads, along rows (tall output) and columns
+    /// (wide output), with strided and transposed operands, written and accumulated.
+    #[test]
+    fn split_products_match_a_naive_product() {
+        for (m, n, k) in [(200, 40, 160), (40, 300, 96), (64, 64, 160)] {
+            assert!(m * n * k >= SPLIT_THRESHOLD);
+            let a: Vec<f64> = (0..m * k + 7).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..k * n + 5).map(|i| (i as f64 * 0.11).cos()).collect();
+            let l = View::rows(7, m, k, k);
+            let r = View::rows(5, n, k, k).t(); // k x n, column-major
+            let expected = naive(&a, l, &b, r);
+            for accumulate in [false, true] {
+                // A column-major destination with a gap between columns.
+                let d = View::rows(3, n, m, m + 2).t();
+                let mut dst = vec![0.5; 3 + n * (m + 2)];
+                matmul(&mut dst, d, &a, l, &b, r, accumulate, Threads::All);
+                for i in 0..m {
+                    for j in 0..n {
+                        let want = expected[i * n + j] + if accumulate { 0.5 } else { 0.0 };
+                        let got = dst[d.offset + i * d.rs + j * d.cs];
+                        assert!((got - want).abs() < 1e-10, "({m}, {n}, {k}) at ({i}, {j})");
+                    }
+                }
+                let column_ends = (0..n).flat_map(|j| {
+                    let end = 3 + j * (m + 2) + m;
+                    [end, end + 1]
+                });
+                for index in (0..3).chain(column_ends) {
+                    assert_eq!(dst[index], 0.5, "elements outside the view stay untouched");
+                }
+            }
+        }
     }
 
     #[test]
