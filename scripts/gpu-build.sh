@@ -5,7 +5,13 @@
 # ../shared/gpu/setup-cuda-toolchain.sh (WITH_CUDNN=1 for the cuDNN headers and library).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export WITH_CUDNN=1
 source ../shared/gpu/setup-cuda-toolchain.sh
+if [ ! -e "$CUDA_HOME/lib/libcudnn.so" ]; then
+  echo "no cuDNN in $CUDA_HOME (the toolchain was made without WITH_CUDNN=1): unzip the" >&2
+  echo "nvidia-cudnn-cu13 wheel's include/ and lib/libcudnn.so.9 into it, with a libcudnn.so link" >&2
+  exit 1
+fi
 export LIBRARY_PATH=$CUDA_HOME/lib:$CUDA_HOME/lib/stubs:${LIBRARY_PATH:-}
 TD=target-cuda
 cargo build --release --target-dir $TD -p cyclegan-train -F cyclegan-train/cudnn --example bench_iteration --bins
