@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the CUDA (cuDNN) binaries that scripts/gpu-check.sh runs on a GPU machine, stripped and
-# xz-compressed into target-gpu/ (what travels is limited to 64 MiB; about 6 MiB each). Needs the
-# CUDA 13.0 toolchain of
-# ../shared/gpu/setup-cuda-toolchain.sh (WITH_CUDNN=1 for the cuDNN headers and library).
+# xz-compressed into target-gpu/ (what travels is limited to 64 MiB; about 6 MiB each), with the
+# CUDA 13.0 toolchain of ../shared/gpu/setup-cuda-toolchain.sh (made with WITH_CUDNN=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WITH_CUDNN=1
 source ../shared/gpu/setup-cuda-toolchain.sh
+set -euo pipefail # the toolchain script turns these off at its end
 if [ ! -e "$CUDA_HOME/lib/libcudnn.so" ]; then
   echo "no cuDNN in $CUDA_HOME (the toolchain was made without WITH_CUDNN=1): unzip the" >&2
   echo "nvidia-cudnn-cu13 wheel's include/ and lib/libcudnn.so.9 into it, with a libcudnn.so link" >&2
