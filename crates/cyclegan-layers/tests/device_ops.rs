@@ -197,13 +197,7 @@ fn adam_steps_match_the_cpu() -> Result<()> {
                 let grad = random(&dims, 10 + t as u64, DType::F64)?
                     .to_dtype(dtype)?
                     .to_device(device)?;
-                let step = ops::AdamStep {
-                    beta1: 0.5,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    step_size: 2e-4 / (1.0 - 0.5f64.powi(t)),
-                    bias_correction2_sqrt: (1.0 - 0.999f64.powi(t)).sqrt(),
-                };
+                let step = ops::AdamStep::new(2e-4, 0.5, 0.999, 1e-8, t);
                 (m, v) = ops::adam_step(&p, &m, &v, &grad, &step)?;
             }
             Ok(vec![p.as_tensor().clone(), m, v])

@@ -591,13 +591,7 @@ fn fused_adam_rounds_like_the_stock_operations() -> Result<()> {
         let (mut stock_m, mut stock_v) = (zeros()?, zeros()?);
         for t in 1..=3 {
             let grad = random(&dims, 10 + t as u64, dtype)?;
-            let step = ops::AdamStep {
-                beta1: 0.5,
-                beta2: 0.999,
-                eps: 1e-8,
-                step_size: 2e-4 / (1.0 - 0.5f64.powi(t)),
-                bias_correction2_sqrt: (1.0 - 0.999f64.powi(t)).sqrt(),
-            };
+            let step = ops::AdamStep::new(2e-4, 0.5, 0.999, 1e-8, t);
             (fused_m, fused_v) = ops::adam_step(&fused_p, &fused_m, &fused_v, &grad, &step)?;
             (stock_m, stock_v) = reference::adam_step(&stock_p, &stock_m, &stock_v, &grad, &step)?;
         }

@@ -76,14 +76,7 @@ impl Adam {
             beta2,
             eps,
         } = self.config;
-        let t = self.step as i32;
-        let step = AdamStep {
-            beta1,
-            beta2,
-            eps,
-            step_size: lr / (1.0 - beta1.powi(t)),
-            bias_correction2_sqrt: (1.0 - beta2.powi(t)).sqrt(),
-        };
+        let step = AdamStep::new(lr, beta1, beta2, eps, self.step as i32);
         for (i, (_, var)) in self.params.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;

@@ -125,6 +125,21 @@ fn fast_path_with(x: &Tensor, others: &[Option<&Tensor>]) -> bool {
             .all(|t| t.dtype() == x.dtype() && t.device().location() == x.device().location())
 }
 
+/// The element range of a contiguous custom-op argument: the fast kernels read (and the in-place
+/// ones write) contiguous tensors only.
+pub(crate) fn contiguous_range(layout: &candle_core::Layout) -> Result<std::ops::Range<usize>> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(start..end),
+        None => candle_core::bail!("fast kernels take contiguous tensors, got {layout:?}"),
+    }
+}
+
+/// Whether a convolution of `x` by `weight` plus `bias`, with `channels` output channels, can
+/// take a fast kernel of `x`'s device.
+fn conv_args_fit(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, channels: usize) -> bool {
+    fast_path_with(x, &[Some(weight), bias]) && bias_fits(bias, channels)
+}
+
 /// Whether `bias` is absent or a vector of `channels` elements.
 fn bias_fits(bias: Option<&Tensor>, channels: usize) -> bool {
     bias.is_none_or(|b| b.dims() == [channels])
@@ -143,8 +158,7 @@ fn fast_conv2d(
         pad: padding,
     };
     let shape = op.shape(x.dims(), weight.dims())?;
-    (x.device().is_cpu() && fast_path_with(x, &[Some(weight), bias]) && bias_fits(bias, shape.cout))
-        .then_some(op)
+    (x.device().is_cpu() && conv_args_fit(x, weight, bias, shape.cout)).then_some(op)
 }
 
 /// 2-d convolution of `x` `[N, C_in, H, W]` with `weight` `[C_out, C_in, kH, kW]`, zero padding
@@ -200,10 +214,7 @@ fn fast_conv_transpose2d(
     };
     // The adjoint convolution's input channels are this op's output channels.
     let adjoint = op.adjoint(x.dims(), weight.dims())?;
-    (x.device().is_cpu()
-        && fast_path_with(x, &[Some(weight), bias])
-        && bias_fits(bias, adjoint.cin))
-    .then_some(op)
+    (x.device().is_cpu() && conv_args_fit(x, weight, bias, adjoint.cin)).then_some(op)
 }
 
 /// 2-d transposed convolution of `x` `[N, C_in, H, W]` with `weight` `[C_in, C_out, kH, kW]`
@@ -275,6 +286,19 @@ pub struct AdamStep {
     pub step_size: f64,
     /// `sqrt(1 - beta2^t)`.
     pub bias_correction2_sqrt: f64,
+}
+
+impl AdamStep {
+    /// The constants of step `t` (1 for the first) with learning rate `lr`.
+    pub fn new(lr: f64, beta1: f64, beta2: f64, eps: f64, t: i32) -> Self {
+        Self {
+            beta1,
+            beta2,
+            eps,
+            step_size: lr / (1.0 - beta1.powi(t)),
+            bias_correction2_sqrt: (1.0 - beta2.powi(t)).sqrt(),
+        }
+    }
 }
 
 /// One Adam step of `param` with `grad`: `m = beta1 m + (1 - beta1) g`,

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
 use rayon::prelude::*;
 
 use super::Float;
+use crate::ops::contiguous_range as range;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -25,14 +26,6 @@ pub(crate) struct Apply {
     pub inv_bias_correction2_sqrt: f64,
     pub eps: f64,
     pub step_size: f64,
-}
-
-/// The element range of a contiguous argument.
-fn range(layout: &Layout) -> Result<std::ops::Range<usize>> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(start..end),
-        None => candle_core::bail!("fused Adam takes contiguous tensors, got {layout:?}"),
-    }
 }
 
 fn moment<T: Float>(op: &Moment, m: &mut [T], g: &[T]) -> Result<()> {

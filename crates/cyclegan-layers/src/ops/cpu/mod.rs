@@ -52,10 +52,7 @@ impl Float for f64 {
 
 /// The elements of a contiguous tensor argument of a custom op.
 fn contiguous<'a, T: Float>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [T]> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("fast CPU kernels take contiguous tensors, got {layout:?}")
-    };
-    Ok(&storage.as_slice::<T>()?[start..end])
+    Ok(&storage.as_slice::<T>()?[super::contiguous_range(layout)?])
 }
 
 /// Calls `$f::<T>` with `T` the element type of `$storage` (`f32` or `f64`), and wraps the

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::view;
-use crate::ops::{bias_fits, fast_path_with, reference};
+use crate::ops::{conv_args_fit, reference};
 
 /// `conv2d(x, w) + b` through cuDNN, when the arguments are CUDA tensors this op handles.
 pub(crate) fn conv2d(
@@ -35,11 +35,7 @@ pub(crate) fn conv2d(
         return None;
     };
     let fits = cin == wcin && k == k2 && stride > 0 && h + 2 * padding >= k && w + 2 * padding >= k;
-    if !(x.device().is_cuda()
-        && fits
-        && fast_path_with(x, &[Some(weight), bias])
-        && bias_fits(bias, cout))
-    {
+    if !(x.device().is_cuda() && fits && conv_args_fit(x, weight, bias, cout)) {
         return None;
     }
     let op = CudnnConv {
@@ -48,11 +44,7 @@ pub(crate) fn conv2d(
         pad: padding,
         out: [0; 4],
     };
-    Some(
-        x.contiguous()
-            .and_then(|x| x.apply_op2(&weight.contiguous()?, op))
-            .and_then(|y| reference::add_channel_bias(&y, bias)),
-    )
+    Some(apply(x, weight, bias, op))
 }
 
 /// `conv_transpose2d(x, w) + b` (weight `[cin, cout, k, k]`) through cuDNN, when the arguments
@@ -69,11 +61,7 @@ pub(crate) fn conv_transpose2d(
         return None;
     };
     let fits = cin == wcin && k == k2 && stride > 0 && output_padding < stride;
-    if !(x.device().is_cuda()
-        && fits
-        && fast_path_with(x, &[Some(weight), bias])
-        && bias_fits(bias, cout))
-    {
+    if !(x.device().is_cuda() && fits && conv_args_fit(x, weight, bias, cout)) {
         return None;
     }
     let side = |len: usize| ((len - 1) * stride + k + output_padding).checked_sub(2 * padding);
@@ -84,11 +72,13 @@ pub(crate) fn conv_transpose2d(
         pad: padding,
         out: [n, cout, oh, ow],
     };
-    Some(
-        x.contiguous()
-            .and_then(|x| x.apply_op2(&weight.contiguous()?, op))
-            .and_then(|y| reference::add_channel_bias(&y, bias)),
-    )
+    Some(apply(x, weight, bias, op))
+}
+
+/// `op(x, weight) + bias` on contiguous copies of the arguments.
+fn apply(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, op: CudnnConv) -> Result<Tensor> {
+    let y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
+    reference::add_channel_bias(&y, bias)
 }
 
 /// Which cuDNN routine a [`CudnnConv`] runs, and on what.

@@ -14,7 +14,7 @@ use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr,
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result};
 
-use crate::ops::Activation;
+use crate::ops::{contiguous_range as range, Activation};
 use crate::padding::PaddingType;
 
 mod ptx {
@@ -32,10 +32,7 @@ pub(crate) const MAX_PAD: usize = 8;
 
 /// The elements of a contiguous tensor argument.
 fn view<'a, T: CudaDType>(storage: &'a CudaStorage, layout: &Layout) -> Result<CudaView<'a, T>> {
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("CUDA kernels take contiguous tensors, got {layout:?}")
-    };
-    Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
+    Ok(storage.as_cuda_slice::<T>()?.slice(range(layout)?))
 }
 
 /// An output buffer of `len` elements, every one of which the kernel writes.
@@ -266,14 +263,6 @@ pub(crate) fn instance_norm_backward(
         Ok(dx)
     }
     dispatch_float!(x, run((x, xl), (g, gl), (n * c, h * w, eps, activation)))
-}
-
-/// The range of a contiguous argument, for in-place kernels.
-fn range(layout: &Layout) -> Result<std::ops::Range<usize>> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(start..end),
-        None => candle_core::bail!("CUDA kernels take contiguous tensors, got {layout:?}"),
-    }
 }
 
 /// Adam's moment update in place: `m = m * beta + g * (1 - beta)` (`g * g` when `square`).
