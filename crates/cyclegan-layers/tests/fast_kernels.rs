@@ -194,15 +194,34 @@ fn conv2d_matches_reference_f64() -> Result<()> {
 
 #[test]
 fn conv2d_with_one_gemm_per_tap_matches_reference() -> Result<()> {
-    // 128+ input channels and 2048+ wide output columns: the per-tap formulation.
+    // 128+ input channels and 2048+ wide output columns: the per-tap formulation (3x3 stride 1
+    // with 16+ channels each way takes Winograd's instead, hence 4x4 and 8 output channels).
     for (case, dtype) in [
-        (conv(1, 128, 16, (48, 48), 3, 1, 1), DType::F32),
+        (conv(1, 128, 16, (48, 48), 4, 1, 1), DType::F32),
         (conv(1, 128, 16, (96, 96), 3, 2, 1), DType::F32),
-        (conv(1, 130, 20, (50, 46), 3, 1, 0), DType::F64),
+        (conv(1, 130, 8, (50, 46), 3, 1, 0), DType::F64),
     ] {
         check_conv(case, dtype, true)?;
     }
     check_convt(convt(1, 8, 128, (48, 48), 3, 2, 1, 1), DType::F32, true)
+}
+
+#[test]
+fn winograd_convolutions_match_reference() -> Result<()> {
+    // 3x3 stride 1 with 32+ channels each way and 2^20+ multiply-adds per tile position
+    // (`cin * cout * tiles`): Winograd's F(2x2, 3x3) for every pass, on odd and even sizes
+    // (partial tiles), every padding and batches.
+    for (case, dtype) in [
+        (conv(1, 256, 256, (10, 10), 3, 1, 0), DType::F32),
+        (conv(2, 128, 160, (17, 14), 3, 1, 1), DType::F32),
+        (conv(1, 160, 128, (13, 11), 3, 1, 2), DType::F32),
+        (conv(2, 129, 150, (17, 16), 3, 1, 0), DType::F64),
+    ] {
+        check_conv(case, dtype, true)?;
+    }
+    // A stride-1 3x3 transposed convolution is the input gradient of one: Winograd too.
+    check_convt(convt(1, 160, 128, (15, 14), 3, 1, 1, 0), DType::F32, true)?;
+    check_convt(convt(2, 150, 129, (15, 14), 3, 1, 0, 0), DType::F64, false)
 }
 
 #[test]

@@ -13,7 +13,9 @@
 //! own wide layout and its gradient is written in place: no copy at all.
 //!
 //! # Passes
-//! Each pass picks a formulation by the channel counts and plane size (see [`Plan::new`]):
+//! 3x3 stride-1 convolutions with enough channels and pixels (the residual blocks) take
+//! Winograd's F(2x2, 3x3) for all three passes instead ([`super::winograd`]). Otherwise each
+//! pass picks a formulation by the channel counts and plane size (see [`Plan::new`]):
 //! - forward: one GEMM per tap ([`Forward::Taps`]) for 128+ input channels on large planes,
 //!   or with few output channels; else one GEMM with `K = cin * k * k` per block of im2col
 //!   rows ([`Forward::Im2col`]);
@@ -36,7 +38,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, matmul_split_k, Threads, View};
 use super::scratch::Scratch;
-use super::{contiguous, dispatch_float, Float};
+use super::{contiguous, dispatch_float, winograd, Float};
 
 /// Input channels below this take the im2col formulations: one GEMM per tap over
 /// `K = cin` is too thin to run near peak (measured: at 64 input channels, im2col is faster
@@ -144,6 +146,9 @@ pub(crate) struct Plan {
     direct: bool,
     /// `(phase, shift)` of every tap, in weight order `ky * k + kx`.
     taps: Vec<(usize, usize)>,
+    /// 3x3 stride 1 with enough channels: every pass by Winograd's F(2x2, 3x3) instead (see
+    /// [`super::winograd`]); the wide layout is then unused.
+    winograd: bool,
     forward: Forward,
     backward: Backward,
 }
@@ -190,6 +195,7 @@ impl Plan {
             plane,
             direct,
             taps,
+            winograd: super::winograd::fits(&shape),
             forward,
             backward,
         }
@@ -651,7 +657,7 @@ impl Plan {
 }
 
 /// `a[j] = src[2j]`, `b[j] = src[2j + 1]` (a loop the compiler vectorises, unlike `step_by`).
-fn deinterleave<T: Float>(src: &[T], a: &mut [T], b: &mut [T]) {
+pub(super) fn deinterleave<T: Float>(src: &[T], a: &mut [T], b: &mut [T]) {
     let pairs = src.chunks_exact(2);
     if let [last] = pairs.remainder() {
         a[src.len() / 2] = *last;
@@ -663,7 +669,7 @@ fn deinterleave<T: Float>(src: &[T], a: &mut [T], b: &mut [T]) {
 }
 
 /// `dst[2j] = a[j]`, `dst[2j + 1] = b[j]`.
-fn interleave<T: Float>(a: &[T], b: &[T], dst: &mut [T]) {
+pub(super) fn interleave<T: Float>(a: &[T], b: &[T], dst: &mut [T]) {
     let len = dst.len();
     let mut pairs = dst.chunks_exact_mut(2);
     for ((pair, &a), &b) in (&mut pairs).zip(a).zip(b) {
@@ -699,6 +705,16 @@ fn add_partials<T: Float>(partials: &[Scratch<T>], dst: &mut [T], accumulate: bo
             }
         }
     });
+}
+
+/// Adds `b[c]` to every `plane`-long plane `c` of `y` `[n, c, plane]`.
+fn add_channel_bias<T: Float>(y: &mut [T], plane: usize, b: &[T]) {
+    y.par_chunks_mut(plane.max(1))
+        .enumerate()
+        .for_each(|(i, p)| {
+            let b = b[i % b.len()];
+            p.iter_mut().for_each(|v| *v += b);
+        });
 }
 
 /// Adds the sum of every `plane`-long plane of `y` `[n, c, plane]` into `db` `[c]`.
@@ -810,6 +826,10 @@ impl ConvKind for Conv2d {
     fn forward<T: Float>(&self, plan: &Plan, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
         let s = plan.shape;
         let mut y = vec![T::zero(); s.n * s.y_len()];
+        if plan.winograd {
+            winograd::forward(&s, x, w, b, &mut y);
+            return y;
+        }
         let mut wide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
         let mut yw = Scratch::dirty(plan.out_len());
         for (xi, yi) in x.chunks_exact(s.x_len()).zip(y.chunks_exact_mut(s.y_len())) {
@@ -832,7 +852,14 @@ impl ConvKind for Conv2d {
         db: &mut [T],
     ) {
         let s = plan.shape;
-        if need_dx || need_dw {
+        if plan.winograd {
+            if need_dx {
+                winograd::input_grad(&s, g, w, dx);
+            }
+            if need_dw {
+                winograd::weight_grad(&s, x, g, dw);
+            }
+        } else if need_dx || need_dw {
             let buf_len = |need| {
                 if need && !plan.direct {
                     plan.wide_len()
@@ -928,15 +955,20 @@ impl ConvKind for ConvTranspose2d {
         // The roles of the adjoint convolution: x is its output gradient, y its input gradient.
         let s = plan.shape;
         let mut y = vec![T::zero(); s.n * s.x_len()];
+        if plan.winograd {
+            winograd::input_grad(&s, x, w, &mut y);
+            if let Some(b) = b {
+                add_channel_bias(&mut y, s.h * s.w, b);
+            }
+            return y;
+        }
         let mut dyw = Scratch::dirty(plan.out_len());
         let mut dwide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
         for (xi, yi) in x.chunks_exact(s.y_len()).zip(y.chunks_exact_mut(s.x_len())) {
             plan.pack_output(xi, &mut dyw);
             plan.backward_item(&[], &dyw, w, None, Some(&mut *yi), &mut dwide_buf);
             if let Some(b) = b {
-                yi.par_chunks_mut(s.h * s.w)
-                    .zip(b.par_iter())
-                    .for_each(|(p, &b)| p.iter_mut().for_each(|v| *v += b));
+                add_channel_bias(yi, s.h * s.w, b);
             }
         }
         y
@@ -954,7 +986,15 @@ impl ConvKind for ConvTranspose2d {
         db: &mut [T],
     ) {
         let s = plan.shape;
-        if need_dx || need_dw {
+        if plan.winograd {
+            // The adjoint convolution's input is `grad`, its output gradient is `x`.
+            if need_dx {
+                winograd::forward(&s, g, w, None, dx);
+            }
+            if need_dw {
+                winograd::weight_grad(&s, g, x, dw);
+            }
+        } else if need_dx || need_dw {
             let mut wide_buf = Scratch::dirty(if plan.direct { 0 } else { plan.wide_len() });
             let mut yw = Scratch::dirty(if need_dx { plan.out_len() } else { 0 });
             let mut xw = Scratch::dirty(if need_dw { plan.out_len() } else { 0 });
@@ -1176,11 +1216,21 @@ mod tests {
     #[test]
     fn formulations_follow_the_channel_counts_and_plane_sizes() {
         use {Backward as B, Forward as F};
-        // The generator's residual convolution: one GEMM per tap, no copy of the input.
-        let res = plan(256, 256, 66, 3, 1, 0);
+        // The generator's residual convolution: Winograd; one GEMM per tap (without any copy
+        // of the input) for the same plane with a 4x4 kernel.
+        assert!(plan(256, 256, 66, 3, 1, 0).winograd);
+        assert!(plan(256, 256, 34, 3, 1, 0).winograd);
+        assert!(!plan(31, 256, 66, 3, 1, 0).winograd);
+        assert!(!plan(256, 256, 66, 3, 2, 1).winograd);
+        // The embedded preset's residual blocks: too little work per tile position.
+        assert!(!plan(64, 64, 18, 3, 1, 0).winograd);
+        // The shapes `tests/fast_kernels.rs` relies on for Winograd.
+        assert!(plan(256, 256, 10, 3, 1, 0).winograd);
+        assert!(plan(160, 128, 13, 3, 1, 2).winograd);
+        let res = plan(256, 256, 66, 4, 1, 0);
         assert_eq!(
-            (res.forward, res.backward, res.direct),
-            (F::Taps, B::Taps, true)
+            (res.forward, res.backward, res.direct, res.winograd),
+            (F::Taps, B::Taps, true, false)
         );
         // Few input channels, or small planes: im2col.
         assert_eq!(plan(3, 64, 262, 7, 1, 0).forward, F::Im2col);
@@ -1190,7 +1240,8 @@ mod tests {
         let out = plan(64, 3, 262, 7, 1, 0);
         assert_eq!((out.forward, out.backward), (F::Taps, B::GradIm2col));
         // The shapes `tests/fast_kernels.rs` relies on for the per-tap formulation.
-        assert_eq!(plan(128, 16, 48, 3, 1, 1).backward, B::Taps);
+        assert_eq!(plan(128, 16, 48, 4, 1, 1).backward, B::Taps);
+        assert_eq!(plan(130, 8, 50, 3, 1, 0).forward, F::Taps);
         assert_eq!(plan(128, 16, 96, 3, 2, 1).forward, F::Taps);
         assert_eq!(plan(128, 16, 96, 3, 2, 1).backward, B::Taps);
     }

@@ -82,44 +82,17 @@ pub(crate) fn matmul<T: Float>(
     accumulate: bool,
     threads: Threads,
 ) {
-    assert!(
-        l.rows == d.rows && r.cols == d.cols && l.cols == r.rows,
-        "matmul shapes: dst {d:?}, lhs {l:?}, rhs {r:?}"
-    );
-    assert!(
-        d.end() <= dst.len() && l.end() <= lhs.len() && r.end() <= rhs.len(),
-        "matmul views out of bounds: dst {d:?} in {}, lhs {l:?} in {}, rhs {r:?} in {}",
-        dst.len(),
-        lhs.len(),
-        rhs.len()
-    );
-    assert!(
-        d.is_injective(),
-        "matmul destination overlaps itself: {d:?}"
-    );
+    check_views(dst, d, lhs, l, rhs, r);
     let (m, n, k) = (d.rows, d.cols, l.cols);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                for j in 0..n {
-                    dst[d.offset + i * d.rs + j * d.cs] = T::zero();
-                }
-            }
-        }
-        return;
-    }
     let parts = match threads {
         Threads::All if m * n * k >= SPLIT_THRESHOLD => super::num_threads(),
         _ => 1,
     };
-    if parts <= 1 {
-        // SAFETY: the asserts above keep every element the three views reach inside its slice,
+    if parts <= 1 || k == 0 {
+        // SAFETY: `check_views` keeps every element the three views reach inside its slice,
         // and every destination element distinct; `dst` is borrowed mutably, so it aliases
         // neither operand.
-        unsafe { gemm_raw(dst.as_mut_ptr(), d, lhs, l, rhs, r, accumulate) };
+        unsafe { gemm_or_fill(dst.as_mut_ptr(), d, lhs, l, rhs, r, accumulate) };
         return;
     }
     // One share of the output per thread, along its longer side (so that the operand each
@@ -157,6 +130,86 @@ pub(crate) fn matmul<T: Float>(
     });
 }
 
+/// The independent products `d (+)= l · r` of `terms` (`(d, l, r)`), shared out whole between
+/// the threads, each a single-threaded GEMM: for batches of equal products, such as the 16 of a
+/// Winograd convolution.
+///
+/// # Panics
+/// When a term's shapes disagree or a view leaves its slice, or the destinations could overlap:
+/// they must share one row stride `rs`, with each term's rows in its own part of it (row `i` of
+/// term `t` within `[base + i * rs + a_t, base + i * rs + b_t)`, the `[a_t, b_t)` disjoint and
+/// inside `[0, rs)`).
+pub(crate) fn matmul_each<T: Float>(
+    dst: &mut [T],
+    lhs: &[T],
+    rhs: &[T],
+    terms: &[(View, View, View)],
+    accumulate: bool,
+) {
+    use rayon::prelude::*;
+    for &(d, l, r) in terms {
+        check_views(dst, d, lhs, l, rhs, r);
+    }
+    assert!(
+        rows_interleave_disjointly(terms.iter().map(|t| t.0)),
+        "matmul_each: the destinations may overlap"
+    );
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    let run = |&(d, l, r): &(View, View, View)| {
+        let dst = dst_ptr;
+        // SAFETY: every view lies inside its slice (checked above) and the destinations are
+        // disjoint, so each thread writes its own elements; `dst` is borrowed mutably for the
+        // whole call, so it aliases neither operand.
+        unsafe { gemm_or_fill(dst.0, d, lhs, l, rhs, r, accumulate) };
+    };
+    let work: usize = terms.iter().map(|(d, l, _)| d.rows * d.cols * l.cols).sum();
+    if work >= SPLIT_THRESHOLD && super::num_threads() > 1 {
+        terms.par_iter().with_max_len(1).for_each(run);
+    } else {
+        terms.iter().for_each(run);
+    }
+}
+
+/// Whether destinations are disjoint by the rule of [`matmul_each`].
+fn rows_interleave_disjointly(dsts: impl Iterator<Item = View> + Clone) -> bool {
+    let Some(rs) = dsts.clone().next().map(|d| d.rs) else {
+        return true;
+    };
+    let base = dsts.clone().map(|d| d.offset).min().unwrap_or(0);
+    let mut parts: Vec<(usize, usize)> = dsts
+        .clone()
+        .filter(|d| d.rows > 0 && d.cols > 0)
+        .map(|d| {
+            let start = d.offset - base;
+            (start, start + (d.cols - 1) * d.cs + 1)
+        })
+        .collect();
+    parts.sort_unstable();
+    dsts.clone().all(|d| d.rs == rs)
+        && parts.windows(2).all(|p| p[0].1 <= p[1].0)
+        && parts.last().is_none_or(|p| p.1 <= rs)
+}
+
+/// Checks that the shapes of `d = l · r` agree, that every view stays inside its slice, and
+/// that `d` reaches each element once.
+fn check_views<T>(dst: &[T], d: View, lhs: &[T], l: View, rhs: &[T], r: View) {
+    assert!(
+        l.rows == d.rows && r.cols == d.cols && l.cols == r.rows,
+        "matmul shapes: dst {d:?}, lhs {l:?}, rhs {r:?}"
+    );
+    assert!(
+        d.end() <= dst.len() && l.end() <= lhs.len() && r.end() <= rhs.len(),
+        "matmul views out of bounds: dst {d:?} in {}, lhs {l:?} in {}, rhs {r:?} in {}",
+        dst.len(),
+        lhs.len(),
+        rhs.len()
+    );
+    assert!(
+        d.is_injective(),
+        "matmul destination overlaps itself: {d:?}"
+    );
+}
+
 /// Products below this many multiply-adds run on one thread (`gemm`'s own threshold).
 const SPLIT_THRESHOLD: usize = 48 * 48 * 256;
 
@@ -169,6 +222,34 @@ struct SendPtr<T>(*mut T);
 // SAFETY: the threads write disjoint elements through it (see `matmul`).
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
+
+/// One single-threaded product; with an empty inner dimension, the destination is zeroed (or
+/// left as it is when `accumulate`).
+///
+/// # Safety
+/// As [`gemm_raw`].
+unsafe fn gemm_or_fill<T: Float>(
+    dst: *mut T,
+    d: View,
+    lhs: &[T],
+    l: View,
+    rhs: &[T],
+    r: View,
+    accumulate: bool,
+) {
+    if d.rows == 0 || d.cols == 0 {
+        return;
+    }
+    if l.cols > 0 {
+        gemm_raw(dst, d, lhs, l, rhs, r, accumulate);
+    } else if !accumulate {
+        for i in 0..d.rows {
+            for j in 0..d.cols {
+                *dst.add(d.offset + i * d.rs + j * d.cs) = T::zero();
+            }
+        }
+    }
+}
 
 /// One single-threaded `gemm` call.
 ///
@@ -327,6 +408,50 @@ mod tests {
             let got: f64 = parts.iter().map(|p| p[j]).sum();
             assert!((got - want).abs() < 1e-12);
         }
+    }
+
+    /// Independent products whose destinations interleave row by row (the Winograd layout
+    /// `[rows, terms, cols]`), large enough to run on several threads, written and accumulated.
+    #[test]
+    fn independent_products_match_naive_ones() {
+        let (terms, m, n, k) = (4, 48, 40, 96);
+        let a: Vec<f64> = (0..terms * m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..terms * k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let views: Vec<_> = (0..terms)
+            .map(|t| {
+                let d = View::rows(t * n, m, n, terms * n);
+                let l = View::rows(t * k, m, k, terms * k);
+                let r = View::rows(t * n, k, n, terms * n);
+                (d, l, r)
+            })
+            .collect();
+        assert!(terms * m * n * k >= SPLIT_THRESHOLD);
+        for accumulate in [false, true] {
+            let mut dst = vec![0.5; terms * m * n];
+            matmul_each(&mut dst, &a, &b, &views, accumulate);
+            for &(d, l, r) in &views {
+                let want = naive(&a, l, &b, r);
+                for i in 0..m {
+                    for j in 0..n {
+                        let got = dst[d.offset + i * d.rs + j];
+                        let want = want[i * n + j] + if accumulate { 0.5 } else { 0.0 };
+                        assert!((got - want).abs() < 1e-10, "term at {} ({i}, {j})", d.offset);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "may overlap")]
+    fn overlapping_independent_products_panic() {
+        let a = vec![0.0f32; 64];
+        let mut dst = vec![0.0f32; 64];
+        // Rows of 4 at a stride of 6: the second term's rows run into the first's next row.
+        let l = View::rows(0, 2, 2, 2);
+        let r = View::rows(0, 2, 4, 4);
+        let terms = [(View::rows(0, 2, 4, 6), l, r), (View::rows(4, 2, 4, 6), l, r)];
+        matmul_each(&mut dst, &a, &a, &terms, false);
     }
 
     #[test]

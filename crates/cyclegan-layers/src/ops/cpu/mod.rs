@@ -2,7 +2,8 @@
 //!
 //! candle's stock CPU backward passes are shaped badly for CycleGAN's layers (the weight gradient
 //! is a convolution with the batch as channels, the transposed convolution a direct loop), so
-//! these kernels recast every convolution pass as a few large GEMMs ([`conv`]) and fuse the
+//! these kernels recast every convolution pass as a few large GEMMs ([`conv`]; the residual
+//! blocks' 3x3 convolutions by Winograd's minimal filtering, [`winograd`]) and fuse the
 //! elementwise layers into single passes over each `(n, c)` plane ([`norm`], [`pad`]).
 //!
 //! The kernels are generic over [`Float`] (`f32`, `f64`) and read contiguous inputs only: the
@@ -15,6 +16,7 @@ mod gemm;
 pub(crate) mod norm;
 pub(crate) mod pad;
 mod scratch;
+pub(crate) mod winograd;
 
 use candle_core::{CpuStorage, Layout, Result, WithDType};
 
