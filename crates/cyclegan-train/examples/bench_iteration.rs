@@ -136,6 +136,7 @@ fn all_times(runs: &[serde_json::Value]) -> Vec<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
+    cyclegan_layers::ops::configure_allocator();
     cyclegan_layers::ops::configure_threads();
     let args: Vec<String> = std::env::args().collect();
     let iters = arg(&args, "--iters", 2usize);

@@ -27,6 +27,7 @@ impl Write for LogWriter {
 }
 
 fn main() -> ExitCode {
+    cyclegan_layers::ops::configure_allocator();
     cyclegan_layers::ops::configure_threads();
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -42,6 +42,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    cyclegan_layers::ops::configure_allocator();
     cyclegan_layers::ops::configure_threads();
     tracing_subscriber::fmt()
         .with_env_filter(

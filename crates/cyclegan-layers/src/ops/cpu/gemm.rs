@@ -415,8 +415,12 @@ mod tests {
     #[test]
     fn independent_products_match_naive_ones() {
         let (terms, m, n, k) = (4, 48, 40, 96);
-        let a: Vec<f64> = (0..terms * m * k).map(|i| (i as f64 * 0.37).sin()).collect();
-        let b: Vec<f64> = (0..terms * k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let a: Vec<f64> = (0..terms * m * k)
+            .map(|i| (i as f64 * 0.37).sin())
+            .collect();
+        let b: Vec<f64> = (0..terms * k * n)
+            .map(|i| (i as f64 * 0.11).cos())
+            .collect();
         let views: Vec<_> = (0..terms)
             .map(|t| {
                 let d = View::rows(t * n, m, n, terms * n);
@@ -435,7 +439,11 @@ mod tests {
                     for j in 0..n {
                         let got = dst[d.offset + i * d.rs + j];
                         let want = want[i * n + j] + if accumulate { 0.5 } else { 0.0 };
-                        assert!((got - want).abs() < 1e-10, "term at {} ({i}, {j})", d.offset);
+                        assert!(
+                            (got - want).abs() < 1e-10,
+                            "term at {} ({i}, {j})",
+                            d.offset
+                        );
                     }
                 }
             }
@@ -450,7 +458,10 @@ mod tests {
         // Rows of 4 at a stride of 6: the second term's rows run into the first's next row.
         let l = View::rows(0, 2, 2, 2);
         let r = View::rows(0, 2, 4, 4);
-        let terms = [(View::rows(0, 2, 4, 6), l, r), (View::rows(4, 2, 4, 6), l, r)];
+        let terms = [
+            (View::rows(0, 2, 4, 6), l, r),
+            (View::rows(4, 2, 4, 6), l, r),
+        ];
         matmul_each(&mut dst, &a, &a, &terms, false);
     }
 
