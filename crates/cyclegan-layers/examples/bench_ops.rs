@@ -366,6 +366,9 @@ impl Drop for Torch {
 }
 
 fn main() -> Result<()> {
+    // As the trainer sets the process up.
+    ops::configure_allocator();
+    ops::configure_threads();
     let args = parse_args();
     let layers: Vec<_> = layers(args.size)
         .into_iter()
