@@ -124,7 +124,7 @@ pub(crate) fn matmul<T: Float>(
                 let dst = dst_ptr;
                 // SAFETY: as above; the shares are disjoint sets of rows or columns of an
                 // injective view, so no two threads write one element.
-                unsafe { gemm_raw(dst.0, d, lhs, l, rhs, r, accumulate) };
+                unsafe { gemm_or_fill(dst.0, d, lhs, l, rhs, r, accumulate) };
             });
         }
     });
@@ -223,11 +223,12 @@ struct SendPtr<T>(*mut T);
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 
-/// One single-threaded product; with an empty inner dimension, the destination is zeroed (or
-/// left as it is when `accumulate`).
+/// One single-threaded product through `gemm`; with an empty inner dimension, the destination
+/// is zeroed (or left as it is when `accumulate`).
 ///
 /// # Safety
-/// As [`gemm_raw`].
+/// Every element the views reach lies inside `dst`'s allocation and the two slices, `d`
+/// reaches each element once, and no other thread touches those destination elements.
 unsafe fn gemm_or_fill<T: Float>(
     dst: *mut T,
     d: View,
@@ -240,31 +241,16 @@ unsafe fn gemm_or_fill<T: Float>(
     if d.rows == 0 || d.cols == 0 {
         return;
     }
-    if l.cols > 0 {
-        gemm_raw(dst, d, lhs, l, rhs, r, accumulate);
-    } else if !accumulate {
-        for i in 0..d.rows {
-            for j in 0..d.cols {
-                *dst.add(d.offset + i * d.rs + j * d.cs) = T::zero();
+    if l.cols == 0 {
+        if !accumulate {
+            for i in 0..d.rows {
+                for j in 0..d.cols {
+                    *dst.add(d.offset + i * d.rs + j * d.cs) = T::zero();
+                }
             }
         }
+        return;
     }
-}
-
-/// One single-threaded `gemm` call.
-///
-/// # Safety
-/// Every element the views reach lies inside `dst`'s allocation and the two slices, `d`
-/// reaches each element once, and no other thread touches those destination elements.
-unsafe fn gemm_raw<T: Float>(
-    dst: *mut T,
-    d: View,
-    lhs: &[T],
-    l: View,
-    rhs: &[T],
-    r: View,
-    accumulate: bool,
-) {
     // `gemm` supports `f32` and `f64`, the only `Float` types.
     gemm::gemm(
         d.rows,
