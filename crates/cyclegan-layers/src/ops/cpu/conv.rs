@@ -60,6 +60,20 @@ const BLOCK_ELEMS: usize = 1 << 20;
 /// See [`Plan::block_cols`].
 const MIN_BLOCK_COLS: usize = 1024;
 
+/// A weight gradient whose inner dimension (about the output pixels) is at least this fraction
+/// of its own size is split between threads along that dimension, into per-thread partial
+/// sums; a larger gradient is split along its own rows, where adding up the partial sums would
+/// cost more than the products save. Measured on the im2col backward pass: the discriminator's
+/// 4x4 layers at 128x128 up to 20% faster split by rows, the first convolutions (3 or 64
+/// input channels, large planes) up to 25% faster split by the inner dimension.
+const SPLIT_K_MIN_FRACTION: usize = 64;
+
+/// Whether a weight gradient of `len` elements with inner dimension `k` is split along `k`
+/// (see [`SPLIT_K_MIN_FRACTION`]).
+fn splits_k(len: usize, k: usize) -> bool {
+    k * SPLIT_K_MIN_FRACTION >= len
+}
+
 /// Sizes of a convolution `[n, cin, h, w] * [cout, cin, k, k] -> [n, cout, oh, ow]` with zero
 /// padding `pad` on every side and stride `stride`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -568,7 +582,12 @@ impl Plan {
         let rows = cin * taps;
         let block = self.block_cols(rows, q);
         let mut col = Scratch::dirty(rows * block);
-        let mut partial = dw.as_ref().map(|_| Scratch::per_thread(cout * rows));
+        let split_k = splits_k(cout * rows, q);
+        let mut dw = dw;
+        let mut partial = dw
+            .as_ref()
+            .filter(|_| split_k)
+            .map(|_| Scratch::per_thread(cout * rows));
         if let Some(dwide) = dwide.as_deref_mut() {
             dwide.fill(T::zero());
         }
@@ -576,10 +595,18 @@ impl Plan {
             let cols = block.min(q - q0);
             let grad = View::rows(q0, cout, cols, q);
             let cols_view = View::rows(0, rows, cols, cols);
-            if let Some(partial) = partial.as_deref_mut() {
+            if let Some((dw, accumulate)) = dw.as_mut() {
                 self.im2col(wide, q0, cols, &mut col);
                 let dst = View::rows(0, cout, rows, rows);
-                matmul_split_k(partial, dst, dyw, grad, &col, cols_view.t(), b > 0);
+                match partial.as_deref_mut() {
+                    Some(partial) => {
+                        matmul_split_k(partial, dst, dyw, grad, &col, cols_view.t(), b > 0)
+                    }
+                    None => {
+                        let acc = *accumulate || b > 0;
+                        matmul(dw, dst, dyw, grad, &col, cols_view.t(), acc, Threads::All)
+                    }
+                }
             }
             if let Some(dwide) = dwide.as_deref_mut() {
                 let w_t = View::rows(0, cout, rows, rows).t();
