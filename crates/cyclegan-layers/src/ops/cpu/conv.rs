@@ -574,7 +574,7 @@ impl Plan {
         wide: &[T],
         dyw: &[T],
         w: &[T],
-        dw: Option<(&mut [T], bool)>,
+        mut dw: Option<(&mut [T], bool)>,
         mut dwide: Option<&mut [T]>,
     ) {
         let ConvShape { cin, cout, .. } = self.shape;
@@ -583,7 +583,6 @@ impl Plan {
         let block = self.block_cols(rows, q);
         let mut col = Scratch::dirty(rows * block);
         let split_k = splits_k(cout * rows, q);
-        let mut dw = dw;
         let mut partial = dw
             .as_ref()
             .filter(|_| split_k)

@@ -151,7 +151,7 @@ pub(crate) fn matmul_each<T: Float>(
         check_views(dst, d, lhs, l, rhs, r);
     }
     assert!(
-        rows_interleave_disjointly(terms.iter().map(|t| t.0)),
+        rows_interleave_disjointly(&terms.iter().map(|t| t.0).collect::<Vec<_>>()),
         "matmul_each: the destinations may overlap"
     );
     let dst_ptr = SendPtr(dst.as_mut_ptr());
@@ -170,14 +170,14 @@ pub(crate) fn matmul_each<T: Float>(
     }
 }
 
-/// Whether destinations are disjoint by the rule of [`matmul_each`].
-fn rows_interleave_disjointly(dsts: impl Iterator<Item = View> + Clone) -> bool {
-    let Some(rs) = dsts.clone().next().map(|d| d.rs) else {
+/// Whether the destinations `dsts` are disjoint by the rule of [`matmul_each`].
+fn rows_interleave_disjointly(dsts: &[View]) -> bool {
+    let Some(first) = dsts.first() else {
         return true;
     };
-    let base = dsts.clone().map(|d| d.offset).min().unwrap_or(0);
+    let base = dsts.iter().map(|d| d.offset).min().unwrap_or(0);
     let mut parts: Vec<(usize, usize)> = dsts
-        .clone()
+        .iter()
         .filter(|d| d.rows > 0 && d.cols > 0)
         .map(|d| {
             let start = d.offset - base;
@@ -185,9 +185,9 @@ fn rows_interleave_disjointly(dsts: impl Iterator<Item = View> + Clone) -> bool 
         })
         .collect();
     parts.sort_unstable();
-    dsts.clone().all(|d| d.rs == rs)
+    dsts.iter().all(|d| d.rs == first.rs)
         && parts.windows(2).all(|p| p[0].1 <= p[1].0)
-        && parts.last().is_none_or(|p| p.1 <= rs)
+        && parts.last().is_none_or(|p| p.1 <= first.rs)
 }
 
 /// Checks that the shapes of `d = l · r` agree, that every view stays inside its slice, and
