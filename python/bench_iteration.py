@@ -28,6 +28,8 @@ def main():
     p.add_argument("--blocks", type=int, default=9)
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="after the timed iterations, print torch.profiler's table of 3 more to stderr")
     args = p.parse_args()
     torch.manual_seed(0)
     dev = torch.device(args.device)
@@ -53,6 +55,16 @@ def main():
             torch.cuda.synchronize()
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        with profile(activities=activities) as prof:
+            for _ in range(3):
+                model.step(a, b)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+        print(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=90), file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out = {"side": "pytorch", "size": args.size, "times": times, "peak_rss_mb": peak, "threads": torch.get_num_threads()}
     if dev.type == "cuda":

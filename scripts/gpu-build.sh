@@ -14,17 +14,19 @@ if [ ! -e "$CUDA_HOME/lib/libcudnn.so" ]; then
 fi
 export LIBRARY_PATH=$CUDA_HOME/lib:$CUDA_HOME/lib/stubs:${LIBRARY_PATH:-}
 TD=target-cuda
-cargo build --release --target-dir $TD -p cyclegan-train -F cyclegan-train/cudnn --example bench_iteration --bins
+cargo build --release --target-dir $TD -p cyclegan-train -F cyclegan-train/cudnn -F cyclegan-train/host-profile \
+  --example bench_iteration --bins
 cargo test --release --no-run --target-dir $TD -p cyclegan-layers -p cyclegan-models -p cyclegan-train \
   -F cyclegan-layers/cudnn -F cyclegan-models/cudnn -F cyclegan-train/cudnn \
   --test device_ops --test parity --test train_step_parity
 mkdir -p target-gpu
-# Packs binary $1 as target-gpu/$2.xz unless that is already newer.
+# Packs binary $1 as target-gpu/$2.xz unless that is already newer; strip options $3.
 pack() {
   [ "target-gpu/$2.xz" -nt "$1" ] && return
-  strip -o "target-gpu/$2" "$1" && xz -9 -T2 -f "target-gpu/$2"
+  strip ${3:-} -o "target-gpu/$2" "$1" && xz -9 -T2 -f "target-gpu/$2"
 }
-pack $TD/release/examples/bench_iteration bench_iteration
+# The benchmark keeps its symbol table, for its --host-profile.
+pack $TD/release/examples/bench_iteration bench_iteration --strip-debug
 pack $TD/release/cyclegan-train cyclegan-train
 for t in device_ops parity train_step_parity; do
   pack "$(ls -t $TD/release/deps/$t-* | grep -v '\.d$' | head -1)" $t

@@ -5,8 +5,9 @@
 # then on the GPU machine, from the repository root, with target-gpu carried along:
 #   scripts/gpu-check.sh [quick|full]
 # quick: the tests on CUDA + one 256x256 comparison (eager PyTorch); batch1: the tests + 256x256
-# and 128x128 at batch 1 against eager and compiled PyTorch; full adds batch 4 and a training
-# run on the embedded emoji64 data.
+# and 128x128 at batch 1 against eager and compiled PyTorch; compare: the tests + 256x256 batch 1
+# against eager and compiled (and ours with cuDNN's legacy calls), 128x128 batch 1 and 256x256
+# batch 4 against eager, and a host profile; full: batch1 plus batch 4 and a training run on the embedded emoji64 data.
 set -uo pipefail
 MODE=${1:-full}
 OUT=${OUT:-/tmp/gpu-out}
@@ -27,6 +28,8 @@ ldd $BIN/bench_iteration | grep -E "cudnn|cublas|not found"
 echo "== CUDA kernels against the CPU, op by op (TF32 off; TF32 errors shown for information) =="
 CYCLEGAN_TEST_DEVICE=cuda $BIN/device_ops --test-threads 1 --nocapture > "$OUT/device_ops.log" 2>&1
 grep -E "test result|panicked|FAILED|error" "$OUT/device_ops.log" | head -20
+grep -c ": engine " "$OUT/device_ops.log" | sed 's/^/cuDNN passes with an execution plan: /'
+grep -E "legacy routine|WARN" "$OUT/device_ops.log" | head -5
 echo "== model parity tests on CUDA against the PyTorch fixtures (TF32 off) =="
 CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-models $BIN/parity --test-threads 1 > "$OUT/parity.log" 2>&1
 grep -E "^test |test result" "$OUT/parity.log" | grep -v " ok$"
@@ -38,6 +41,13 @@ export CYCLEGAN_BENCH_SCRIPT=$PWD/python/bench_iteration.py
 echo "== full iteration, ours vs PyTorch =="
 if [ "$MODE" = quick ]; then
   timeout 240 $BIN/bench_iteration --device cuda --sizes 256 --batch 1 --rounds 2 --iters 20 --warmup 3
+elif [ "$MODE" = compare ]; then
+  # Compiled PyTorch at the goal's size only (compiling takes about a minute per size).
+  timeout 240 $BIN/bench_iteration --device cuda --sizes 256 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile --with-legacy-cudnn
+  timeout 100 $BIN/bench_iteration --device cuda --sizes 128 --batch 1 --rounds 1 --iters 30 --warmup 5
+  timeout 100 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3
+  echo "== host profile of ours, 256x256 batch 1 (scripts/fold-report.py) =="
+  timeout 60 $BIN/bench_iteration --worker 256 --device cuda --iters 30 --warmup 5 --host-profile "$OUT/host256.folded"
 else
   timeout 330 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
 fi

@@ -11,7 +11,13 @@
 //! driver's figure of each process's peak GPU memory (`nvidia-smi`, sampled every 20 ms). The
 //! architecture is the reference's: resnet_9blocks, basic D, instance norm, ngf = ndf = 64,
 //! pool 50, f32, batch `--batch`, on `--device` (cpu, cuda). `--with-stock` adds a run of
-//! this project with its fast kernels off (stock candle operations).
+//! this project with its fast kernels off (stock candle operations); `--with-legacy-cudnn` one
+//! with cuDNN's legacy routines instead of cached execution plans. Each child of ours also
+//! reports its main thread's CPU seconds and voluntary context switches per iteration (on a GPU
+//! CUDA's synchronisation spins, so the CPU figure bounds the host's own work from above). `--host-profile FILE` (a build with
+//! `--features host-profile`, one `--worker` child) samples this project's timed iterations on
+//! the host and writes the stacks to FILE, one folded line per stack with its sample count
+//! (`scripts/fold-report.py` sums them): where the host time goes on a GPU machine without perf.
 
 use candle_core::{DType, Device, Tensor};
 use cyclegan_train::model::{CycleGan, ModelConfig};
@@ -44,6 +50,23 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// This thread's time on a CPU in seconds and its voluntary context switches so far (Linux).
+fn thread_cpu() -> (f64, u64) {
+    let on_cpu = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns * 1e-9);
+    let switches = std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0);
+    (on_cpu, switches)
+}
+
 /// The child process: times this project's iteration and prints one JSON line.
 fn worker(
     (size, batch): (usize, usize),
@@ -51,13 +74,20 @@ fn worker(
     warmup: usize,
     fast: bool,
     device: &Device,
+    host_profile: Option<&str>,
 ) -> anyhow::Result<()> {
     cyclegan_layers::ops::set_fast_kernels(fast);
     let mut model = CycleGan::new(ModelConfig::default(), device, DType::F32, 0)?;
     let a = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
     let b = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
     let mut times = Vec::new();
+    let mut profiler = None;
+    let mut cpu_start = thread_cpu();
     for i in 0..warmup + iters {
+        if i == warmup {
+            profiler = host_profile.map(profile::start).transpose()?;
+            cpu_start = thread_cpu();
+        }
         let start = Instant::now();
         model.train_step(&a, &b)?;
         device.synchronize()?;
@@ -65,12 +95,65 @@ fn worker(
             times.push(start.elapsed().as_secs_f64());
         }
     }
+    let cpu_end = thread_cpu();
+    if let (Some(profiler), Some(path)) = (profiler, host_profile) {
+        profile::finish(profiler, path)?;
+    }
     let side = if fast { "ours" } else { "ours-stock-candle" };
+    let per_iter = |v: f64| v / iters.max(1) as f64;
     println!(
         "{}",
-        serde_json::json!({"side": side, "size": size, "times": times, "peak_rss_mb": peak_rss_mb()})
+        serde_json::json!({
+            "side": side,
+            "size": size,
+            "times": times,
+            "peak_rss_mb": peak_rss_mb(),
+            "host_cpu_s_per_iter": per_iter(cpu_end.0 - cpu_start.0),
+            "cudnn_passes": cyclegan_layers::ops::cudnn_algorithms(),
+            "waits_per_iter": per_iter((cpu_end.1 - cpu_start.1) as f64),
+        })
     );
     Ok(())
+}
+
+#[cfg(feature = "host-profile")]
+mod profile {
+    use std::io::Write;
+
+    pub fn start(_path: &str) -> anyhow::Result<pprof::ProfilerGuard<'static>> {
+        Ok(pprof::ProfilerGuardBuilder::default()
+            .frequency(1000)
+            .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+            .build()?)
+    }
+
+    /// Writes the samples as folded stacks (`root;..;leaf count`), the format flame graph tools
+    /// read.
+    pub fn finish(guard: pprof::ProfilerGuard<'static>, path: &str) -> anyhow::Result<()> {
+        let report = guard.report().build()?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for (frames, count) in &report.data {
+            let stack: Vec<String> = frames
+                .frames
+                .iter()
+                .rev()
+                .flat_map(|symbols| symbols.iter().rev().map(|s| s.name()))
+                .collect();
+            writeln!(out, "{} {count}", stack.join(";"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "host-profile"))]
+mod profile {
+    pub fn start(_path: &str) -> anyhow::Result<()> {
+        anyhow::bail!("--host-profile needs a build with `--features host-profile`")
+    }
+
+    pub fn finish(_guard: (), _path: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -150,7 +233,18 @@ fn main() -> anyhow::Result<()> {
         let device = cyclegan_translate::parse_device(&arg(&args, "--device", "cpu".to_string()))
             .map_err(anyhow::Error::msg)?;
         let fast = !args.iter().any(|a| a == "--stock");
-        return worker((size.parse()?, batch), iters, warmup, fast, &device);
+        let host_profile = args
+            .iter()
+            .position(|a| a == "--host-profile")
+            .and_then(|i| args.get(i + 1));
+        return worker(
+            (size.parse()?, batch),
+            iters,
+            warmup,
+            fast,
+            &device,
+            host_profile.map(String::as_str),
+        );
     }
     let sizes: Vec<usize> = arg(&args, "--sizes", "128,256".to_string())
         .split(',')
@@ -185,6 +279,9 @@ fn main() -> anyhow::Result<()> {
         if with_stock {
             sides.push(("ours, stock candle ops", vec![]));
         }
+        if args.iter().any(|a| a == "--with-legacy-cudnn") {
+            sides.push(("ours, legacy cuDNN calls", vec![]));
+        }
         for round in 0..rounds {
             let common = [
                 "--iters".to_string(),
@@ -203,6 +300,9 @@ fn main() -> anyhow::Result<()> {
                     c.args(["--worker", &size.to_string()]).args(&common);
                     if name.contains("stock") {
                         c.arg("--stock");
+                    }
+                    if name.contains("legacy") {
+                        c.env("CYCLEGAN_CUDNN_LEGACY", "1");
                     }
                     c
                 } else {
@@ -242,6 +342,23 @@ fn main() -> anyhow::Result<()> {
                 line += &format!(
                     ", peak GPU memory (driver) {:.0} MiB",
                     max_of(runs, "peak_gpu_driver_mb")
+                );
+            }
+            if let Some(passes) = runs.iter().find_map(|r| r["cudnn_passes"].as_array()) {
+                let plans = passes
+                    .iter()
+                    .filter(|p| p.as_str().is_some_and(|p| p.contains(": engine ")))
+                    .count();
+                line += &format!(
+                    ", cuDNN {plans} planned / {} legacy passes",
+                    passes.len() - plans
+                );
+            }
+            if runs.iter().any(|r| r.get("host_cpu_s_per_iter").is_some()) {
+                line += &format!(
+                    ", host CPU {:.4} s/iter, {:.0} waits/iter",
+                    max_of(runs, "host_cpu_s_per_iter"),
+                    max_of(runs, "waits_per_iter")
                 );
             }
             println!("{line}");

@@ -6,15 +6,15 @@
 //! (3x3 stride-1 ones with enough channels by Winograd's F(2x2, 3x3)), fused single-pass norms
 //! and padding (strided inputs are made contiguous first; convolution strides 1 and 2). On CUDA
 //! (feature `cuda`): the same fused norm and padding ops as CUDA kernels and, with the `cudnn`
-//! feature, every convolution pass through cuDNN. Everything else takes [`reference`], built
+//! feature, every convolution pass through cuDNN's cached execution plans. Everything else takes [`reference`], built
 //! from stock candle operations. Both compute the same numbers as PyTorch within rounding, which
 //! the parity tests (`tests/fast_kernels.rs`, and the model parity tests with
 //! `CYCLEGAN_TEST_DEVICE=cuda`) pin down.
 //!
-//! Performance note: candle accumulates every gradient into a freshly allocated tensor, and
-//! with glibc's default malloc settings large buffers are returned to the system and faulted
-//! in again on every use; on the benchmark machine that cost as much as the norm and padding
-//! kernels themselves. Programs call [`configure_allocator`] (and [`configure_threads`]) first
+//! Performance note: candle 0.11.1 accumulates every gradient into a freshly allocated tensor
+//! of zeros (this workspace patches that out, `vendor/README.md`), and with glibc's default
+//! malloc settings large buffers are returned to the system and faulted in again on every use;
+//! on the benchmark machine that cost as much as the norm and padding kernels themselves. Programs call [`configure_allocator`] (and [`configure_threads`]) first
 //! thing in `main`; see `BENCHMARKS.md`.
 
 mod cpu;

@@ -4,24 +4,36 @@
 //! pass is one of cuDNN's three convolution routines of a convolution `x [n, cin, h, w]` *
 //! `w [cout, cin, k, k]` -> `y [n, cout, oh, ow]` ([`Pass`]): the transposed convolution is the
 //! input gradient of its adjoint convolution, so its forward is `BackwardData` and its input
-//! gradient is `Forward`. Algorithms come from cuDNN's heuristics (what PyTorch uses without
-//! `cudnn.benchmark`), cached per shape, except in full-precision `f32` (TF32 off), which takes
-//! fixed implicit-GEMM algorithms. `f32` convolutions may use TF32 tensor cores unless
-//! [`super::super::set_cuda_tf32`] turns that off, as PyTorch's `cudnn.allow_tf32` does.
+//! gradient is `Forward`. Each pass runs an execution plan of cuDNN's backend API, built once
+//! per shape ([`super::cudnn_plan`]; engines in cuDNN's heuristic order, what PyTorch uses
+//! without `cudnn.benchmark`). Shapes without a plan, and every shape under
+//! `CYCLEGAN_CUDNN_LEGACY=1`, take the legacy routines: heuristic algorithms cached per shape,
+//! or in full-precision `f32` (TF32 off) fixed implicit-GEMM ones. `f32` convolutions may use
+//! TF32 tensor cores unless [`super::super::set_cuda_tf32`] turns that off, as PyTorch's
+//! `cudnn.allow_tf32` does. A bias is added in place to the convolution's fresh output and its
+//! gradient summed by one kernel each (`channel_bias_*` in `kernels.cu`).
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::cudnn::{
     sys, ConvBackwardData, ConvBackwardFilter, ConvForward, Cudnn, CudnnDataType,
 };
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, DevicePtr, DevicePtrMut, DeviceRepr,
+};
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, DeviceId};
-use candle_core::{CudaStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor,
+    WithDType,
+};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::c_void;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use super::view;
-use crate::ops::{conv_args_fit, reference};
+use super::cudnn_plan as plan;
+use super::{add_channel_bias_in_place, channel_bias_grad, view};
+use crate::ops::conv_args_fit;
 
 /// `conv2d(x, w) + b` through cuDNN, when the arguments are CUDA tensors this op handles.
 pub(crate) fn conv2d(
@@ -75,10 +87,15 @@ pub(crate) fn conv_transpose2d(
     Some(apply(x, weight, bias, op))
 }
 
-/// `op(x, weight) + bias` on contiguous copies of the arguments.
+/// `op(x, weight) + bias` on contiguous copies of the arguments: with a bias, one op whose
+/// output gets the bias added in place (one kernel, no broadcast) and whose backward pass sums
+/// the bias gradient in one kernel.
 fn apply(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, op: CudnnConv) -> Result<Tensor> {
-    let y = x.contiguous()?.apply_op2(&weight.contiguous()?, op)?;
-    reference::add_channel_bias(&y, bias)
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match bias {
+        Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
+        None => x.apply_op2(&weight, op),
+    }
 }
 
 /// Which cuDNN routine a [`CudnnConv`] runs, and on what.
@@ -132,8 +149,8 @@ impl CudnnConv {
     }
 }
 
-impl CustomOp2 for CudnnConv {
-    fn name(&self) -> &'static str {
+impl CudnnConv {
+    fn pass_name(&self) -> &'static str {
         match self.pass {
             Pass::Forward => "cudnn-conv2d-forward",
             Pass::BackwardData => "cudnn-conv2d-backward-data",
@@ -141,23 +158,12 @@ impl CustomOp2 for CudnnConv {
         }
     }
 
-    fn cpu_fwd(
+    /// Runs the pass on `(a, b)`: the result and its shape.
+    fn run(
         &self,
-        _: &candle_core::CpuStorage,
-        _: &Layout,
-        _: &candle_core::CpuStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CpuStorage, Shape)> {
-        candle_core::bail!("{} runs on CUDA devices only", self.name())
-    }
-
-    fn cuda_fwd(
-        &self,
-        a: &CudaStorage,
-        al: &Layout,
-        b: &CudaStorage,
-        bl: &Layout,
-    ) -> Result<(CudaStorage, Shape)> {
+        (a, al): (&CudaStorage, &Layout),
+        (b, bl): (&CudaStorage, &Layout),
+    ) -> Result<(CudaStorage, [usize; 4])> {
         let shapes = self.shapes(al.dims(), bl.dims())?;
         let out = match self.pass {
             Pass::Forward => shapes[2],
@@ -176,22 +182,21 @@ impl CustomOp2 for CudnnConv {
             ),
             _ => candle_core::bail!(
                 "{}: f32 or f64 tensors of one type, got {:?} and {:?}",
-                self.name(),
+                self.pass_name(),
                 a.dtype(),
                 b.dtype()
             ),
         };
-        Ok((storage, Shape::from(out.to_vec())))
+        Ok((storage, out))
     }
 
-    fn bwd(
+    /// The gradients of the pass's two arguments `(a, b)` from the output gradient.
+    fn grads(
         &self,
         a: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
         match self.pass {
             // y = conv(x, w): dx = BackwardData(dy, w), dw = BackwardFilter(x, dy).
             Pass::Forward => {
@@ -201,7 +206,7 @@ impl CustomOp2 for CudnnConv {
                     .transpose()?;
                 let dw = b
                     .track_op()
-                    .then(|| a.apply_op2_no_bwd(&grad, &self.with(Pass::BackwardFilter, b.dims())?))
+                    .then(|| a.apply_op2_no_bwd(grad, &self.with(Pass::BackwardFilter, b.dims())?))
                     .transpose()?;
                 Ok((dx, dw))
             }
@@ -225,14 +230,127 @@ impl CustomOp2 for CudnnConv {
     }
 }
 
+impl CustomOp2 for CudnnConv {
+    fn name(&self) -> &'static str {
+        self.pass_name()
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("{} runs on CUDA devices only", self.pass_name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        a: &CudaStorage,
+        al: &Layout,
+        b: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let (storage, out) = self.run((a, al), (b, bl))?;
+        Ok((storage, Shape::from(out.to_vec())))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.grads(a, b, &grad.contiguous()?)
+    }
+}
+
+/// A convolution (`Forward`) or transposed convolution (`BackwardData`) plus a channel bias.
+impl CustomOp3 for CudnnConv {
+    fn name(&self) -> &'static str {
+        self.pass_name()
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("{} runs on CUDA devices only", self.pass_name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        a: &CudaStorage,
+        al: &Layout,
+        b: &CudaStorage,
+        bl: &Layout,
+        bias: &CudaStorage,
+        bias_l: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        if self.pass == Pass::BackwardFilter {
+            candle_core::bail!("a weight gradient takes no bias")
+        }
+        let (mut storage, out) = self.run((a, al), (b, bl))?;
+        add_channel_bias_in_place(&mut storage, out, bias, bias_l)?;
+        Ok((storage, Shape::from(out.to_vec())))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (da, db) = self.grads(a, b, &grad)?;
+        let dbias = bias
+            .track_op()
+            .then(|| grad.apply_op1_no_bwd(&ChannelBiasGrad))
+            .transpose()?;
+        Ok((da, db, dbias))
+    }
+}
+
+/// The gradient of a channel bias from its output's gradient `[n, c, h, w]`: the sum over all
+/// but `c`, one kernel.
+struct ChannelBiasGrad;
+
+impl CustomOp1 for ChannelBiasGrad {
+    fn name(&self) -> &'static str {
+        "channel-bias-grad"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("{} runs on CUDA devices only", self.name())
+    }
+
+    fn cuda_fwd(&self, g: &CudaStorage, gl: &Layout) -> Result<(CudaStorage, Shape)> {
+        let channels = gl.shape().dims4()?.1;
+        Ok((channel_bias_grad(g, gl)?, Shape::from(channels)))
+    }
+}
+
 thread_local! {
     // cuDNN handles are neither Send nor Sync: one per thread and device, like candle's own.
     static HANDLES: RefCell<HashMap<DeviceId, Arc<Cudnn>>> = RefCell::new(HashMap::new());
-    static ALGORITHMS: RefCell<HashMap<AlgoKey, Algo>> = RefCell::new(HashMap::new());
+    static ALGORITHMS: RefCell<HashMap<AlgoKey, (Algo, usize)>> = RefCell::new(HashMap::new());
+    // The backend API's handles and plans (an error: why the shape keeps the legacy routine).
+    static PLAN_HANDLES: RefCell<HashMap<DeviceId, Rc<plan::Handle>>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<HashMap<AlgoKey, std::result::Result<Rc<plan::Plan>, String>>> =
+        RefCell::new(HashMap::new());
 }
 
 /// What an algorithm choice depends on.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct AlgoKey {
     device: DeviceId,
     pass: Pass,
@@ -250,13 +368,23 @@ enum Algo {
     BackwardFilter(sys::cudnnConvolutionBwdFilterAlgo_t),
 }
 
-/// The algorithms cuDNN's heuristics chose on this thread so far, one line per shape.
+/// The algorithms cuDNN's heuristics chose on this thread so far, one line per shape (the
+/// legacy routines' algorithms, then the backend API's engines).
 pub(crate) fn chosen_algorithms() -> Vec<String> {
-    ALGORITHMS.with(|a| {
+    let engines: Vec<String> = PLANS.with(|p| {
+        p.borrow()
+            .iter()
+            .map(|(k, plan)| match plan {
+                Ok(plan) => format!("{k:?}: engine {}", plan.engine),
+                Err(e) => format!("{k:?}: legacy routine ({e})"),
+            })
+            .collect()
+    });
+    let mut lines = ALGORITHMS.with(|a| {
         let mut lines: Vec<String> = a
             .borrow()
             .iter()
-            .map(|(k, algo)| {
+            .map(|(k, (algo, _))| {
                 let algo = match algo {
                     Algo::Forward(a) => format!("{a:?}"),
                     Algo::BackwardData(a) => format!("{a:?}"),
@@ -277,7 +405,9 @@ pub(crate) fn chosen_algorithms() -> Vec<String> {
             .collect();
         lines.sort();
         lines
-    })
+    });
+    lines.extend(engines);
+    lines
 }
 
 fn handle(dev: &CudaDevice) -> Result<Arc<Cudnn>> {
@@ -291,14 +421,54 @@ fn handle(dev: &CudaDevice) -> Result<Arc<Cudnn>> {
     })
 }
 
-/// The cached algorithm for `key`, or `pick()`'s choice, remembered.
-fn algorithm(key: AlgoKey, pick: impl FnOnce() -> Result<Algo>) -> Result<Algo> {
-    if let Some(algo) = ALGORITHMS.with(|a| a.borrow().get(&key).copied()) {
-        return Ok(algo);
+/// The backend API's plan for `key`, built on first use; `None` where it cannot be built (said
+/// once, in a warning, and in [`chosen_algorithms`]) or the path is off.
+fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<(Rc<plan::Handle>, Rc<plan::Plan>)> {
+    if !plan::enabled() {
+        return None;
     }
-    let algo = pick()?;
-    ALGORITHMS.with(|a| a.borrow_mut().insert(key, algo));
-    Ok(algo)
+    let handle = PLAN_HANDLES.with(|handles| {
+        if let Some(h) = handles.borrow().get(&dev.id()) {
+            return Some(h.clone());
+        }
+        let h = Rc::new(plan::Handle::new(dev.cuda_stream().as_ref()).ok()?);
+        handles.borrow_mut().insert(dev.id(), h.clone());
+        Some(h)
+    })?;
+    if let Some(found) = PLANS.with(|p| p.borrow().get(&key).cloned()) {
+        return found.ok().map(|plan| (handle, plan));
+    }
+    let problem = plan::Problem {
+        pass: key.pass,
+        shapes: key.shapes,
+        stride: key.stride,
+        pad: key.pad,
+        double: key.double,
+        tf32: key.tf32,
+    };
+    let built = plan::Plan::build(&handle, &problem)
+        .map(Rc::new)
+        .map_err(|e| {
+            tracing::warn!(
+                "cuDNN backend plan for {key:?}: {e}; this shape keeps the legacy routine"
+            );
+            e.to_string()
+        });
+    PLANS.with(|p| p.borrow_mut().insert(key, built.clone()));
+    built.ok().map(|plan| (handle, plan))
+}
+
+/// The cached algorithm for `key` and its workspace size in bytes, or `pick()`'s choice,
+/// remembered. Both are asked of cuDNN once per shape: in cuDNN 9 each of these legacy-API
+/// queries builds an execution plan, which took a third of the host's time per training
+/// iteration when asked at every call (sampled on an H200, BENCHMARKS.md).
+fn algorithm(key: AlgoKey, pick: impl FnOnce() -> Result<(Algo, usize)>) -> Result<(Algo, usize)> {
+    if let Some(choice) = ALGORITHMS.with(|a| a.borrow().get(&key).copied()) {
+        return Ok(choice);
+    }
+    let choice = pick()?;
+    ALGORITHMS.with(|a| a.borrow_mut().insert(key, choice));
+    Ok(choice)
 }
 
 fn dims(d: [usize; 4]) -> [i32; 4] {
@@ -313,9 +483,65 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
     (a, al): (&CudaStorage, &Layout),
     (b, bl): (&CudaStorage, &Layout),
 ) -> Result<CudaSlice<T>> {
-    let cudnn = handle(dev)?;
     let double = std::mem::size_of::<T>() == 8;
     let tf32 = !double && crate::ops::cuda_tf32();
+    let key = AlgoKey {
+        device: dev.id(),
+        pass: op.pass,
+        shapes,
+        stride: op.stride,
+        pad: op.pad,
+        double,
+        tf32,
+    };
+    let [xs, ws, ys] = shapes;
+    let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
+    let len = |d: [usize; 4]| d.iter().product::<usize>();
+    if let Some((handle, plan)) = backend_plan(dev, key) {
+        let out_len = len(match op.pass {
+            Pass::Forward => ys,
+            Pass::BackwardData => xs,
+            Pass::BackwardFilter => ws,
+        });
+        // SAFETY: the plan writes `out` in full (beta = 0) before anything reads it.
+        let mut out = unsafe { dev.alloc::<T>(out_len)? };
+        let mut space = workspace(dev, plan.workspace)?;
+        let stream = dev.cuda_stream();
+        let ran = {
+            let (pa, _sync_a) = a.device_ptr(&stream);
+            let (pb, _sync_b) = b.device_ptr(&stream);
+            let (po, _sync_o) = out.device_ptr_mut(&stream);
+            let (pw, _sync_w) = match space.as_mut() {
+                Some(w) => {
+                    let (p, sync) = w.device_ptr_mut(&stream);
+                    (p, Some(sync))
+                }
+                None => (0, None),
+            };
+            // The variant pack's order is (x, w, y) in the routine's roles.
+            let pointers = match op.pass {
+                Pass::Forward => [pa, pb, po],
+                Pass::BackwardData => [po, pb, pa],
+                Pass::BackwardFilter => [pa, po, pb],
+            };
+            let aligned = pointers
+                .iter()
+                .all(|&p| (p as usize).is_multiple_of(plan::ALIGNMENT));
+            aligned.then(|| {
+                let pointers = pointers.map(|p| p as *mut c_void);
+                // SAFETY: the pointers are the live buffers of the plan's shapes and type,
+                // aligned as checked, and the workspace has the plan's size.
+                unsafe { plan.execute(&handle, pointers, pw as *mut c_void) }
+            })
+        };
+        if let Some(result) = ran {
+            result?;
+            return Ok(out);
+        }
+    }
+
+    // The legacy routines.
+    let cudnn = handle(dev)?;
     // Full-precision f32 (what the GPU parity tests run): fixed implicit-GEMM algorithms with FMA
     // math, the same choice for every shape, no FFT or Winograd transforms and their rounding.
     let exact = !double && !tf32;
@@ -329,21 +555,9 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
         conv.set_math_type(sys::cudnnMathType_t::CUDNN_FMA_MATH)?;
     }
     let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
-    let [xs, ws, ys] = shapes;
     let x = cudnn.create_4d_tensor::<T>(nchw, dims(xs))?;
     let w = cudnn.create_4d_filter::<T>(nchw, dims(ws))?;
     let y = cudnn.create_4d_tensor::<T>(nchw, dims(ys))?;
-    let key = AlgoKey {
-        device: dev.id(),
-        pass: op.pass,
-        shapes,
-        stride: op.stride,
-        pad: op.pad,
-        double,
-        tf32,
-    };
-    let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
-    let len = |d: [usize; 4]| d.iter().product::<usize>();
     let scale = (T::from_f64(1.0), T::from_f64(0.0));
     match op.pass {
         Pass::Forward => {
@@ -353,17 +567,18 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
                 w: &w,
                 y: &y,
             };
-            let Algo::Forward(algo) = algorithm(key, || {
-                Ok(Algo::Forward(if exact {
+            let (Algo::Forward(algo), bytes) = algorithm(key, || {
+                let algo = if exact {
                     sys::cudnnConvolutionFwdAlgo_t::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM
                 } else {
                     routine.pick_algorithm()?
-                }))
+                };
+                Ok((Algo::Forward(algo), routine.get_workspace_size(algo)?))
             })?
             else {
                 unreachable!("forward key")
             };
-            let mut workspace = workspace(dev, routine.get_workspace_size(algo)?)?;
+            let mut workspace = workspace(dev, bytes)?;
             // SAFETY: `output` is written in full (beta = 0) before it is read.
             let mut out = unsafe { dev.alloc::<T>(len(ys))? };
             // SAFETY: the buffers match the descriptors' types and shapes.
@@ -377,17 +592,18 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
                 w: &w,
                 dy: &y,
             };
-            let Algo::BackwardData(algo) = algorithm(key, || {
-                Ok(Algo::BackwardData(if exact {
+            let (Algo::BackwardData(algo), bytes) = algorithm(key, || {
+                let algo = if exact {
                     sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_1
                 } else {
                     routine.pick_algorithm()?
-                }))
+                };
+                Ok((Algo::BackwardData(algo), routine.get_workspace_size(algo)?))
             })?
             else {
                 unreachable!("backward-data key")
             };
-            let mut workspace = workspace(dev, routine.get_workspace_size(algo)?)?;
+            let mut workspace = workspace(dev, bytes)?;
             // SAFETY: as above.
             let mut out = unsafe { dev.alloc::<T>(len(xs))? };
             // SAFETY: as above; `a` is dy, `b` is w.
@@ -401,17 +617,21 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
                 dw: &w,
                 dy: &y,
             };
-            let Algo::BackwardFilter(algo) = algorithm(key, || {
-                Ok(Algo::BackwardFilter(if exact {
+            let (Algo::BackwardFilter(algo), bytes) = algorithm(key, || {
+                let algo = if exact {
                     sys::cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
                 } else {
                     routine.pick_algorithm()?
-                }))
+                };
+                Ok((
+                    Algo::BackwardFilter(algo),
+                    routine.get_workspace_size(algo)?,
+                ))
             })?
             else {
                 unreachable!("backward-filter key")
             };
-            let mut workspace = workspace(dev, routine.get_workspace_size(algo)?)?;
+            let mut workspace = workspace(dev, bytes)?;
             // SAFETY: as above.
             let mut out = unsafe { dev.alloc::<T>(len(ws))? };
             // SAFETY: as above; `a` is x, `b` is dy.

@@ -1,6 +1,7 @@
 // CUDA kernels of the fused CycleGAN layers: 2-d padding (reflect, replicate, zero) and
-// affine-free instance normalisation fused with its activation, forward and backward, and the
-// in-place Adam update, for f32 and f64. They compute what the CPU kernels of `ops/cpu` compute (same formulas, statistics
+// affine-free instance normalisation fused with its activation, forward and backward, a
+// convolution's channel bias and its gradient, and the in-place Adam update, for f32 and f64.
+// They compute what the CPU kernels of `ops/cpu` compute (same formulas, statistics
 // accumulated in double); `ops/cuda/mod.rs` launches them.
 
 #define PAD_ZERO 0
@@ -193,6 +194,32 @@ __device__ void instance_norm_backward(const T* x, const T* g, T* dx, int len, d
 }
 
 // ---------------------------------------------------------------------------------------------
+// A convolution's per-channel bias: added in place to its fresh output, and its gradient
+// ---------------------------------------------------------------------------------------------
+
+// y[n, c, i] += b[c] over planes of `len` elements.
+template <typename T>
+__device__ void channel_bias_add(T* y, const T* b, long long total, int channels, int len) {
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x)
+        y[idx] += b[(idx / len) % channels];
+}
+
+// db[c] = the sum of dy[n, c, i] over n and i; one block per channel.
+template <typename T>
+__device__ void channel_bias_grad(const T* dy, T* db, int batch, int channels, int len) {
+    __shared__ double shared[33];
+    const int c = blockIdx.x;
+    double s = 0.0;
+    for (int n = 0; n < batch; n++) {
+        const T* plane = dy + ((long long)n * channels + c) * len;
+        for (int i = threadIdx.x; i < len; i += blockDim.x) s += (double)plane[i];
+    }
+    const double total = block_sum(s, shared);
+    if (threadIdx.x == 0) db[c] = (T)total;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Adam, in place (the same operations in the same order as the unfused candle version)
 // ---------------------------------------------------------------------------------------------
 
@@ -236,6 +263,14 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
     extern "C" __global__ void instance_norm_backward_##SUFFIX(                                \
         const T* x, const T* g, T* dx, int len, double eps, int act, double slope) {           \
         instance_norm_backward<T>(x, g, dx, len, eps, act, slope);                             \
+    }                                                                                           \
+    extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long total,    \
+                                                         int channels, int len) {               \
+        channel_bias_add<T>(y, b, total, channels, len);                                       \
+    }                                                                                           \
+    extern "C" __global__ void channel_bias_grad_##SUFFIX(const T* dy, T* db, int batch,       \
+                                                          int channels, int len) {              \
+        channel_bias_grad<T>(dy, db, batch, channels, len);                                    \
     }                                                                                           \
     extern "C" __global__ void adam_moment_##SUFFIX(T* m, const T* g, long long n, double beta, \
                                                     int square) {                               \

@@ -1,12 +1,15 @@
 //! CUDA kernels behind the fused ops of [`super::cpu`] (padding, instance norm + activation,
-//! forward and backward) and, with the `cudnn` feature, convolutions through cuDNN ([`conv`]).
+//! forward and backward, Adam) and, with the `cudnn` feature, convolutions through cuDNN
+//! ([`conv`], with execution plans of its backend API from `cudnn_plan`) and their channel bias.
 //!
-//! The padding and norm kernels live in `kernels.cu`, compiled to PTX by the build script and
+//! The kernels live in `kernels.cu`, compiled to PTX by the build script and
 //! loaded once per device. Like the CPU kernels they read contiguous inputs only, compute in the
 //! tensor's type with statistics accumulated in `f64`, and write fresh outputs.
 
 #[cfg(feature = "cudnn")]
 pub(crate) mod conv;
+#[cfg(feature = "cudnn")]
+mod cudnn_plan;
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
@@ -263,6 +266,76 @@ pub(crate) fn instance_norm_backward(
         Ok(dx)
     }
     dispatch_float!(x, run((x, xl), (g, gl), (n * c, h * w, eps, activation)))
+}
+
+/// Adds `b` `[c]` in place to every `(n, c)` plane of `y`, a fresh contiguous `[n, c, h, w]`
+/// (`dims`) output.
+pub(crate) fn add_channel_bias_in_place(
+    y: &mut CudaStorage,
+    dims: [usize; 4],
+    b: &CudaStorage,
+    bl: &Layout,
+) -> Result<()> {
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        dev: &CudaDevice,
+        y: &mut CudaSlice<T>,
+        b: CudaView<T>,
+        [_, c, h, w]: [usize; 4],
+    ) -> Result<()> {
+        let total = y.len();
+        if b.len() != c || !total.is_multiple_of((c * h * w).max(1)) {
+            candle_core::bail!("channel bias of {} for {c} channels of {total}", b.len())
+        }
+        let func = dev.get_or_load_custom_func(
+            &format!("channel_bias_add_{suffix}"),
+            MODULE,
+            ptx::KERNELS,
+        )?;
+        let (total64, c32, len32) = (total as i64, c as i32, (h * w) as i32);
+        let mut builder = func.builder();
+        builder.arg(y).arg(&b).arg(&total64).arg(&c32).arg(&len32);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { builder.launch(elementwise(total)) }.w()?;
+        Ok(())
+    }
+    let dev = y.device.clone();
+    match (&mut y.slice, &b.slice) {
+        (CudaStorageSlice::F32(ys), CudaStorageSlice::F32(_)) => {
+            run::<f32>("f32", &dev, ys, view(b, bl)?, dims)
+        }
+        (CudaStorageSlice::F64(ys), CudaStorageSlice::F64(_)) => {
+            run::<f64>("f64", &dev, ys, view(b, bl)?, dims)
+        }
+        _ => candle_core::bail!("channel bias: f32 or f64 tensors of one type"),
+    }
+}
+
+/// The gradient of a channel bias: `g` `[n, c, h, w]` summed over all but `c`.
+pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStorage> {
+    let (n, c, h, w) = gl.shape().dims4()?;
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        g: &CudaStorage,
+        gl: &Layout,
+        (n, c, len): (usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        let dev = &g.device;
+        let g = view::<T>(g, gl)?;
+        let mut db = output::<T>(dev, c)?;
+        let func = dev.get_or_load_custom_func(
+            &format!("channel_bias_grad_{suffix}"),
+            MODULE,
+            ptx::KERNELS,
+        )?;
+        let (n32, c32, len32) = (n as i32, c as i32, len as i32);
+        let mut builder = func.builder();
+        builder.arg(&g).arg(&mut db).arg(&n32).arg(&c32).arg(&len32);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { builder.launch(per_plane(c, n * len)) }.w()?;
+        Ok(db)
+    }
+    dispatch_float!(g, run(g, gl, (n, c, h * w)))
 }
 
 /// Adam's moment update in place: `m = m * beta + g * (1 - beta)` (`g * g` when `square`).
