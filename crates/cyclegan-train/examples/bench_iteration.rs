@@ -344,7 +344,8 @@ fn main() -> anyhow::Result<()> {
                     max_of(runs, "peak_gpu_driver_mb")
                 );
             }
-            if let Some(passes) = runs.iter().find_map(|r| r["cudnn_passes"].as_array()) {
+            let passes = runs.iter().find_map(|r| r["cudnn_passes"].as_array());
+            if let Some(passes) = passes.filter(|p| !p.is_empty()) {
                 let plans = passes
                     .iter()
                     .filter(|p| p.as_str().is_some_and(|p| p.contains(": engine ")))
@@ -354,7 +355,8 @@ fn main() -> anyhow::Result<()> {
                     passes.len() - plans
                 );
             }
-            if runs.iter().any(|r| r.get("host_cpu_s_per_iter").is_some()) {
+            // On the CPU the work runs on other threads too: the figure says nothing there.
+            if gpu && runs.iter().any(|r| r.get("host_cpu_s_per_iter").is_some()) {
                 line += &format!(
                     ", host CPU {:.4} s/iter, {:.0} waits/iter",
                     max_of(runs, "host_cpu_s_per_iter"),
