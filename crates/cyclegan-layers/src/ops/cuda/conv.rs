@@ -475,6 +475,49 @@ fn dims(d: [usize; 4]) -> [i32; 4] {
     d.map(|v| v as i32)
 }
 
+/// Runs `plan` of `pass` on the routine's two inputs `(a, b)` into a fresh output of `out_len`
+/// elements; `None` when a pointer is less aligned than plans are built for.
+fn launch_planned<T: DeviceRepr>(
+    dev: &CudaDevice,
+    (handle, plan): (&plan::Handle, &plan::Plan),
+    pass: Pass,
+    (a, b): (&CudaView<T>, &CudaView<T>),
+    out_len: usize,
+) -> Result<Option<CudaSlice<T>>> {
+    // SAFETY: the plan writes `out` in full (beta = 0) before anything reads it.
+    let mut out = unsafe { dev.alloc::<T>(out_len)? };
+    let mut space = workspace(dev, plan.workspace)?;
+    let stream = dev.cuda_stream();
+    let ran = {
+        let (pa, _sync_a) = a.device_ptr(&stream);
+        let (pb, _sync_b) = b.device_ptr(&stream);
+        let (po, _sync_o) = out.device_ptr_mut(&stream);
+        let (pw, _sync_w) = match space.as_mut() {
+            Some(w) => {
+                let (p, sync) = w.device_ptr_mut(&stream);
+                (p, Some(sync))
+            }
+            None => (0, None),
+        };
+        // The variant pack's order is (x, w, y) in the routine's roles.
+        let pointers = match pass {
+            Pass::Forward => [pa, pb, po],
+            Pass::BackwardData => [po, pb, pa],
+            Pass::BackwardFilter => [pa, po, pb],
+        };
+        let aligned = pointers
+            .iter()
+            .all(|&p| (p as usize).is_multiple_of(plan::ALIGNMENT));
+        aligned.then(|| {
+            let pointers = pointers.map(|p| p as *mut c_void);
+            // SAFETY: the pointers are the live buffers of the plan's shapes and type, aligned
+            // as checked, and the workspace has the plan's size.
+            unsafe { plan.execute(handle, pointers, pw as *mut c_void) }
+        })
+    };
+    ran.transpose().map(|done| done.map(|()| out))
+}
+
 /// Runs the op's cuDNN routine on contiguous `a`, `b` of type `T`; `shapes` are `(x, w, y)`.
 fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
     op: &CudnnConv,
@@ -498,44 +541,12 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
     let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
     let len = |d: [usize; 4]| d.iter().product::<usize>();
     if let Some((handle, plan)) = backend_plan(dev, key) {
-        let out_len = len(match op.pass {
+        let out = match op.pass {
             Pass::Forward => ys,
             Pass::BackwardData => xs,
             Pass::BackwardFilter => ws,
-        });
-        // SAFETY: the plan writes `out` in full (beta = 0) before anything reads it.
-        let mut out = unsafe { dev.alloc::<T>(out_len)? };
-        let mut space = workspace(dev, plan.workspace)?;
-        let stream = dev.cuda_stream();
-        let ran = {
-            let (pa, _sync_a) = a.device_ptr(&stream);
-            let (pb, _sync_b) = b.device_ptr(&stream);
-            let (po, _sync_o) = out.device_ptr_mut(&stream);
-            let (pw, _sync_w) = match space.as_mut() {
-                Some(w) => {
-                    let (p, sync) = w.device_ptr_mut(&stream);
-                    (p, Some(sync))
-                }
-                None => (0, None),
-            };
-            // The variant pack's order is (x, w, y) in the routine's roles.
-            let pointers = match op.pass {
-                Pass::Forward => [pa, pb, po],
-                Pass::BackwardData => [po, pb, pa],
-                Pass::BackwardFilter => [pa, po, pb],
-            };
-            let aligned = pointers
-                .iter()
-                .all(|&p| (p as usize).is_multiple_of(plan::ALIGNMENT));
-            aligned.then(|| {
-                let pointers = pointers.map(|p| p as *mut c_void);
-                // SAFETY: the pointers are the live buffers of the plan's shapes and type,
-                // aligned as checked, and the workspace has the plan's size.
-                unsafe { plan.execute(&handle, pointers, pw as *mut c_void) }
-            })
         };
-        if let Some(result) = ran {
-            result?;
+        if let Some(out) = launch_planned(dev, (&handle, &plan), op.pass, (&a, &b), len(out))? {
             return Ok(out);
         }
     }
