@@ -343,8 +343,10 @@ thread_local! {
     // cuDNN handles are neither Send nor Sync: one per thread and device, like candle's own.
     static HANDLES: RefCell<HashMap<DeviceId, Arc<Cudnn>>> = RefCell::new(HashMap::new());
     static ALGORITHMS: RefCell<HashMap<AlgoKey, (Algo, usize)>> = RefCell::new(HashMap::new());
-    // The backend API's handles and plans (an error: why the shape keeps the legacy routine).
-    static PLAN_HANDLES: RefCell<HashMap<DeviceId, Rc<plan::Handle>>> = RefCell::new(HashMap::new());
+    // The backend API's handles (`None`: none could be made) and plans (an error: why the shape
+    // keeps the legacy routine). Each plan holds its handle, so it outlives the plan.
+    static PLAN_HANDLES: RefCell<HashMap<DeviceId, Option<Rc<plan::Handle>>>> =
+        RefCell::new(HashMap::new());
     static PLANS: RefCell<HashMap<AlgoKey, std::result::Result<Rc<plan::Plan>, String>>> =
         RefCell::new(HashMap::new());
 }
@@ -423,21 +425,24 @@ fn handle(dev: &CudaDevice) -> Result<Arc<Cudnn>> {
 
 /// The backend API's plan for `key`, built on first use; `None` where it cannot be built (said
 /// once, in a warning, and in [`chosen_algorithms`]) or the path is off.
-fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<(Rc<plan::Handle>, Rc<plan::Plan>)> {
+fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<Rc<plan::Plan>> {
     if !plan::enabled() {
         return None;
     }
+    if let Some(found) = PLANS.with(|p| p.borrow().get(&key).cloned()) {
+        return found.ok();
+    }
     let handle = PLAN_HANDLES.with(|handles| {
         if let Some(h) = handles.borrow().get(&dev.id()) {
-            return Some(h.clone());
+            return h.clone();
         }
-        let h = Rc::new(plan::Handle::new(dev.cuda_stream().as_ref()).ok()?);
+        let h = plan::Handle::new(dev.cuda_stream().as_ref())
+            .map(Rc::new)
+            .map_err(|e| tracing::warn!("cuDNN handle for execution plans: {e}; legacy routines"))
+            .ok();
         handles.borrow_mut().insert(dev.id(), h.clone());
-        Some(h)
+        h
     })?;
-    if let Some(found) = PLANS.with(|p| p.borrow().get(&key).cloned()) {
-        return found.ok().map(|plan| (handle, plan));
-    }
     let problem = plan::Problem {
         pass: key.pass,
         shapes: key.shapes,
@@ -455,7 +460,7 @@ fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<(Rc<plan::Handle>, Rc<
             e.to_string()
         });
     PLANS.with(|p| p.borrow_mut().insert(key, built.clone()));
-    built.ok().map(|plan| (handle, plan))
+    built.ok()
 }
 
 /// The cached algorithm for `key` and its workspace size in bytes, or `pick()`'s choice,
@@ -479,7 +484,7 @@ fn dims(d: [usize; 4]) -> [i32; 4] {
 /// elements; `None` when a pointer is less aligned than plans are built for.
 fn launch_planned<T: DeviceRepr>(
     dev: &CudaDevice,
-    (handle, plan): (&plan::Handle, &plan::Plan),
+    plan: &plan::Plan,
     pass: Pass,
     (a, b): (&CudaView<T>, &CudaView<T>),
     out_len: usize,
@@ -512,7 +517,7 @@ fn launch_planned<T: DeviceRepr>(
             let pointers = pointers.map(|p| p as *mut c_void);
             // SAFETY: the pointers are the live buffers of the plan's shapes and type, aligned
             // as checked, and the workspace has the plan's size.
-            unsafe { plan.execute(handle, pointers, pw as *mut c_void) }
+            unsafe { plan.execute(pointers, pw as *mut c_void) }
         })
     };
     ran.transpose().map(|done| done.map(|()| out))
@@ -540,13 +545,13 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
     let [xs, ws, ys] = shapes;
     let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
     let len = |d: [usize; 4]| d.iter().product::<usize>();
-    if let Some((handle, plan)) = backend_plan(dev, key) {
+    if let Some(plan) = backend_plan(dev, key) {
         let out = match op.pass {
             Pass::Forward => ys,
             Pass::BackwardData => xs,
             Pass::BackwardFilter => ws,
         };
-        if let Some(out) = launch_planned(dev, (&handle, &plan), op.pass, (&a, &b), len(out))? {
+        if let Some(out) = launch_planned(dev, &plan, op.pass, (&a, &b), len(out))? {
             return Ok(out);
         }
     }

@@ -13,6 +13,7 @@ use candle_core::cuda_backend::cudarc::driver::CudaStream;
 use candle_core::Result;
 use std::ffi::c_void;
 use std::ptr::null_mut;
+use std::rc::Rc;
 
 use sys::cudnnBackendAttributeName_t as Attr;
 use sys::cudnnBackendAttributeType_t as Type;
@@ -143,7 +144,8 @@ pub(crate) struct Problem {
     pub tf32: bool,
 }
 
-/// A finalized execution plan and the descriptors it was built from.
+/// A finalized execution plan and the descriptors it was built from. Fields drop in order: the
+/// plan, then its parts, then (its last owner gone) the handle it was built on.
 pub(crate) struct Plan {
     plan: Descriptor,
     /// The workspace it needs, in bytes.
@@ -151,6 +153,7 @@ pub(crate) struct Plan {
     /// cuDNN's global index of the engine it runs, for reports.
     pub engine: i64,
     _parts: Vec<Descriptor>,
+    handle: Rc<Handle>,
 }
 
 /// The data type of a problem, as cuDNN names it.
@@ -246,7 +249,7 @@ fn engine_qualifies(engine: &Descriptor, problem: &Problem) -> bool {
 impl Plan {
     /// The plan of the first engine in cuDNN's heuristic order (what PyTorch runs without
     /// `cudnn.benchmark`) that qualifies for `problem` and builds.
-    pub(crate) fn build(handle: &Handle, problem: &Problem) -> Result<Self> {
+    pub(crate) fn build(handle: &Rc<Handle>, problem: &Problem) -> Result<Self> {
         let [xs, ws, ys] = problem.shapes;
         let double = problem.double;
         let (x, w, y) = (
@@ -428,6 +431,7 @@ impl Plan {
                 workspace: workspace[0].max(0) as usize,
                 engine: index[0],
                 _parts: parts,
+                handle: handle.clone(),
             });
         }
         match last_error {
@@ -436,7 +440,7 @@ impl Plan {
         }
     }
 
-    /// Runs the plan on the stream of `handle`.
+    /// Runs the plan on the stream of the handle it was built on.
     ///
     /// # Safety
     /// `pointers` are device buffers of the plan's x, w, y tensors (in the pass's roles: dx for
@@ -445,7 +449,6 @@ impl Plan {
     /// that is 0), all alive until the work is done.
     pub(crate) unsafe fn execute(
         &self,
-        handle: &Handle,
         pointers: [*mut c_void; 3],
         workspace: *mut c_void,
     ) -> Result<()> {
@@ -468,7 +471,7 @@ impl Plan {
         let pack = pack.finalize()?;
         // SAFETY: the caller's contract; the plan and pack are finalized.
         check(
-            unsafe { sys::cudnnBackendExecute(handle.0, self.plan.0, pack.0) },
+            unsafe { sys::cudnnBackendExecute(self.handle.0, self.plan.0, pack.0) },
             || "executing a convolution plan".into(),
         )
     }
