@@ -14,20 +14,27 @@
 //! this project with its fast kernels off (stock candle operations); `--with-legacy-cudnn` one
 //! with cuDNN's legacy routines instead of cached execution plans. Each child of ours also
 //! reports its main thread's CPU seconds and voluntary context switches per iteration (on a GPU
-//! CUDA's synchronisation spins, so the CPU figure bounds the host's own work from above). `--host-profile FILE` (a build with
-//! `--features host-profile`, one `--worker` child) samples this project's timed iterations on
-//! the host and writes the stacks to FILE, one folded line per stack with its sample count
-//! (`scripts/fold-report.py` sums them): where the host time goes on a GPU machine without perf.
+//! CUDA's synchronisation spins, so the CPU figure bounds the host's own work from above).
+//! `--host-profile FILE` (a build with `--features host-profile`, one `--worker` child) samples
+//! this project's timed iterations on the host and writes the stacks to FILE, one folded line per
+//! stack with its sample count (`scripts/fold-report.py` sums them): where the host time goes on
+//! a GPU machine without perf.
 
 use candle_core::{DType, Device, Tensor};
 use cyclegan_train::model::{CycleGan, ModelConfig};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+/// The value after flag `name`, if given.
+fn value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    value(args, name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
@@ -85,7 +92,7 @@ fn worker(
     let mut cpu_start = thread_cpu();
     for i in 0..warmup + iters {
         if i == warmup {
-            profiler = host_profile.map(profile::start).transpose()?;
+            profiler = host_profile.map(|_| profile::start()).transpose()?;
             cpu_start = thread_cpu();
         }
         let start = Instant::now();
@@ -120,7 +127,7 @@ fn worker(
 mod profile {
     use std::io::Write;
 
-    pub fn start(_path: &str) -> anyhow::Result<pprof::ProfilerGuard<'static>> {
+    pub fn start() -> anyhow::Result<pprof::ProfilerGuard<'static>> {
         Ok(pprof::ProfilerGuardBuilder::default()
             .frequency(1000)
             .blocklist(&["libc", "libgcc", "pthread", "vdso"])
@@ -147,7 +154,7 @@ mod profile {
 
 #[cfg(not(feature = "host-profile"))]
 mod profile {
-    pub fn start(_path: &str) -> anyhow::Result<()> {
+    pub fn start() -> anyhow::Result<()> {
         anyhow::bail!("--host-profile needs a build with `--features host-profile`")
     }
 
@@ -225,25 +232,18 @@ fn main() -> anyhow::Result<()> {
     let iters = arg(&args, "--iters", 2usize);
     let warmup = arg(&args, "--warmup", 1usize);
     let batch = arg(&args, "--batch", 1usize);
-    if let Some(size) = args
-        .iter()
-        .position(|a| a == "--worker")
-        .and_then(|i| args.get(i + 1))
-    {
+    if let Some(size) = value(&args, "--worker") {
         let device = cyclegan_translate::parse_device(&arg(&args, "--device", "cpu".to_string()))
             .map_err(anyhow::Error::msg)?;
         let fast = !args.iter().any(|a| a == "--stock");
-        let host_profile = args
-            .iter()
-            .position(|a| a == "--host-profile")
-            .and_then(|i| args.get(i + 1));
+        let host_profile = value(&args, "--host-profile");
         return worker(
             (size.parse()?, batch),
             iters,
             warmup,
             fast,
             &device,
-            host_profile.map(String::as_str),
+            host_profile,
         );
     }
     let sizes: Vec<usize> = arg(&args, "--sizes", "128,256".to_string())

@@ -109,6 +109,17 @@ pub(crate) enum Pass {
     BackwardFilter,
 }
 
+impl Pass {
+    /// The shape of what the pass computes, from the convolution's `(x, w, y)` shapes.
+    fn output(self, [x, w, y]: [[usize; 4]; 3]) -> [usize; 4] {
+        match self {
+            Pass::Forward => y,
+            Pass::BackwardData => x,
+            Pass::BackwardFilter => w,
+        }
+    }
+}
+
 /// One cuDNN routine of the convolution with `stride` and zero padding `pad`, as a candle op on
 /// two tensors; `out` is the result's shape (`x`'s for `BackwardData`, `w`'s for
 /// `BackwardFilter`; `Forward` works it out).
@@ -165,11 +176,7 @@ impl CudnnConv {
         (b, bl): (&CudaStorage, &Layout),
     ) -> Result<(CudaStorage, [usize; 4])> {
         let shapes = self.shapes(al.dims(), bl.dims())?;
-        let out = match self.pass {
-            Pass::Forward => shapes[2],
-            Pass::BackwardData => shapes[0],
-            Pass::BackwardFilter => shapes[1],
-        };
+        let out = self.pass.output(shapes);
         let dev = a.device.clone();
         let storage = match (&a.slice, &b.slice) {
             (CudaStorageSlice::F32(_), CudaStorageSlice::F32(_)) => CudaStorage::wrap_cuda_slice(
@@ -373,7 +380,7 @@ enum Algo {
 /// The algorithms cuDNN's heuristics chose on this thread so far, one line per shape (the
 /// legacy routines' algorithms, then the backend API's engines).
 pub(crate) fn chosen_algorithms() -> Vec<String> {
-    let engines: Vec<String> = PLANS.with(|p| {
+    let mut engines: Vec<String> = PLANS.with(|p| {
         p.borrow()
             .iter()
             .map(|(k, plan)| match plan {
@@ -382,6 +389,7 @@ pub(crate) fn chosen_algorithms() -> Vec<String> {
             })
             .collect()
     });
+    engines.sort();
     let mut lines = ALGORITHMS.with(|a| {
         let mut lines: Vec<String> = a
             .borrow()
@@ -542,21 +550,17 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
         double,
         tf32,
     };
-    let [xs, ws, ys] = shapes;
     let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
     let len = |d: [usize; 4]| d.iter().product::<usize>();
     if let Some(plan) = backend_plan(dev, key) {
-        let out = match op.pass {
-            Pass::Forward => ys,
-            Pass::BackwardData => xs,
-            Pass::BackwardFilter => ws,
-        };
-        if let Some(out) = launch_planned(dev, &plan, op.pass, (&a, &b), len(out))? {
+        let out_len = len(op.pass.output(shapes));
+        if let Some(out) = launch_planned(dev, &plan, op.pass, (&a, &b), out_len)? {
             return Ok(out);
         }
     }
 
     // The legacy routines.
+    let [xs, ws, ys] = shapes;
     let cudnn = handle(dev)?;
     // Full-precision f32 (what the GPU parity tests run): fixed implicit-GEMM algorithms with FMA
     // math, the same choice for every shape, no FFT or Winograd transforms and their rounding.
