@@ -6,7 +6,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use crate::ops;
+use crate::{ops, Deferred};
 
 /// Standard deviation of the reference's default `normal` initialisation (`init_gain`).
 pub const DEFAULT_INIT_GAIN: f64 = 0.02;
@@ -67,17 +67,18 @@ impl Conv2d {
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+
+    /// The convolution of a [`Deferred`] tensor, its prologue applied inside the op.
+    pub fn forward_deferred(&self, x: &Deferred) -> Result<Tensor> {
+        let (source, prologue) = x.parts();
+        let (weight, bias) = (&self.weight, self.bias.as_ref());
+        ops::conv2d_after(prologue, source, weight, bias, self.stride, self.padding)
+    }
 }
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::conv2d(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            self.stride,
-            self.padding,
-        )
+        self.forward_deferred(&Deferred::from(x))
     }
 }
 
@@ -122,17 +123,17 @@ impl ConvTranspose2d {
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+
+    /// The transposed convolution of a [`Deferred`] tensor, its prologue applied inside the op.
+    pub fn forward_deferred(&self, x: &Deferred) -> Result<Tensor> {
+        let (source, prologue) = x.parts();
+        let geometry = (self.stride, self.padding, self.output_padding);
+        ops::conv_transpose2d_after(prologue, source, &self.weight, self.bias.as_ref(), geometry)
+    }
 }
 
 impl Module for ConvTranspose2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::conv_transpose2d(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            self.stride,
-            self.padding,
-            self.output_padding,
-        )
+        self.forward_deferred(&Deferred::from(x))
     }
 }

@@ -11,12 +11,15 @@
 //! - [`Norm`]: instance norm (affine-free like the reference, or affine), batch norm with
 //!   running statistics, or none, selected by [`NormKind`];
 //! - [`Pad2d`]: reflection, replication or zero padding ([`PaddingType`]);
+//! - [`Deferred`]: a norm's output and padding left for the next convolution to apply inside
+//!   its own op, which then does not store them for the backward pass;
 //! - [`Dropout`]: dropout driven by a seedable, saveable RNG ([`SharedRng`]);
 //! - [`ResnetBlock`]: the generator's residual block;
 //! - [`init_weights`]: the reference's `init_weights` (normal, xavier, kaiming, orthogonal);
 //! - [`device::parse_device`]: `cpu`, `cuda`, `cuda:N`.
 
 pub mod conv;
+pub mod deferred;
 pub mod device;
 pub mod dropout;
 pub mod init;
@@ -27,6 +30,7 @@ pub mod resnet_block;
 pub mod rng;
 
 pub use conv::{Conv2d, ConvTranspose2d};
+pub use deferred::Deferred;
 pub use dropout::Dropout;
 pub use init::{init_weights, InitType};
 pub use norm::{Norm, NormKind};

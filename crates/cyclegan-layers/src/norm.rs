@@ -4,7 +4,8 @@ use candle_core::{DType, ModuleT, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::ops::{self, Activation, NORM_EPS};
+use crate::ops::{self, Activation, Prologue, NORM_EPS};
+use crate::Deferred;
 
 /// Momentum of PyTorch's `BatchNorm2d` running statistics.
 pub const BATCH_NORM_MOMENTUM: f64 = 0.1;
@@ -183,6 +184,30 @@ impl Norm {
             }
             Norm::Batch(bn) => activation.apply(&bn.forward_t(x, train)?),
             Norm::Identity => activation.apply(x),
+        }
+    }
+
+    /// [`Norm::forward_act`] left for the next convolution to apply inside its op where it can
+    /// (the affine-free instance norm), computed now otherwise.
+    pub fn defer(&self, x: Tensor, activation: Activation, train: bool) -> Result<Deferred> {
+        Ok(match self {
+            Norm::Instance { affine: None } => {
+                let prologue = Prologue {
+                    norm: Some((NORM_EPS, activation)),
+                    pad: None,
+                };
+                Deferred::new(x, prologue)
+            }
+            _ => Deferred::from(self.forward_act(&x, activation, train)?),
+        })
+    }
+
+    /// `residual + norm(x)`, one op for the affine-free instance norm
+    /// ([`ops::instance_norm_add`]).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Norm::Instance { affine: None } => ops::instance_norm_add(x, NORM_EPS, residual),
+            _ => residual + self.forward_act(x, Activation::Identity, train)?,
         }
     }
 }

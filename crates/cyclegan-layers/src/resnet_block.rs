@@ -1,9 +1,9 @@
 //! The residual block of the ResNet generator.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::{Activation, Conv2d, Dropout, Norm, NormKind, Pad2d, PaddingType, SharedRng};
+use crate::{Activation, Conv2d, Deferred, Dropout, Norm, NormKind, Pad2d, PaddingType, SharedRng};
 
 /// `ResnetBlock(dim, padding_type, norm_layer, use_dropout, use_bias)`:
 /// `x + [pad, conv3x3, norm, ReLU, (dropout 0.5), pad, conv3x3, norm](x)`.
@@ -57,23 +57,23 @@ impl ResnetBlock {
         })
     }
 
-    fn padded(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.pad {
-            Some(pad) => pad.forward(x),
-            None => Ok(x.clone()),
+    /// `x` padded (deferred) when the block pads explicitly.
+    fn padded(&self, x: Deferred) -> Result<Deferred> {
+        match self.pad {
+            Some(pad) => x.pad(pad),
+            None => Ok(x),
         }
     }
 }
 
 impl ModuleT for ResnetBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.padded(x)?)?;
-        let mut h = self.norm1.forward_act(&h, Activation::Relu, train)?;
+        let h = self.conv1.forward_deferred(&self.padded(x.into())?)?;
+        let mut h = self.norm1.defer(h, Activation::Relu, train)?;
         if let Some(dropout) = &self.dropout {
-            h = dropout.forward_t(&h, train)?;
+            h = dropout.forward_t(&h.materialize()?, train)?.into();
         }
-        let h = self.conv2.forward(&self.padded(&h)?)?;
-        let h = self.norm2.forward_act(&h, Activation::Identity, train)?;
-        x + h
+        let h = self.conv2.forward_deferred(&self.padded(h)?)?;
+        self.norm2.forward_residual(&h, x, train)
     }
 }

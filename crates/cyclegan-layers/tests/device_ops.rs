@@ -179,6 +179,72 @@ fn instance_norms_match_the_cpu() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn fused_prologues_and_residual_adds_match_the_cpu() -> Result<()> {
+    // The generator's fused layers: norm + ReLU + reflection pad 1 before a 3x3 convolution,
+    // pad 3 before a 7x7 one, norm + ReLU before a stride-2 and a transposed convolution, and
+    // the residual blocks' norm + add.
+    let relu = Some((ops::NORM_EPS, Activation::Relu));
+    let reflect = |pad| Some((pad, PaddingType::Reflect));
+    for (prologue, k, s, p) in [
+        (
+            ops::Prologue {
+                norm: relu,
+                pad: reflect(1),
+            },
+            3,
+            1,
+            0,
+        ),
+        (
+            ops::Prologue {
+                norm: relu,
+                pad: reflect(3),
+            },
+            7,
+            1,
+            0,
+        ),
+        (
+            ops::Prologue {
+                norm: None,
+                pad: reflect(3),
+            },
+            7,
+            1,
+            0,
+        ),
+        (
+            ops::Prologue {
+                norm: relu,
+                pad: None,
+            },
+            3,
+            2,
+            1,
+        ),
+    ] {
+        let what = format!("conv2d k{k} s{s} p{p} after {prologue:?}");
+        let op = move |t: &[Tensor]| ops::conv2d_after(&prologue, &t[0], &t[1], Some(&t[2]), s, p);
+        check(&what, &[&[2, 6, 12, 12], &[8, 6, k, k], &[8]], &op)?;
+    }
+    let prologue = ops::Prologue {
+        norm: relu,
+        pad: None,
+    };
+    let op = move |t: &[Tensor]| {
+        ops::conv_transpose2d_after(&prologue, &t[0], &t[1], Some(&t[2]), (2, 1, 1))
+    };
+    check(
+        "conv_transpose2d after norm + ReLU",
+        &[&[2, 8, 5, 5], &[8, 4, 3, 3], &[4]],
+        &op,
+    )?;
+    let op = |t: &[Tensor]| ops::instance_norm_add(&t[0], ops::NORM_EPS, &t[1]);
+    check("instance_norm_add", &[&[2, 3, 7, 9], &[2, 3, 7, 9]], &op)?;
+    Ok(())
+}
+
 /// Three Adam steps on the device under test against the CPU in f64.
 #[test]
 fn adam_steps_match_the_cpu() -> Result<()> {

@@ -460,6 +460,140 @@ fn instance_norm_of_strided_and_shifted_inputs_matches_reference() -> Result<()>
     Ok(())
 }
 
+/// The prologues the networks use (norm + activation, then padding) and the other combinations.
+fn prologues() -> Vec<ops::Prologue> {
+    let norm = |act| Some((ops::NORM_EPS, act));
+    let prologue = |norm, pad| ops::Prologue { norm, pad };
+    vec![
+        prologue(norm(Activation::Relu), Some((1, PaddingType::Reflect))),
+        prologue(norm(Activation::Relu), Some((3, PaddingType::Reflect))),
+        prologue(norm(Activation::LeakyRelu(0.2)), None),
+        prologue(norm(Activation::Tanh), Some((2, PaddingType::Zero))),
+        prologue(
+            norm(Activation::Identity),
+            Some((1, PaddingType::Replicate)),
+        ),
+        prologue(None, Some((3, PaddingType::Reflect))),
+        prologue(norm(Activation::Relu), Some((0, PaddingType::Reflect))),
+    ]
+}
+
+/// The prologue's layers one by one, from stock candle operations.
+fn reference_prologue(p: &ops::Prologue, x: &Tensor) -> Result<Tensor> {
+    let x = match p.norm {
+        Some((eps, act)) => act.apply(&reference::instance_norm(x, eps)?)?,
+        None => x.clone(),
+    };
+    match p.pad {
+        Some((pad, mode)) if pad > 0 => reference::pad2d(&x, pad, mode),
+        _ => Ok(x),
+    }
+}
+
+/// Values and gradients of `f(x, w, b)` for fresh variables, flattened, to compare bit for bit.
+fn values_and_gradients(
+    dims: [&[usize]; 3],
+    dtype: DType,
+    f: impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Vec<Vec<f64>>> {
+    let vars = [
+        var(dims[0], 41, dtype)?,
+        var(dims[1], 42, dtype)?,
+        var(dims[2], 43, dtype)?,
+    ];
+    let y = f(
+        vars[0].as_tensor(),
+        vars[1].as_tensor(),
+        vars[2].as_tensor(),
+    )?;
+    let r = random(y.dims(), 7, dtype)?;
+    let grads = (&y * &r)?.sum_all()?.backward()?;
+    let flat = |t: &Tensor| t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
+    let mut out = vec![flat(&y)?];
+    for v in &vars {
+        out.push(flat(grads.get(v).expect("every input has a gradient"))?);
+    }
+    Ok(out)
+}
+
+#[test]
+fn convolutions_after_a_prologue_match_the_layers_in_turn() -> Result<()> {
+    for dtype in [DType::F32, DType::F64] {
+        for prologue in prologues() {
+            for (k, stride, pad) in [(3, 1, 0), (4, 2, 1)] {
+                let what = format!("conv2d k{k} s{stride} p{pad} after {prologue:?} {dtype:?}");
+                // Odd sides keep candle's strided backward pass (the reference) right.
+                let dims: [&[usize]; 3] = [&[2, 4, 9, 7], &[5, 4, k, k], &[5]];
+                let vars = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| var(d, 31 + i as u64, dtype))
+                    .collect::<Result<Vec<_>>>()?;
+                check(
+                    &what,
+                    &vars,
+                    |t| ops::conv2d_after(&prologue, &t[0], &t[1], Some(&t[2]), stride, pad),
+                    |t| {
+                        let x = reference_prologue(&prologue, &t[0])?;
+                        reference::conv2d(&x, &t[1], Some(&t[2]), stride, pad)
+                    },
+                )?;
+                // In one op, the same kernels as the layers applied in turn: the same bits.
+                let fused = values_and_gradients(dims, dtype, |x, w, b| {
+                    ops::conv2d_after(&prologue, x, w, Some(b), stride, pad)
+                })?;
+                let in_turn = values_and_gradients(dims, dtype, |x, w, b| {
+                    ops::conv2d(&prologue.apply(x)?, w, Some(b), stride, pad)
+                })?;
+                assert_eq!(fused, in_turn, "{what}: fused against in turn");
+            }
+            let what = format!("conv_transpose2d after {prologue:?} {dtype:?}");
+            let vars = [
+                var(&[1, 6, 5, 4], 34, dtype)?,
+                var(&[6, 3, 3, 3], 35, dtype)?,
+            ];
+            check(
+                &what,
+                &vars,
+                |t| ops::conv_transpose2d_after(&prologue, &t[0], &t[1], None, (2, 1, 1)),
+                |t| {
+                    let x = reference_prologue(&prologue, &t[0])?;
+                    reference::conv_transpose2d(&x, &t[1], None, 2, 1, 1)
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn instance_norm_plus_residual_matches_reference() -> Result<()> {
+    for dtype in [DType::F32, DType::F64] {
+        let vars = [
+            var(&[2, 3, 6, 5], 51, dtype)?,
+            var(&[2, 3, 6, 5], 52, dtype)?,
+        ];
+        check(
+            &format!("instance_norm_add {dtype:?}"),
+            &vars,
+            |t| ops::instance_norm_add(&t[0], ops::NORM_EPS, &t[1]),
+            |t| &t[1] + reference::instance_norm(&t[0], ops::NORM_EPS)?,
+        )?;
+        // A strided residual.
+        let vars = [
+            var(&[1, 2, 4, 4], 53, dtype)?,
+            var(&[1, 2, 4, 4], 54, dtype)?,
+        ];
+        check(
+            &format!("instance_norm_add of a transposed residual {dtype:?}"),
+            &vars,
+            |t| ops::instance_norm_add(&t[0], ops::NORM_EPS, &t[1].transpose(2, 3)?),
+            |t| &t[1].transpose(2, 3)? + reference::instance_norm(&t[0], ops::NORM_EPS)?,
+        )?;
+    }
+    Ok(())
+}
+
 #[test]
 fn pad2d_matches_reference() -> Result<()> {
     for dtype in [DType::F32, DType::F64] {

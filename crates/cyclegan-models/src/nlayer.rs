@@ -1,9 +1,9 @@
 //! The PatchGAN discriminator (`basic` = 3 layers, `n_layers`).
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 use cyclegan_layers::ops::LEAKY_RELU_SLOPE;
-use cyclegan_layers::{Activation, Conv2d, Norm};
+use cyclegan_layers::{Activation, Conv2d, Deferred, Norm};
 
 use crate::config::DiscriminatorConfig;
 
@@ -59,14 +59,15 @@ impl NLayerDiscriminator {
 
 impl ModuleT for NLayerDiscriminator {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = x.clone();
+        // Each norm is left to the next convolution, which applies it inside its op.
+        let mut h = Deferred::from(x);
         for stage in &self.stages {
-            h = stage.conv.forward(&h)?;
+            let y = stage.conv.forward_deferred(&h)?;
             h = match &stage.norm {
-                Some(norm) => norm.forward_act(&h, stage.activation, train)?,
-                None => stage.activation.apply(&h)?,
+                Some(norm) => norm.defer(y, stage.activation, train)?,
+                None => stage.activation.apply(&y)?.into(),
             };
         }
-        Ok(h)
+        h.materialize()
     }
 }

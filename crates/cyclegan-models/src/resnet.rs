@@ -1,13 +1,21 @@
 //! The ResNet generator (`resnet_6blocks`, `resnet_9blocks`, any number of blocks).
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
-use cyclegan_layers::{Activation, Conv2d, ConvTranspose2d, Norm, Pad2d, ResnetBlock, SharedRng};
+use cyclegan_layers::{
+    Activation, Conv2d, ConvTranspose2d, Deferred, Norm, Pad2d, ResnetBlock, SharedRng,
+};
 
 use crate::config::GeneratorConfig;
 
 /// Downsamplings (and upsamplings) of the reference's ResnetGenerator.
 const SAMPLINGS: usize = 2;
+
+/// The reflection padding before each 7x7 convolution.
+const PAD_7X7: Pad2d = Pad2d {
+    pad: 3,
+    mode: cyclegan_layers::PaddingType::Reflect,
+};
 
 /// `ResnetGenerator`: reflection pad 3, 7x7 conv, two stride-2 convs, `blocks` residual blocks,
 /// two transposed convs, reflection pad 3, 7x7 conv, tanh. Parameters sit at the reference's
@@ -83,18 +91,25 @@ impl ResnetGenerator {
 
 impl ModuleT for ResnetGenerator {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        // Each norm (and padding) is left to the convolution after it, which applies it inside
+        // its op (`Deferred`); the residual blocks take a computed tensor, which they add.
         let relu = Activation::Relu;
-        let mut h = self.stem.0.forward(&Pad2d::reflect(3).forward(x)?)?;
-        h = self.stem.1.forward_act(&h, relu, train)?;
+        let h = self
+            .stem
+            .0
+            .forward_deferred(&Deferred::from(x).pad(PAD_7X7)?)?;
+        let mut h = self.stem.1.defer(h, relu, train)?;
         for (conv, norm) in &self.down {
-            h = norm.forward_act(&conv.forward(&h)?, relu, train)?;
+            h = norm.defer(conv.forward_deferred(&h)?, relu, train)?;
         }
-        for block in &self.blocks {
-            h = block.forward_t(&h, train)?;
-        }
+        let mut h = Deferred::from(
+            self.blocks
+                .iter()
+                .try_fold(h.materialize()?, |h, block| block.forward_t(&h, train))?,
+        );
         for (conv, norm) in &self.up {
-            h = norm.forward_act(&conv.forward(&h)?, relu, train)?;
+            h = norm.defer(conv.forward_deferred(&h)?, relu, train)?;
         }
-        self.head.forward(&Pad2d::reflect(3).forward(&h)?)?.tanh()
+        self.head.forward_deferred(&h.pad(PAD_7X7)?)?.tanh()
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Bins per channel of the colour histograms.
 const BINS: usize = 32;
 
-/// The paired test images: testA[i] and testB[i] share a file name.
+/// The paired test images: `testA[i]` and `testB[i]` share a file name.
 pub struct PairedTestSet {
     pub a: Vec<Tensor>,
     pub b: Vec<Tensor>,

@@ -6,10 +6,17 @@
 //! (3x3 stride-1 ones with enough channels by Winograd's F(2x2, 3x3)), fused single-pass norms
 //! and padding (strided inputs are made contiguous first; convolution strides 1 and 2). On CUDA
 //! (feature `cuda`): the same fused norm and padding ops as CUDA kernels and, with the `cudnn`
-//! feature, every convolution pass through cuDNN's cached execution plans. Everything else takes [`reference`], built
-//! from stock candle operations. Both compute the same numbers as PyTorch within rounding, which
+//! feature, every convolution pass through cuDNN's cached execution plans. Everything else takes
+//! [`reference`](mod@reference), built from stock candle operations. Both compute the same numbers as PyTorch within rounding, which
 //! the parity tests (`tests/fast_kernels.rs`, and the model parity tests with
 //! `CYCLEGAN_TEST_DEVICE=cuda`) pin down.
+//!
+//! Memory: a convolution can take the instance norm and padding before it as its [`Prologue`]
+//! ([`conv2d_after`]), and the residual add can take the norm before it
+//! ([`instance_norm_add`]): one op each, whose intermediate outputs are recomputed in the
+//! backward pass rather than held by candle's graph until it runs. The networks use them through
+//! [`crate::Deferred`]; a training iteration of the reference architecture then needs about
+//! two thirds of the memory (`BENCHMARKS.md`), for one more norm and padding pass per layer.
 //!
 //! Performance note: candle 0.11.1 accumulates every gradient into a freshly allocated tensor
 //! of zeros (this workspace patches that out, `vendor/README.md`), and with glibc's default
@@ -20,6 +27,7 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod fused;
 pub mod reference;
 
 use candle_core::{DType, Device, Result, Tensor};
@@ -88,8 +96,8 @@ pub fn configure_allocator() {
 static FAST_KERNELS: AtomicBool = AtomicBool::new(true);
 
 /// Turns the fast kernels (CPU and CUDA) on or off for the whole process (on by default). With
-/// them off, every operation takes the stock candle path of [`reference`]; benchmarks use this
-/// to compare.
+/// them off, every operation takes the stock candle path of [`reference`](mod@reference);
+/// benchmarks use this to compare.
 pub fn set_fast_kernels(enabled: bool) {
     FAST_KERNELS.store(enabled, Ordering::Relaxed);
 }
@@ -163,20 +171,23 @@ fn bias_fits(bias: Option<&Tensor>, channels: usize) -> bool {
     bias.is_none_or(|b| b.dims() == [channels])
 }
 
-/// The fast kernel for [`conv2d`], when its arguments can take one.
+/// The fast CPU kernel for [`conv2d`] of an input of `x_dims` (`x`'s own, or those of a
+/// [`Prologue`]'s output) with `x`'s dtype and device, when the arguments can take one.
 fn fast_conv2d(
     x: &Tensor,
+    x_dims: &[usize],
     weight: &Tensor,
     bias: Option<&Tensor>,
     stride: usize,
     padding: usize,
-) -> Option<cpu::conv::Conv2d> {
+) -> Option<cpu::conv::FastConv<cpu::conv::Conv2d>> {
     let op = cpu::conv::Conv2d {
         stride,
         pad: padding,
     };
-    let shape = op.shape(x.dims(), weight.dims())?;
-    (x.device().is_cpu() && conv_args_fit(x, weight, bias, shape.cout)).then_some(op)
+    let shape = op.shape(x_dims, weight.dims())?;
+    (x.device().is_cpu() && conv_args_fit(x, weight, bias, shape.cout))
+        .then_some(cpu::conv::FastConv(op))
 }
 
 /// 2-d convolution of `x` `[N, C_in, H, W]` with `weight` `[C_out, C_in, kH, kW]`, zero padding
@@ -188,51 +199,62 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Tensor> {
-    #[cfg(feature = "cudnn")]
-    if let Some(y) = cuda::conv::conv2d(x, weight, bias, stride, padding) {
-        return y;
-    }
-    match fast_conv2d(x, weight, bias, stride, padding) {
-        Some(op) => apply_fast_conv(x, weight, bias, op),
-        None => reference::conv2d(x, weight, bias, stride, padding),
-    }
+    conv2d_after(&Prologue::default(), x, weight, bias, stride, padding)
 }
 
-/// Applies a fast convolution op to contiguous copies of its arguments.
-fn apply_fast_conv(
+/// [`conv2d`] of `prologue(x)`: with the fast kernels, the prologue runs inside the
+/// convolution's op and its outputs are recomputed in the backward pass instead of stored.
+pub fn conv2d_after(
+    prologue: &Prologue,
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
-    op: impl cpu::conv::ConvKind,
+    stride: usize,
+    padding: usize,
 ) -> Result<Tensor> {
-    let (x, weight, op) = (
-        x.contiguous()?,
-        weight.contiguous()?,
-        cpu::conv::FastConv(op),
-    );
+    if let Some(stages) = prologue.fast_stages(x) {
+        let dims = prologue.output_dims(x.dims());
+        #[cfg(feature = "cudnn")]
+        if let Some(op) = cuda::conv::conv2d(x, &dims, weight, bias, stride, padding) {
+            return stages.apply(x, weight, bias, op);
+        }
+        if let Some(op) = fast_conv2d(x, &dims, weight, bias, stride, padding) {
+            return stages.apply(x, weight, bias, op);
+        }
+    }
+    reference::conv2d(&prologue.apply(x)?, weight, bias, stride, padding)
+}
+
+/// Applies a convolution op to contiguous copies of its arguments: `op(x, weight)`, or
+/// `op(x, weight, bias)` with a bias.
+fn apply_conv<Op>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, op: Op) -> Result<Tensor>
+where
+    Op: candle_core::CustomOp2 + candle_core::CustomOp3 + Send + Sync + 'static,
+{
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
         Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
         None => x.apply_op2(&weight, op),
     }
 }
 
-/// The fast kernel for [`conv_transpose2d`], when its arguments can take one.
+/// The fast CPU kernel for [`conv_transpose2d`] of an input of `x_dims`, as [`fast_conv2d`].
 fn fast_conv_transpose2d(
     x: &Tensor,
+    x_dims: &[usize],
     weight: &Tensor,
     bias: Option<&Tensor>,
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-) -> Option<cpu::conv::ConvTranspose2d> {
+    (stride, padding, output_padding): (usize, usize, usize),
+) -> Option<cpu::conv::FastConv<cpu::conv::ConvTranspose2d>> {
     let op = cpu::conv::ConvTranspose2d {
         stride,
         pad: padding,
         output_pad: output_padding,
     };
     // The adjoint convolution's input channels are this op's output channels.
-    let adjoint = op.adjoint(x.dims(), weight.dims())?;
-    (x.device().is_cpu() && conv_args_fit(x, weight, bias, adjoint.cin)).then_some(op)
+    let adjoint = op.adjoint(x_dims, weight.dims())?;
+    (x.device().is_cpu() && conv_args_fit(x, weight, bias, adjoint.cin))
+        .then_some(cpu::conv::FastConv(op))
 }
 
 /// 2-d transposed convolution of `x` `[N, C_in, H, W]` with `weight` `[C_in, C_out, kH, kW]`
@@ -246,15 +268,32 @@ pub fn conv_transpose2d(
     padding: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
-    #[cfg(feature = "cudnn")]
-    if let Some(y) = cuda::conv::conv_transpose2d(x, weight, bias, stride, padding, output_padding)
-    {
-        return y;
+    let geometry = (stride, padding, output_padding);
+    conv_transpose2d_after(&Prologue::default(), x, weight, bias, geometry)
+}
+
+/// [`conv_transpose2d`] of `prologue(x)`, with `(stride, padding, output_padding)`; the
+/// prologue runs inside the op as in [`conv2d_after`].
+pub fn conv_transpose2d_after(
+    prologue: &Prologue,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    geometry: (usize, usize, usize),
+) -> Result<Tensor> {
+    if let Some(stages) = prologue.fast_stages(x) {
+        let dims = prologue.output_dims(x.dims());
+        #[cfg(feature = "cudnn")]
+        if let Some(op) = cuda::conv::conv_transpose2d(x, &dims, weight, bias, geometry) {
+            return stages.apply(x, weight, bias, op);
+        }
+        if let Some(op) = fast_conv_transpose2d(x, &dims, weight, bias, geometry) {
+            return stages.apply(x, weight, bias, op);
+        }
     }
-    match fast_conv_transpose2d(x, weight, bias, stride, padding, output_padding) {
-        Some(op) => apply_fast_conv(x, weight, bias, op),
-        None => reference::conv_transpose2d(x, weight, bias, stride, padding, output_padding),
-    }
+    let (stride, padding, output_padding) = geometry;
+    let x = prologue.apply(x)?;
+    reference::conv_transpose2d(&x, weight, bias, stride, padding, output_padding)
 }
 
 /// The fast kernel for [`pad2d`], when its arguments can take one.
@@ -291,6 +330,80 @@ pub fn instance_norm(x: &Tensor, eps: f64, activation: Activation) -> Result<Ten
     match fast_instance_norm(x, eps, activation) {
         Some(op) => x.contiguous()?.apply_op1(op),
         None => activation.apply(&reference::instance_norm(x, eps)?),
+    }
+}
+
+/// `residual + instance_norm(x)` (affine-free, no activation), the residual blocks' last layer.
+/// With the fast kernels it is one op, which does not store the norm's output for the backward
+/// pass.
+pub fn instance_norm_add(x: &Tensor, eps: f64, residual: &Tensor) -> Result<Tensor> {
+    let fused = fast_instance_norm(x, eps, Activation::Identity)
+        .filter(|_| fast_path_with(x, &[Some(residual)]) && residual.dims() == x.dims());
+    match fused {
+        Some(norm) => x.contiguous()?.apply_op2(residual, fused::NormAdd(norm)),
+        None => residual + instance_norm(x, eps, Activation::Identity)?,
+    }
+}
+
+/// Per-plane layers that run before a convolution, inside its op ([`conv2d_after`],
+/// [`conv_transpose2d_after`]): an affine-free instance norm with its activation, then padding,
+/// each optional (the default has neither). In the op, their outputs are recomputed in the
+/// backward pass instead of stored, which is most of a training step's memory; the numbers are
+/// those of [`instance_norm`] and [`pad2d`] applied in turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prologue {
+    /// Instance norm with this epsilon, then the activation.
+    pub norm: Option<(f64, Activation)>,
+    /// Then padding by this many pixels on every side (0: none).
+    pub pad: Option<(usize, PaddingType)>,
+}
+
+impl Prologue {
+    /// Whether the prologue does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.norm.is_none() && self.padding().is_none()
+    }
+
+    /// The padding, unless it pads nothing.
+    fn padding(&self) -> Option<(usize, PaddingType)> {
+        self.pad.filter(|&(pad, _)| pad > 0)
+    }
+
+    /// The prologue's output on its own, as [`instance_norm`] and [`pad2d`].
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let x = match self.norm {
+            Some((eps, activation)) => instance_norm(x, eps, activation)?,
+            None => x.clone(),
+        };
+        match self.padding() {
+            Some((pad, mode)) => pad2d(&x, pad, mode),
+            None => Ok(x),
+        }
+    }
+
+    /// The shape of the prologue's output for an input of `dims`.
+    fn output_dims(&self, dims: &[usize]) -> Vec<usize> {
+        let mut dims = dims.to_vec();
+        if let Some((pad, _)) = self.padding() {
+            let rank = dims.len();
+            for d in &mut dims[rank.saturating_sub(2)..] {
+                *d += 2 * pad;
+            }
+        }
+        dims
+    }
+
+    /// The fused stages, when every stage takes a fast kernel for `x`.
+    fn fast_stages(&self, x: &Tensor) -> Option<fused::Stages> {
+        let norm = match self.norm {
+            Some((eps, activation)) => Some(fast_instance_norm(x, eps, activation)?),
+            None => None,
+        };
+        let pad = match self.padding() {
+            Some((pad, mode)) => Some(fast_pad2d(x, pad, mode)?),
+            None => None,
+        };
+        Some(fused::Stages { norm, pad })
     }
 }
 
@@ -373,16 +486,16 @@ mod tests {
             let x = zeros(&[2, 3, 8, 8], dtype);
             let w = zeros(&[4, 3, 3, 3], dtype);
             let b = zeros(&[4], dtype);
-            assert!(fast_conv2d(&x, &w, Some(&b), 2, 1).is_some());
-            assert!(fast_conv2d(&x, &w, None, 1, 0).is_some());
+            assert!(fast_conv2d(&x, x.dims(), &w, Some(&b), 2, 1).is_some());
+            assert!(fast_conv2d(&x, x.dims(), &w, None, 1, 0).is_some());
             let wt = zeros(&[3, 5, 3, 3], dtype);
             let bt = zeros(&[5], dtype);
-            assert!(fast_conv_transpose2d(&x, &wt, Some(&bt), 2, 1, 1).is_some());
+            assert!(fast_conv_transpose2d(&x, x.dims(), &wt, Some(&bt), (2, 1, 1)).is_some());
             assert!(fast_pad2d(&x, 3, PaddingType::Reflect).is_some());
             assert!(fast_instance_norm(&x, NORM_EPS, Activation::Relu).is_some());
             // Strided views take them too (made contiguous first).
             let xt = x.transpose(2, 3).unwrap();
-            assert!(fast_conv2d(&xt, &w, Some(&b), 1, 1).is_some());
+            assert!(fast_conv2d(&xt, xt.dims(), &w, Some(&b), 1, 1).is_some());
         }
     }
 
@@ -392,15 +505,28 @@ mod tests {
         let w = zeros(&[4, 3, 3, 3], DType::F32);
         // Other dtypes, mixed dtypes, mismatched shapes.
         let x16 = zeros(&[1, 3, 8, 8], DType::F16);
-        assert!(fast_conv2d(&x16, &w, None, 1, 1).is_none());
-        assert!(fast_conv2d(&x, &zeros(&[4, 3, 3, 3], DType::F64), None, 1, 1).is_none());
-        assert!(fast_conv2d(&x, &w, Some(&zeros(&[5], DType::F32)), 1, 1).is_none());
-        assert!(fast_conv2d(&x, &zeros(&[4, 2, 3, 3], DType::F32), None, 1, 1).is_none());
-        assert!(fast_conv2d(&x, &zeros(&[4, 3, 11, 11], DType::F32), None, 1, 1).is_none());
-        assert!(fast_conv2d(&x, &w, None, 3, 1).is_none());
-        assert!(
-            fast_conv_transpose2d(&x, &zeros(&[3, 4, 3, 3], DType::F32), None, 2, 1, 2).is_none()
-        );
+        assert!(fast_conv2d(&x16, x16.dims(), &w, None, 1, 1).is_none());
+        assert!(fast_conv2d(&x, x.dims(), &zeros(&[4, 3, 3, 3], DType::F64), None, 1, 1).is_none());
+        assert!(fast_conv2d(&x, x.dims(), &w, Some(&zeros(&[5], DType::F32)), 1, 1).is_none());
+        assert!(fast_conv2d(&x, x.dims(), &zeros(&[4, 2, 3, 3], DType::F32), None, 1, 1).is_none());
+        assert!(fast_conv2d(
+            &x,
+            x.dims(),
+            &zeros(&[4, 3, 11, 11], DType::F32),
+            None,
+            1,
+            1
+        )
+        .is_none());
+        assert!(fast_conv2d(&x, x.dims(), &w, None, 3, 1).is_none());
+        assert!(fast_conv_transpose2d(
+            &x,
+            x.dims(),
+            &zeros(&[3, 4, 3, 3], DType::F32),
+            None,
+            (2, 1, 2)
+        )
+        .is_none());
         // Reflection at least as wide as the input, and the empty padding.
         assert!(fast_pad2d(&x, 8, PaddingType::Reflect).is_none());
         assert!(fast_pad2d(&x, 8, PaddingType::Zero).is_some());

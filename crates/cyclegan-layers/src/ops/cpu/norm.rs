@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::pad::{sources, Pad2d};
 use super::{contiguous, dispatch_float, Float};
 use crate::ops::Activation;
 
@@ -162,6 +163,30 @@ fn forward_plane<T: Float>(act: impl Act<T>, eps: f64, x: &[T], y: &mut [T]) {
     }
 }
 
+/// One plane `x` `[h, w]` of the forward pass followed by padding (`rows`, `cols`: the source
+/// of every padded row and column, `None` for zeros): each padded row is normalised from its
+/// source row, its border columns copied from its own interior. `y` starts zeroed.
+fn forward_plane_padded<T: Float>(
+    act: impl Act<T>,
+    eps: f64,
+    (x, w): (&[T], usize),
+    (rows, cols): (&[Option<usize>], &[Option<usize>]),
+    y: &mut [T],
+) {
+    let (mean, rstd) = moments(x, eps);
+    let ow = cols.len();
+    let pad = (ow - w) / 2;
+    for (out, src) in y.chunks_exact_mut(ow).zip(rows) {
+        let Some(r) = *src else { continue };
+        for (o, &x) in out[pad..pad + w].iter_mut().zip(&x[r * w..][..w]) {
+            *o = act.f((x - mean) * rstd);
+        }
+        for j in (0..pad).chain(pad + w..ow) {
+            out[j] = cols[j].map_or(T::zero(), |c| out[pad + c]);
+        }
+    }
+}
+
 /// One plane of the backward pass: with `dz = dy * act'(z)`,
 /// `dx = rstd * (dz - mean(dz) - z * mean(dz * z))`.
 fn backward_plane<T: Float>(act: impl Act<T>, eps: f64, x: &[T], dy: &[T], dx: &mut [T]) {
@@ -205,6 +230,35 @@ fn instance_norm_forward<T: Float>(
     with_act!(op.activation, T, |act| planes
         .for_each(|(y, x)| forward_plane(act, op.eps, x, y)));
     Ok(y)
+}
+
+/// `pad(activation(instance_norm(x)))` in one pass over each plane, without the unpadded
+/// intermediate: the same numbers as the two ops in turn.
+pub(crate) fn instance_norm_pad_forward(
+    norm: &InstanceNorm,
+    pad: &Pad2d,
+    x: &CpuStorage,
+    xl: &Layout,
+) -> Result<(CpuStorage, Shape)> {
+    fn run<T: Float>(
+        norm: &InstanceNorm,
+        pad: &Pad2d,
+        x: &CpuStorage,
+        xl: &Layout,
+    ) -> Result<Vec<T>> {
+        let x = contiguous::<T>(x, xl)?;
+        let (h, w) = Pad2d::hw(xl)?;
+        let (rows, cols) = (sources(h, pad.pad, pad.mode), sources(w, pad.pad, pad.mode));
+        let out_plane = rows.len() * cols.len();
+        let mut y = vec![T::zero(); x.len() / (h * w).max(1) * out_plane];
+        let planes = y.par_chunks_mut(out_plane).zip(x.par_chunks(h * w));
+        with_act!(norm.activation, T, |act| planes.for_each(|(y, x)| {
+            forward_plane_padded(act, norm.eps, (x, w), (&rows, &cols), y)
+        }));
+        Ok(y)
+    }
+    let y = dispatch_float!(x, run(norm, pad, x, xl))?;
+    Ok((y, pad.out_shape(xl)))
 }
 
 impl CustomOp1 for InstanceNorm {

@@ -20,7 +20,7 @@ pub(crate) struct Pad2d {
 }
 
 /// The source index of every padded position along an axis of `len`, `None` for zeros.
-fn sources(len: usize, pad: usize, mode: PaddingType) -> Vec<Option<usize>> {
+pub(super) fn sources(len: usize, pad: usize, mode: PaddingType) -> Vec<Option<usize>> {
     match mode {
         PaddingType::Zero => (0..len + 2 * pad)
             .map(|i| (pad..pad + len).contains(&i).then(|| i - pad))
@@ -39,14 +39,14 @@ impl Pad2d {
         self.mode != PaddingType::Reflect || (self.pad < *h && self.pad < *w)
     }
 
-    fn hw(layout: &Layout) -> Result<(usize, usize)> {
+    pub(super) fn hw(layout: &Layout) -> Result<(usize, usize)> {
         match layout.dims() {
             [.., h, w] => Ok((*h, *w)),
             dims => candle_core::bail!("pad2d needs at least 2 dimensions, got {dims:?}"),
         }
     }
 
-    fn out_shape(&self, layout: &Layout) -> Shape {
+    pub(super) fn out_shape(&self, layout: &Layout) -> Shape {
         let mut dims = layout.dims().to_vec();
         let rank = dims.len();
         dims[rank - 2] += 2 * self.pad;

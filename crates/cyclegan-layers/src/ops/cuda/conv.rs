@@ -35,41 +35,40 @@ use super::cudnn_plan as plan;
 use super::{add_channel_bias_in_place, channel_bias_grad, view};
 use crate::ops::conv_args_fit;
 
-/// `conv2d(x, w) + b` through cuDNN, when the arguments are CUDA tensors this op handles.
+/// The cuDNN op for `conv2d(x, w) + b` of an input of `x_dims` (`x`'s own, or those of a
+/// prologue's output) with `x`'s dtype and device, when the arguments are CUDA tensors it
+/// handles.
 pub(crate) fn conv2d(
     x: &Tensor,
+    x_dims: &[usize],
     weight: &Tensor,
     bias: Option<&Tensor>,
     stride: usize,
     padding: usize,
-) -> Option<Result<Tensor>> {
-    let (&[_, cin, h, w], &[cout, wcin, k, k2]) = (x.dims(), weight.dims()) else {
+) -> Option<CudnnConv> {
+    let (&[_, cin, h, w], &[cout, wcin, k, k2]) = (x_dims, weight.dims()) else {
         return None;
     };
     let fits = cin == wcin && k == k2 && stride > 0 && h + 2 * padding >= k && w + 2 * padding >= k;
-    if !(x.device().is_cuda() && fits && conv_args_fit(x, weight, bias, cout)) {
-        return None;
-    }
     let op = CudnnConv {
         pass: Pass::Forward,
         stride,
         pad: padding,
         out: [0; 4],
     };
-    Some(apply(x, weight, bias, op))
+    (x.device().is_cuda() && fits && conv_args_fit(x, weight, bias, cout)).then_some(op)
 }
 
-/// `conv_transpose2d(x, w) + b` (weight `[cin, cout, k, k]`) through cuDNN, when the arguments
-/// are CUDA tensors this op handles.
+/// The cuDNN op for `conv_transpose2d(x, w) + b` (weight `[cin, cout, k, k]`, geometry
+/// `(stride, padding, output_padding)`) of an input of `x_dims`, as [`conv2d`].
 pub(crate) fn conv_transpose2d(
     x: &Tensor,
+    x_dims: &[usize],
     weight: &Tensor,
     bias: Option<&Tensor>,
-    stride: usize,
-    padding: usize,
-    output_padding: usize,
-) -> Option<Result<Tensor>> {
-    let (&[n, cin, h, w], &[wcin, cout, k, k2]) = (x.dims(), weight.dims()) else {
+    (stride, padding, output_padding): (usize, usize, usize),
+) -> Option<CudnnConv> {
+    let (&[n, cin, h, w], &[wcin, cout, k, k2]) = (x_dims, weight.dims()) else {
         return None;
     };
     let fits = cin == wcin && k == k2 && stride > 0 && output_padding < stride;
@@ -78,24 +77,12 @@ pub(crate) fn conv_transpose2d(
     }
     let side = |len: usize| ((len - 1) * stride + k + output_padding).checked_sub(2 * padding);
     let (oh, ow) = (side(h).filter(|&v| v > 0)?, side(w).filter(|&v| v > 0)?);
-    let op = CudnnConv {
+    Some(CudnnConv {
         pass: Pass::BackwardData,
         stride,
         pad: padding,
         out: [n, cout, oh, ow],
-    };
-    Some(apply(x, weight, bias, op))
-}
-
-/// `op(x, weight) + bias` on contiguous copies of the arguments: with a bias, one op whose
-/// output gets the bias added in place (one kernel, no broadcast) and whose backward pass sums
-/// the bias gradient in one kernel.
-fn apply(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, op: CudnnConv) -> Result<Tensor> {
-    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
-    match bias {
-        Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
-        None => x.apply_op2(&weight, op),
-    }
+    })
 }
 
 /// Which cuDNN routine a [`CudnnConv`] runs, and on what.

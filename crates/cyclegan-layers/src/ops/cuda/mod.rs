@@ -269,7 +269,8 @@ pub(crate) fn instance_norm_backward(
 }
 
 /// Adds `b` `[c]` in place to every `(n, c)` plane of `y`, a fresh contiguous `[n, c, h, w]`
-/// (`dims`) output.
+/// (`dims`) output (the cuDNN convolutions' bias).
+#[cfg(feature = "cudnn")]
 pub(crate) fn add_channel_bias_in_place(
     y: &mut CudaStorage,
     dims: [usize; 4],
@@ -312,6 +313,7 @@ pub(crate) fn add_channel_bias_in_place(
 }
 
 /// The gradient of a channel bias: `g` `[n, c, h, w]` summed over all but `c`.
+#[cfg(feature = "cudnn")]
 pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStorage> {
     let (n, c, h, w) = gl.shape().dims4()?;
     fn run<T: CudaDType + DeviceRepr>(

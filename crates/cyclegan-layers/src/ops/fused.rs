@@ -1,0 +1,327 @@
+//! Ops that apply cheap per-plane layers inside a convolution's op (or a residual add), so that
+//! their outputs are never stored for the backward pass.
+//!
+//! candle keeps every tensor an op node refers to until the backward pass has run: a layer
+//! sequence `instance norm + ReLU -> reflection pad -> convolution` stores the norm's input, its
+//! output and the padded copy. As one op, only the norm's input is stored; the norm and the
+//! padding run again (into temporaries) when the backward pass reaches the convolution. The
+//! generator's residual blocks then hold three tensors each instead of seven, which is most of a
+//! training iteration's memory, for one more norm and padding pass each backward. Each stage is
+//! the same op (and kernel) as on its own, so the numbers are those of the unfused layers exactly.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::cpu::norm::{instance_norm_pad_forward, InstanceNorm};
+use super::cpu::pad::Pad2d;
+
+/// The forward methods of candle's custom ops for one storage type (CPU or CUDA), so that the
+/// fused ops chain their stages once for both.
+trait Storage: BackendStorage {
+    fn op1(op: &impl CustomOp1, x: &Self, xl: &Layout) -> Result<(Self, Shape)>;
+    fn op2(op: &impl CustomOp2, a: (&Self, &Layout), b: (&Self, &Layout)) -> Result<(Self, Shape)>;
+    fn op3(
+        op: &impl CustomOp3,
+        a: (&Self, &Layout),
+        b: (&Self, &Layout),
+        c: (&Self, &Layout),
+    ) -> Result<(Self, Shape)>;
+}
+
+impl Storage for CpuStorage {
+    fn op1(op: &impl CustomOp1, x: &Self, xl: &Layout) -> Result<(Self, Shape)> {
+        op.cpu_fwd(x, xl)
+    }
+    fn op2(op: &impl CustomOp2, a: (&Self, &Layout), b: (&Self, &Layout)) -> Result<(Self, Shape)> {
+        op.cpu_fwd(a.0, a.1, b.0, b.1)
+    }
+    fn op3(
+        op: &impl CustomOp3,
+        a: (&Self, &Layout),
+        b: (&Self, &Layout),
+        c: (&Self, &Layout),
+    ) -> Result<(Self, Shape)> {
+        op.cpu_fwd(a.0, a.1, b.0, b.1, c.0, c.1)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Storage for candle_core::CudaStorage {
+    fn op1(op: &impl CustomOp1, x: &Self, xl: &Layout) -> Result<(Self, Shape)> {
+        op.cuda_fwd(x, xl)
+    }
+    fn op2(op: &impl CustomOp2, a: (&Self, &Layout), b: (&Self, &Layout)) -> Result<(Self, Shape)> {
+        op.cuda_fwd(a.0, a.1, b.0, b.1)
+    }
+    fn op3(
+        op: &impl CustomOp3,
+        a: (&Self, &Layout),
+        b: (&Self, &Layout),
+        c: (&Self, &Layout),
+    ) -> Result<(Self, Shape)> {
+        op.cuda_fwd(a.0, a.1, b.0, b.1, c.0, c.1)
+    }
+}
+
+/// What a [`FusedConv`] applies to its input before convolving: the instance norm (with its
+/// activation), then the padding, each optional. As an op of its own, its forward pass is the
+/// two ops in turn (on the CPU one pass over each plane); its backward pass reads only its input.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stages {
+    pub norm: Option<InstanceNorm>,
+    pub pad: Option<Pad2d>,
+}
+
+impl Stages {
+    /// `conv(stages(x), weight[, bias])` as one op (the bare `conv` when there are no stages).
+    pub fn apply<C>(
+        self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        conv: C,
+    ) -> Result<Tensor>
+    where
+        C: CustomOp2 + CustomOp3 + Send + Sync + 'static,
+    {
+        if self.norm.is_none() && self.pad.is_none() {
+            return super::apply_conv(x, weight, bias, conv);
+        }
+        super::apply_conv(x, weight, bias, FusedConv { stages: self, conv })
+    }
+
+    /// The stages' ops in turn; each temporary lives only until the next stage has read it.
+    fn chain<S: Storage>(&self, x: &S, xl: &Layout) -> Result<(S, Shape)> {
+        match (self.norm, self.pad) {
+            (Some(norm), Some(pad)) => {
+                let (normed, shape) = S::op1(&norm, x, xl)?;
+                S::op1(&pad, &normed, &Layout::contiguous(shape))
+            }
+            (Some(norm), None) => S::op1(&norm, x, xl),
+            (None, Some(pad)) => S::op1(&pad, x, xl),
+            (None, None) => Ok((x.try_clone(xl)?, xl.shape().clone())),
+        }
+    }
+
+    /// The backward pass of `stages(x)` followed by `inner`, which gets the stages' output
+    /// (recomputed, tracking gradients where `x` does) and returns its gradient with whatever
+    /// else it computes.
+    fn backward<R>(
+        &self,
+        x: &Tensor,
+        inner: impl FnOnce(&Tensor) -> Result<(Option<Tensor>, R)>,
+    ) -> Result<(Option<Tensor>, R)> {
+        let output = x.apply_op1(*self)?;
+        let (d_output, rest) = inner(&output)?;
+        let dx = match d_output {
+            Some(d) => self.bwd(x, &output, &d)?,
+            None => None,
+        };
+        Ok((dx, rest))
+    }
+}
+
+impl CustomOp1 for Stages {
+    fn name(&self) -> &'static str {
+        "instance-norm-pad"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        match (self.norm, self.pad) {
+            (Some(norm), Some(pad)) => instance_norm_pad_forward(&norm, &pad, x, xl),
+            _ => self.chain(x, xl),
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.chain(x, xl)
+    }
+
+    fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // Neither stage's backward pass reads its result (`res` merely fills the argument), and
+        // the padding's reads only the unpadded size, which is `x`'s.
+        let d_normed = match self.pad {
+            Some(pad) => pad.bwd(x, res, grad)?,
+            None => Some(grad.clone()),
+        };
+        match (d_normed, self.norm) {
+            (Some(d), Some(norm)) => norm.bwd(x, res, &d),
+            (d, _) => Ok(d),
+        }
+    }
+}
+
+/// The convolution op `C` (a CPU or cuDNN convolution or transposed convolution, without or with
+/// a bias: `CustomOp2` or `CustomOp3`) of `stages(x)`.
+#[derive(Clone, Copy, Debug)]
+struct FusedConv<C> {
+    stages: Stages,
+    conv: C,
+}
+
+impl<C: CustomOp2> FusedConv<C> {
+    fn forward2<S: Storage>(&self, x: (&S, &Layout), w: (&S, &Layout)) -> Result<(S, Shape)> {
+        let (input, shape) = S::op1(&self.stages, x.0, x.1)?;
+        S::op2(&self.conv, (&input, &Layout::contiguous(shape)), w)
+    }
+}
+
+impl<C: CustomOp3> FusedConv<C> {
+    fn forward3<S: Storage>(
+        &self,
+        x: (&S, &Layout),
+        w: (&S, &Layout),
+        b: (&S, &Layout),
+    ) -> Result<(S, Shape)> {
+        let (input, shape) = S::op1(&self.stages, x.0, x.1)?;
+        S::op3(&self.conv, (&input, &Layout::contiguous(shape)), w, b)
+    }
+}
+
+impl<C: CustomOp2> CustomOp2 for FusedConv<C> {
+    fn name(&self) -> &'static str {
+        "fused-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward2((x, xl), (w, wl))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        w: &candle_core::CudaStorage,
+        wl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.forward2((x, xl), (w, wl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.stages
+            .backward(x, |input| self.conv.bwd(input, w, res, grad))
+    }
+}
+
+impl<C: CustomOp3> CustomOp3 for FusedConv<C> {
+    fn name(&self) -> &'static str {
+        "fused-conv-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+        b: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward3((x, xl), (w, wl), (b, bl))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        w: &candle_core::CudaStorage,
+        wl: &Layout,
+        b: &candle_core::CudaStorage,
+        bl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.forward3((x, xl), (w, wl), (b, bl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, (dw, db)) = self.stages.backward(x, |input| {
+            let (dx, dw, db) = self.conv.bwd(input, w, b, res, grad)?;
+            Ok((dx, (dw, db)))
+        })?;
+        Ok((dx, dw, db))
+    }
+}
+
+/// `residual + instance_norm(x)` (no activation) as one op on `(x, residual)`: the residual
+/// blocks' last layer, without storing the norm's output.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NormAdd(pub InstanceNorm);
+
+impl NormAdd {
+    fn forward<S: Storage>(&self, x: (&S, &Layout), r: (&S, &Layout)) -> Result<(S, Shape)> {
+        let (normed, shape) = S::op1(&self.0, x.0, x.1)?;
+        // The residual first, as the reference's `x + conv_block(x)` (the sum is the same).
+        let sum =
+            r.0.binary_impl::<candle_core::op::Add>(&normed, r.1, &Layout::contiguous(&shape))?;
+        Ok((sum, shape))
+    }
+}
+
+impl CustomOp2 for NormAdd {
+    fn name(&self) -> &'static str {
+        "instance-norm-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        r: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((x, xl), (r, rl))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        r: &candle_core::CudaStorage,
+        rl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        self.forward((x, xl), (r, rl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        r: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // The norm's backward pass reads its input only (`res` merely fills the argument).
+        let dx = if x.track_op() {
+            self.0.bwd(x, res, grad)?
+        } else {
+            None
+        };
+        let dr = r.track_op().then(|| grad.clone());
+        Ok((dx, dr))
+    }
+}
