@@ -90,6 +90,14 @@ impl Stages {
         super::apply_conv(x, weight, bias, FusedConv { stages: self, conv })
     }
 
+    /// The shape of the stages' output for an input of `dims`.
+    pub fn output_dims(&self, dims: &[usize]) -> Vec<usize> {
+        match self.pad {
+            Some(pad) => pad.out_dims(dims),
+            None => dims.to_vec(),
+        }
+    }
+
     /// The stages' ops in turn; each temporary lives only until the next stage has read it.
     fn chain<S: Storage>(&self, x: &S, xl: &Layout) -> Result<(S, Shape)> {
         match (self.norm, self.pad) {

@@ -213,7 +213,7 @@ pub fn conv2d_after(
     padding: usize,
 ) -> Result<Tensor> {
     if let Some(stages) = prologue.fast_stages(x) {
-        let dims = prologue.output_dims(x.dims());
+        let dims = stages.output_dims(x.dims());
         #[cfg(feature = "cudnn")]
         if let Some(op) = cuda::conv::conv2d(x, &dims, weight, bias, stride, padding) {
             return stages.apply(x, weight, bias, op);
@@ -282,7 +282,7 @@ pub fn conv_transpose2d_after(
     geometry: (usize, usize, usize),
 ) -> Result<Tensor> {
     if let Some(stages) = prologue.fast_stages(x) {
-        let dims = prologue.output_dims(x.dims());
+        let dims = stages.output_dims(x.dims());
         #[cfg(feature = "cudnn")]
         if let Some(op) = cuda::conv::conv_transpose2d(x, &dims, weight, bias, geometry) {
             return stages.apply(x, weight, bias, op);
@@ -359,11 +359,6 @@ pub struct Prologue {
 }
 
 impl Prologue {
-    /// Whether the prologue does nothing.
-    pub fn is_empty(&self) -> bool {
-        self.norm.is_none() && self.padding().is_none()
-    }
-
     /// The padding, unless it pads nothing.
     fn padding(&self) -> Option<(usize, PaddingType)> {
         self.pad.filter(|&(pad, _)| pad > 0)
@@ -379,18 +374,6 @@ impl Prologue {
             Some((pad, mode)) => pad2d(&x, pad, mode),
             None => Ok(x),
         }
-    }
-
-    /// The shape of the prologue's output for an input of `dims`.
-    fn output_dims(&self, dims: &[usize]) -> Vec<usize> {
-        let mut dims = dims.to_vec();
-        if let Some((pad, _)) = self.padding() {
-            let rank = dims.len();
-            for d in &mut dims[rank.saturating_sub(2)..] {
-                *d += 2 * pad;
-            }
-        }
-        dims
     }
 
     /// The fused stages, when every stage takes a fast kernel for `x`.

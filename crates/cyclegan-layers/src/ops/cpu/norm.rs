@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::pad::{sources, Pad2d};
+use super::pad::{fill_row_borders, sources, Pad2d};
 use super::{contiguous, dispatch_float, Float};
 use crate::ops::Activation;
 
@@ -181,9 +181,7 @@ fn forward_plane_padded<T: Float>(
         for (o, &x) in out[pad..pad + w].iter_mut().zip(&x[r * w..][..w]) {
             *o = act.f((x - mean) * rstd);
         }
-        for j in (0..pad).chain(pad + w..ow) {
-            out[j] = cols[j].map_or(T::zero(), |c| out[pad + c]);
-        }
+        fill_row_borders(out, cols, pad);
     }
 }
 

@@ -32,6 +32,15 @@ pub(super) fn sources(len: usize, pad: usize, mode: PaddingType) -> Vec<Option<u
     }
 }
 
+/// Fills the border columns of a padded row whose interior `out[pad..len - pad]` is written:
+/// from the interior columns `cols` names as their sources, zeros where it names none.
+pub(super) fn fill_row_borders<T: Float>(out: &mut [T], cols: &[Option<usize>], pad: usize) {
+    let ow = out.len();
+    for j in (0..pad).chain(ow - pad..ow) {
+        out[j] = cols[j].map_or(T::zero(), |c| out[pad + c]);
+    }
+}
+
 impl Pad2d {
     /// Whether the op handles `dims`: at least 2-d, and reflection narrower than each side.
     pub fn supports(&self, dims: &[usize]) -> bool {
@@ -46,12 +55,17 @@ impl Pad2d {
         }
     }
 
-    pub(super) fn out_shape(&self, layout: &Layout) -> Shape {
-        let mut dims = layout.dims().to_vec();
+    /// The padded dimensions of an input of `dims` (at least 2-d).
+    pub(crate) fn out_dims(&self, dims: &[usize]) -> Vec<usize> {
+        let mut dims = dims.to_vec();
         let rank = dims.len();
         dims[rank - 2] += 2 * self.pad;
         dims[rank - 1] += 2 * self.pad;
-        dims.into()
+        dims
+    }
+
+    pub(super) fn out_shape(&self, layout: &Layout) -> Shape {
+        self.out_dims(layout.dims()).into()
     }
 }
 
@@ -67,11 +81,8 @@ fn pad_forward<T: Float>(op: &Pad2d, x: &CpuStorage, xl: &Layout) -> Result<Vec<
         .for_each(|(y, x)| {
             for (out, src) in y.chunks_exact_mut(ow).zip(&rows) {
                 let Some(r) = *src else { continue };
-                let src = &x[r * w..][..w];
-                out[p..p + w].copy_from_slice(src);
-                for j in (0..p).chain(p + w..ow) {
-                    out[j] = cols[j].map_or(T::zero(), |c| src[c]);
-                }
+                out[p..p + w].copy_from_slice(&x[r * w..][..w]);
+                fill_row_borders(out, &cols, p);
             }
         });
     Ok(y)
