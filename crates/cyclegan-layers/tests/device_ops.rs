@@ -245,6 +245,35 @@ fn fused_prologues_and_residual_adds_match_the_cpu() -> Result<()> {
     Ok(())
 }
 
+/// A norm with each activation, then each padding mode, before a convolution: on CUDA one
+/// kernel each way (forward, and the gradient gathered back through the padding into the norm's
+/// backward pass), here on planes of odd, unequal sides.
+#[test]
+fn fused_norm_and_padding_in_every_mode_match_the_cpu() -> Result<()> {
+    let activations = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Tanh,
+    ];
+    for mode in [
+        PaddingType::Reflect,
+        PaddingType::Replicate,
+        PaddingType::Zero,
+    ] {
+        for activation in activations {
+            let prologue = ops::Prologue {
+                norm: Some((ops::NORM_EPS, activation)),
+                pad: Some((2, mode)),
+            };
+            let what = format!("conv2d k3 after {prologue:?}");
+            let op = move |t: &[Tensor]| ops::conv2d_after(&prologue, &t[0], &t[1], None, 1, 0);
+            check(&what, &[&[2, 3, 9, 7], &[4, 3, 3, 3]], &op)?;
+        }
+    }
+    Ok(())
+}
+
 /// Three Adam steps on the device under test against the CPU in f64.
 #[test]
 fn adam_steps_match_the_cpu() -> Result<()> {

@@ -12,8 +12,8 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::cpu::norm::{instance_norm_pad_forward, InstanceNorm};
-use super::cpu::pad::Pad2d;
+use super::cpu::norm::{instance_norm_pad_forward, InstanceNorm, InstanceNormBackward};
+use super::cpu::pad::{Pad2d, Pad2dBackward};
 
 /// The forward methods of candle's custom ops for one storage type (CPU or CUDA), so that the
 /// fused ops chain their stages once for both.
@@ -65,7 +65,8 @@ impl Storage for candle_core::CudaStorage {
 
 /// What a [`FusedConv`] applies to its input before convolving: the instance norm (with its
 /// activation), then the padding, each optional. As an op of its own, its forward pass is the
-/// two ops in turn (on the CPU one pass over each plane); its backward pass reads only its input.
+/// two ops in turn (with both: one pass over each plane on the CPU, one kernel on CUDA, and the
+/// same for the backward pass on CUDA); its backward pass reads only its input.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stages {
     pub norm: Option<InstanceNorm>,
@@ -147,10 +148,24 @@ impl CustomOp1 for Stages {
         x: &candle_core::CudaStorage,
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.chain(x, xl)
+        match (self.norm, self.pad) {
+            (Some(norm), Some(pad)) => {
+                let padding = Some((pad.pad, pad.mode));
+                let (eps, act) = (norm.eps, norm.activation);
+                let y = super::cuda::instance_norm_forward(x, xl, eps, act, padding)?;
+                Ok((y, pad.out_shape(xl)))
+            }
+            _ => self.chain(x, xl),
+        }
     }
 
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        if let (Some(norm), Some(pad)) = (self.norm, self.pad) {
+            let grad = grad.contiguous()?;
+            return x
+                .apply_op2_no_bwd(&grad, &NormPadBackward { norm, pad })
+                .map(Some);
+        }
         // Neither stage's backward pass reads its result (`res` merely fills the argument), and
         // the padding's reads only the unpadded size, which is `x`'s.
         let d_normed = match self.pad {
@@ -161,6 +176,51 @@ impl CustomOp1 for Stages {
             (Some(d), Some(norm)) => norm.bwd(x, res, &d),
             (d, _) => Ok(d),
         }
+    }
+}
+
+/// The input gradient of [`Stages`] with a norm and a padding, from `(x, grad)`: on CUDA one
+/// kernel, on the CPU the padding's and the norm's backward passes in turn.
+#[derive(Clone, Copy, Debug)]
+struct NormPadBackward {
+    norm: InstanceNorm,
+    pad: Pad2d,
+}
+
+impl CustomOp2 for NormPadBackward {
+    fn name(&self) -> &'static str {
+        "instance-norm-pad-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        xl: &Layout,
+        g: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (h, w) = Pad2d::hw(xl)?;
+        let (d_normed, shape) = Pad2dBackward {
+            pad: self.pad,
+            h,
+            w,
+        }
+        .cpu_fwd(g, gl)?;
+        InstanceNormBackward(self.norm).cpu_fwd(x, xl, &d_normed, &Layout::contiguous(shape))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        xl: &Layout,
+        g: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let padding = Some((self.pad.pad, self.pad.mode));
+        let (eps, act) = (self.norm.eps, self.norm.activation);
+        let dx = super::cuda::instance_norm_backward((x, xl), (g, gl), eps, act, padding)?;
+        Ok((dx, xl.shape().clone()))
     }
 }
 

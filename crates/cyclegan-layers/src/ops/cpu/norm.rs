@@ -275,7 +275,7 @@ impl CustomOp1 for InstanceNorm {
         x: &candle_core::CudaStorage,
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let y = crate::ops::cuda::instance_norm_forward(x, xl, self.eps, self.activation)?;
+        let y = crate::ops::cuda::instance_norm_forward(x, xl, self.eps, self.activation, None)?;
         Ok((y, xl.shape().clone()))
     }
 
@@ -287,7 +287,7 @@ impl CustomOp1 for InstanceNorm {
 }
 
 /// The input gradient of an [`InstanceNorm`], from `(x, grad)`.
-struct InstanceNormBackward(InstanceNorm);
+pub(crate) struct InstanceNormBackward(pub InstanceNorm);
 
 fn instance_norm_backward<T: Float>(
     op: &InstanceNorm,
@@ -329,8 +329,8 @@ impl CustomOp2 for InstanceNormBackward {
         g: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let op = self.0;
-        let dx = crate::ops::cuda::instance_norm_backward((x, xl), (g, gl), op.eps, op.activation)?;
+        let (eps, act) = (self.0.eps, self.0.activation);
+        let dx = crate::ops::cuda::instance_norm_backward((x, xl), (g, gl), eps, act, None)?;
         Ok((dx, xl.shape().clone()))
     }
 }

@@ -48,7 +48,7 @@ impl Pad2d {
         self.mode != PaddingType::Reflect || (self.pad < *h && self.pad < *w)
     }
 
-    pub(super) fn hw(layout: &Layout) -> Result<(usize, usize)> {
+    pub(crate) fn hw(layout: &Layout) -> Result<(usize, usize)> {
         match layout.dims() {
             [.., h, w] => Ok((*h, *w)),
             dims => candle_core::bail!("pad2d needs at least 2 dimensions, got {dims:?}"),
@@ -64,7 +64,7 @@ impl Pad2d {
         dims
     }
 
-    pub(super) fn out_shape(&self, layout: &Layout) -> Shape {
+    pub(crate) fn out_shape(&self, layout: &Layout) -> Shape {
         self.out_dims(layout.dims()).into()
     }
 }
@@ -117,10 +117,10 @@ impl CustomOp1 for Pad2d {
 }
 
 /// The input gradient of a [`Pad2d`] of an `[.., h, w]` input, from the output gradient.
-struct Pad2dBackward {
-    pad: Pad2d,
-    h: usize,
-    w: usize,
+pub(crate) struct Pad2dBackward {
+    pub pad: Pad2d,
+    pub h: usize,
+    pub w: usize,
 }
 
 impl Pad2dBackward {

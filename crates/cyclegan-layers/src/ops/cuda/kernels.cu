@@ -1,6 +1,7 @@
 // CUDA kernels of the fused CycleGAN layers: 2-d padding (reflect, replicate, zero) and
-// affine-free instance normalisation fused with its activation, forward and backward, a
-// convolution's channel bias and its gradient, and the in-place Adam update, for f32 and f64.
+// affine-free instance normalisation fused with its activation (and optionally the padding
+// after it), forward and backward, a convolution's channel bias and its gradient, and the
+// in-place Adam update, for f32 and f64.
 // They compute what the CPU kernels of `ops/cpu` compute (same formulas, statistics
 // accumulated in double); `ops/cuda/mod.rs` launches them.
 
@@ -60,6 +61,20 @@ __device__ void pad2d_forward(const T* x, T* y, long long planes, int h, int w, 
     }
 }
 
+// The gradient of unpadded position (i, j) of an h x w plane: the sum of the gradients `gp` of
+// the padded plane (ow columns) at every position whose source it is.
+template <typename T>
+__device__ __forceinline__ T gather_padded(const T* gp, int i, int j, int h, int w, int ow,
+                                           int pad, int mode) {
+    int rows[2 * MAX_PAD + 1], cols[2 * MAX_PAD + 1];
+    const int nr = pad_targets(i, h, pad, mode, rows);
+    const int nc = pad_targets(j, w, pad, mode, cols);
+    T acc = T(0);
+    for (int a = 0; a < nr; a++)
+        for (int b = 0; b < nc; b++) acc += gp[(long long)rows[a] * ow + cols[b]];
+    return acc;
+}
+
 template <typename T>
 __device__ void pad2d_backward(const T* g, T* dx, long long planes, int h, int w, int pad,
                                int mode) {
@@ -70,14 +85,7 @@ __device__ void pad2d_backward(const T* g, T* dx, long long planes, int h, int w
         const int j = idx % w;
         const int i = (idx / w) % h;
         const long long plane = idx / ((long long)h * w);
-        int rows[2 * MAX_PAD + 1], cols[2 * MAX_PAD + 1];
-        const int nr = pad_targets(i, h, pad, mode, rows);
-        const int nc = pad_targets(j, w, pad, mode, cols);
-        const T* gp = g + plane * oh * ow;
-        T acc = T(0);
-        for (int a = 0; a < nr; a++)
-            for (int b = 0; b < nc; b++) acc += gp[(long long)rows[a] * ow + cols[b]];
-        dx[idx] = acc;
+        dx[idx] = gather_padded(g + plane * oh * ow, i, j, h, w, ow, pad, mode);
     }
 }
 
@@ -152,35 +160,52 @@ __device__ void plane_moments(const T* x, int len, double eps, double* shared, T
     *rstd = (T)(1.0 / sqrt(var + eps));
 }
 
-// One block per (n, c) plane of `len` elements.
+// One block per (n, c) plane of h x w elements, written padded by `pad` in `mode` (none when
+// `pad` is 0): each padded position is normalised from its source, so that the result is the
+// padding of the normalised plane exactly.
 template <typename T>
-__device__ void instance_norm_forward(const T* x, T* y, int len, double eps, int act,
-                                      double slope) {
+__device__ void instance_norm_forward(const T* x, T* y, int h, int w, int pad, int mode,
+                                      double eps, int act, double slope) {
     __shared__ double shared[33];
-    const long long base = (long long)blockIdx.x * len;
-    x += base;
-    y += base;
+    const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
+    x += (long long)blockIdx.x * len;
+    y += (long long)blockIdx.x * oh * ow;
     T mean, rstd;
     plane_moments(x, len, eps, shared, &mean, &rstd);
-    for (int i = threadIdx.x; i < len; i += blockDim.x)
-        y[i] = activate((x[i] - mean) * rstd, act, (T)slope);
+    if (pad == 0) {
+        for (int i = threadIdx.x; i < len; i += blockDim.x)
+            y[i] = activate((x[i] - mean) * rstd, act, (T)slope);
+        return;
+    }
+    for (int o = threadIdx.x; o < oh * ow; o += blockDim.x) {
+        const int sr = pad_source(o / ow, h, pad, mode), sc = pad_source(o % ow, w, pad, mode);
+        y[o] = (sr < 0 || sc < 0) ? T(0)
+                                  : activate((x[sr * w + sc] - mean) * rstd, act, (T)slope);
+    }
 }
 
-// With z = (x - mean) * rstd and dz = dy * act'(z): dx = rstd * (dz - mean(dz) - z * mean(dz z)).
+// The input gradient of `instance_norm_forward` (with its padding), from the gradient `g` of its
+// output. With z = (x - mean) * rstd and dz = dy * act'(z), where dy is g gathered back through
+// the padding: dx = rstd * (dz - mean(dz) - z * mean(dz z)).
 template <typename T>
-__device__ void instance_norm_backward(const T* x, const T* g, T* dx, int len, double eps,
-                                       int act, double slope) {
+__device__ void instance_norm_backward(const T* x, const T* g, T* dx, int h, int w, int pad,
+                                       int mode, double eps, int act, double slope) {
     __shared__ double shared[33];
+    const int len = h * w, ow = w + 2 * pad;
     const long long base = (long long)blockIdx.x * len;
     x += base;
-    g += base;
     dx += base;
+    g += (long long)blockIdx.x * (h + 2 * pad) * ow;
     T mean, rstd;
     plane_moments(x, len, eps, shared, &mean, &rstd);
+    // dy at unpadded position i, computed in each pass rather than stored.
+    auto dy = [&](int i) {
+        return pad == 0 ? g[i] : gather_padded(g, i / w, i % w, h, w, ow, pad, mode);
+    };
     double sd = 0.0, sdz = 0.0;
     for (int i = threadIdx.x; i < len; i += blockDim.x) {
         const T z = (x[i] - mean) * rstd;
-        const T d = activate_grad(z, g[i], act, (T)slope);
+        const T d = activate_grad(z, dy(i), act, (T)slope);
         sd += (double)d;
         sdz += (double)(d * z);
     }
@@ -188,7 +213,7 @@ __device__ void instance_norm_backward(const T* x, const T* g, T* dx, int len, d
     const T mean_dz = (T)(block_sum(sdz, shared) / len);
     for (int i = threadIdx.x; i < len; i += blockDim.x) {
         const T z = (x[i] - mean) * rstd;
-        const T d = activate_grad(z, g[i], act, (T)slope);
+        const T d = activate_grad(z, dy(i), act, (T)slope);
         dx[i] = rstd * (d - mean_d - z * mean_dz);
     }
 }
@@ -255,14 +280,14 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
                                                        int h, int w, int pad, int mode) {      \
         pad2d_backward<T>(g, dx, planes, h, w, pad, mode);                                     \
     }                                                                                           \
-    extern "C" __global__ void instance_norm_forward_##SUFFIX(const T* x, T* y, int len,       \
-                                                              double eps, int act,              \
-                                                              double slope) {                   \
-        instance_norm_forward<T>(x, y, len, eps, act, slope);                                  \
+    extern "C" __global__ void instance_norm_forward_##SUFFIX(                                 \
+        const T* x, T* y, int h, int w, int pad, int mode, double eps, int act, double slope) { \
+        instance_norm_forward<T>(x, y, h, w, pad, mode, eps, act, slope);                      \
     }                                                                                           \
     extern "C" __global__ void instance_norm_backward_##SUFFIX(                                \
-        const T* x, const T* g, T* dx, int len, double eps, int act, double slope) {           \
-        instance_norm_backward<T>(x, g, dx, len, eps, act, slope);                             \
+        const T* x, const T* g, T* dx, int h, int w, int pad, int mode, double eps, int act,    \
+        double slope) {                                                                         \
+        instance_norm_backward<T>(x, g, dx, h, w, pad, mode, eps, act, slope);                 \
     }                                                                                           \
     extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long total,    \
                                                          int channels, int len) {               \

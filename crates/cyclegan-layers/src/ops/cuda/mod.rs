@@ -184,88 +184,136 @@ pub(crate) fn pad2d_backward(
     pad2d_kernel("pad2d_backward", g, gl, planes * h * w, geometry)
 }
 
-/// `activation(instance_norm(x))` over the last two dimensions of `x` `[n, c, h, w]`.
+/// The geometry of an instance norm: `planes` of `h x w`, written padded by `pad` in `mode`
+/// (`pad` 0: unpadded).
+#[derive(Clone, Copy)]
+struct NormGeometry {
+    planes: usize,
+    h: usize,
+    w: usize,
+    pad: usize,
+    mode: PaddingType,
+    eps: f64,
+    activation: Activation,
+}
+
+impl NormGeometry {
+    fn new(
+        x_dims: &[usize],
+        eps: f64,
+        activation: Activation,
+        padding: Option<(usize, PaddingType)>,
+    ) -> Result<Self> {
+        let &[n, c, h, w] = x_dims else {
+            candle_core::bail!("instance norm needs [n, c, h, w], got {x_dims:?}")
+        };
+        let (pad, mode) = padding.unwrap_or((0, PaddingType::Zero));
+        if pad > MAX_PAD {
+            candle_core::bail!("instance norm: padding {pad} exceeds the CUDA kernels' {MAX_PAD}")
+        }
+        Ok(Self {
+            planes: n * c,
+            h,
+            w,
+            pad,
+            mode,
+            eps,
+            activation,
+        })
+    }
+
+    fn padded_len(&self) -> usize {
+        self.planes * (self.h + 2 * self.pad) * (self.w + 2 * self.pad)
+    }
+
+    /// Launches norm kernel `kernel` (whose arguments are `inputs`, `output`, then this
+    /// geometry's) over one block per plane.
+    fn launch<T: DeviceRepr>(
+        &self,
+        dev: &CudaDevice,
+        kernel: &str,
+        inputs: &[&CudaView<T>],
+        output: &mut CudaSlice<T>,
+    ) -> Result<()> {
+        let func = dev.get_or_load_custom_func(kernel, MODULE, ptx::KERNELS)?;
+        let [h, w, pad] = [self.h, self.w, self.pad].map(|v| v as i32);
+        let mode = pad_mode(self.mode);
+        let (act, slope) = activation_code(self.activation);
+        let mut b = func.builder();
+        for input in inputs {
+            b.arg(*input);
+        }
+        b.arg(output)
+            .arg(&h)
+            .arg(&w)
+            .arg(&pad)
+            .arg(&mode)
+            .arg(&self.eps)
+            .arg(&act)
+            .arg(&slope);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(per_plane(self.planes, self.h * self.w)) }.w()?;
+        Ok(())
+    }
+}
+
+/// `activation(instance_norm(x))` over the last two dimensions of `x` `[n, c, h, w]`, then
+/// `padding` (`(pad, mode)`), if any, in the same kernel.
 pub(crate) fn instance_norm_forward(
     x: &CudaStorage,
     xl: &Layout,
     eps: f64,
     activation: Activation,
+    padding: Option<(usize, PaddingType)>,
 ) -> Result<CudaStorage> {
-    let (n, c, h, w) = xl.shape().dims4()?;
+    let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
     fn run<T: CudaDType + DeviceRepr>(
         suffix: &str,
         x: &CudaStorage,
         xl: &Layout,
-        (planes, len, eps, activation): (usize, usize, f64, Activation),
+        geometry: NormGeometry,
     ) -> Result<CudaSlice<T>> {
         let dev = &x.device;
         let x = view::<T>(x, xl)?;
-        let mut y = output::<T>(dev, planes * len)?;
-        let func = dev.get_or_load_custom_func(
-            &format!("instance_norm_forward_{suffix}"),
-            MODULE,
-            ptx::KERNELS,
-        )?;
-        let (act, slope) = activation_code(activation);
-        let len32 = len as i32;
-        let mut b = func.builder();
-        b.arg(&x)
-            .arg(&mut y)
-            .arg(&len32)
-            .arg(&eps)
-            .arg(&act)
-            .arg(&slope);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(per_plane(planes, len)) }.w()?;
+        let mut y = output::<T>(dev, geometry.padded_len())?;
+        let kernel = format!("instance_norm_forward_{suffix}");
+        geometry.launch(dev, &kernel, &[&x], &mut y)?;
         Ok(y)
     }
-    dispatch_float!(x, run(x, xl, (n * c, h * w, eps, activation)))
+    dispatch_float!(x, run(x, xl, geometry))
 }
 
-/// The input gradient of [`instance_norm_forward`], from `(x, grad)`.
+/// The input gradient of [`instance_norm_forward`] (with the same `padding`), from `(x, grad)`.
 pub(crate) fn instance_norm_backward(
     (x, xl): (&CudaStorage, &Layout),
     (g, gl): (&CudaStorage, &Layout),
     eps: f64,
     activation: Activation,
+    padding: Option<(usize, PaddingType)>,
 ) -> Result<CudaStorage> {
-    let (n, c, h, w) = xl.shape().dims4()?;
-    if gl.dims() != xl.dims() {
+    let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
+    if gl.shape().elem_count() != geometry.padded_len() {
         candle_core::bail!(
-            "instance norm backward: gradient {:?} for input {:?}",
+            "instance norm backward: gradient {:?} for input {:?} padded by {}",
             gl.dims(),
-            xl.dims()
+            xl.dims(),
+            geometry.pad
         )
     }
     fn run<T: CudaDType + DeviceRepr>(
         suffix: &str,
         (x, xl): (&CudaStorage, &Layout),
         (g, gl): (&CudaStorage, &Layout),
-        (planes, len, eps, activation): (usize, usize, f64, Activation),
+        geometry: NormGeometry,
     ) -> Result<CudaSlice<T>> {
         let dev = &x.device;
         let (x, g) = (view::<T>(x, xl)?, view::<T>(g, gl)?);
-        let mut dx = output::<T>(dev, planes * len)?;
-        let func = dev.get_or_load_custom_func(
-            &format!("instance_norm_backward_{suffix}"),
-            MODULE,
-            ptx::KERNELS,
-        )?;
-        let (act, slope) = activation_code(activation);
-        let len32 = len as i32;
-        let mut b = func.builder();
-        b.arg(&x)
-            .arg(&g)
-            .arg(&mut dx)
-            .arg(&len32)
-            .arg(&eps)
-            .arg(&act)
-            .arg(&slope);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(per_plane(planes, len)) }.w()?;
+        let mut dx = output::<T>(dev, x.len())?;
+        let kernel = format!("instance_norm_backward_{suffix}");
+        geometry.launch(dev, &kernel, &[&x, &g], &mut dx)?;
         Ok(dx)
     }
-    dispatch_float!(x, run((x, xl), (g, gl), (n * c, h * w, eps, activation)))
+    dispatch_float!(x, run((x, xl), (g, gl), geometry))
 }
 
 /// Adds `b` `[c]` in place to every `(n, c)` plane of `y`, a fresh contiguous `[n, c, h, w]`
