@@ -28,9 +28,12 @@ def main():
     p.add_argument("--blocks", type=int, default=9)
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="torch.backends.cudnn.benchmark = True (off by default, as in the reference)")
     p.add_argument("--profile", action="store_true",
                    help="after the timed iterations, print torch.profiler's table of 3 more to stderr")
     args = p.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.manual_seed(0)
     dev = torch.device(args.device)
     g = {"netG": f"resnet_{args.blocks}blocks", "input_nc": 3, "output_nc": 3, "ngf": args.ngf, "norm": "instance",

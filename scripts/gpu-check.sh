@@ -7,9 +7,10 @@
 # quick: the tests on CUDA + one 256x256 comparison (eager PyTorch); batch1: the tests + 256x256
 # and 128x128 at batch 1 against eager and compiled PyTorch; compare: the tests + 256x256 batch 1
 # against eager and compiled (and ours with cuDNN's legacy calls), 128x128 batch 1 and 256x256
-# batch 4 against eager, and a host profile; full: batch1 plus batch 4 against eager and compiled
-# and a training run on the embedded emoji64 data (the whole goal table; about 8 minutes,
-# within one device call's 10: run it with timeout_s 590).
+# batch 4 against eager, and a host profile; full: batch1 plus 256x256 batch 4 against eager and
+# compiled, each side also with cuDNN's engines picked by timing (cudnn.benchmark), the issue's
+# whole goal table (about 8 minutes, within one device call's 10: run it with timeout_s 590);
+# train: the tests + the default training run on the embedded emoji64 data, on CUDA.
 set -uo pipefail
 MODE=${1:-full}
 OUT=${OUT:-/tmp/gpu-out}
@@ -50,13 +51,15 @@ elif [ "$MODE" = compare ]; then
   timeout 100 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3
   echo "== host profile of ours, 256x256 batch 1 (scripts/fold-report.py) =="
   timeout 60 $BIN/bench_iteration --worker 256 --device cuda --iters 30 --warmup 5 --host-profile "$OUT/host256.folded"
-else
+elif [ "$MODE" != train ]; then
   timeout 240 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
 fi
 if [ "$MODE" = full ]; then
-  timeout 150 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile
+  timeout 220 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-cudnn-benchmark
+fi
+if [ "$MODE" = train ]; then
   echo "== training on the embedded emoji64 data, on CUDA =="
-  /usr/bin/time -f "%e s wall" timeout 100 $BIN/cyclegan-train --device cuda --name gpu_emoji --checkpoints-dir /tmp/ckpt > "$OUT/train.log" 2>&1
+  /usr/bin/time -f "%e s wall" timeout 150 $BIN/cyclegan-train --device cuda --name gpu_emoji --checkpoints-dir /tmp/ckpt > "$OUT/train.log" 2>&1
   tail -5 "$OUT/train.log"
   cp /tmp/ckpt/gpu_emoji/metrics.jsonl /tmp/ckpt/gpu_emoji/loss_log.jsonl "$OUT/" 2>/dev/null
   cat "$OUT/metrics.jsonl" 2>/dev/null | tail -3

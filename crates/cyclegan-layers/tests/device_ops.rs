@@ -122,6 +122,42 @@ fn convolutions_match_the_cpu() -> Result<()> {
     Ok(())
 }
 
+/// Turns cuDNN's benchmark mode on while alive, off when dropped (also on a failed assertion).
+struct CudnnBenchmark;
+
+impl CudnnBenchmark {
+    fn on() -> Self {
+        ops::set_cudnn_benchmark(true);
+        Self
+    }
+}
+
+impl Drop for CudnnBenchmark {
+    fn drop(&mut self) {
+        ops::set_cudnn_benchmark(false);
+    }
+}
+
+/// With engines picked by timing (on CUDA; shapes of their own, so that no other test's plans
+/// are reused), every pass still matches the CPU.
+#[test]
+fn convolutions_with_engines_picked_by_timing_match_the_cpu() -> Result<()> {
+    let _benchmark = CudnnBenchmark::on();
+    let conv = |t: &[Tensor]| ops::conv2d(&t[0], &t[1], Some(&t[2]), 1, 1);
+    check(
+        "conv2d 5->7 11x11 k3 s1 p1, benchmark",
+        &[&[2, 5, 11, 11], &[7, 5, 3, 3], &[7]],
+        &conv,
+    )?;
+    let up = |t: &[Tensor]| ops::conv_transpose2d(&t[0], &t[1], Some(&t[2]), 2, 1, 1);
+    check(
+        "conv_transpose2d 7->5 6x6 k3 s2, benchmark",
+        &[&[2, 7, 6, 6], &[7, 5, 3, 3], &[5]],
+        &up,
+    )?;
+    Ok(())
+}
+
 #[test]
 fn transposed_convolutions_match_the_cpu() -> Result<()> {
     // (cin, cout, side, k, stride, pad, output_pad): the ResNet and U-Net upsampling layers.

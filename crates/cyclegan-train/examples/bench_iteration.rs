@@ -12,7 +12,9 @@
 //! architecture is the reference's: resnet_9blocks, basic D, instance norm, ngf = ndf = 64,
 //! pool 50, f32, batch `--batch`, on `--device` (cpu, cuda). `--with-stock` adds a run of
 //! this project with its fast kernels off (stock candle operations); `--with-legacy-cudnn` one
-//! with cuDNN's legacy routines instead of cached execution plans. Each child of ours also
+//! with cuDNN's legacy routines instead of cached execution plans; `--with-cudnn-benchmark` runs
+//! of both sides with cuDNN engines picked by timing (`set_cudnn_benchmark`, PyTorch's
+//! `cudnn.benchmark`; a worker takes it as `--cudnn-benchmark`). Each child of ours also
 //! reports its main thread's CPU seconds and voluntary context switches per iteration (on a GPU
 //! CUDA's synchronisation spins, so the CPU figure bounds the host's own work from above).
 //! `--host-profile FILE` (a build with `--features host-profile`, one `--worker` child) samples
@@ -236,6 +238,7 @@ fn main() -> anyhow::Result<()> {
         let device = cyclegan_translate::parse_device(&arg(&args, "--device", "cpu".to_string()))
             .map_err(anyhow::Error::msg)?;
         let fast = !args.iter().any(|a| a == "--stock");
+        cyclegan_layers::ops::set_cudnn_benchmark(args.iter().any(|a| a == "--cudnn-benchmark"));
         let host_profile = value(&args, "--host-profile");
         return worker(
             (size.parse()?, batch),
@@ -282,6 +285,13 @@ fn main() -> anyhow::Result<()> {
         if args.iter().any(|a| a == "--with-legacy-cudnn") {
             sides.push(("ours, legacy cuDNN calls", vec![]));
         }
+        if args.iter().any(|a| a == "--with-cudnn-benchmark") {
+            sides.push(("ours, cudnn.benchmark", vec![]));
+            sides.push(("pytorch eager, cudnn.benchmark", vec![]));
+            if compiled {
+                sides.push(("pytorch compiled, cudnn.benchmark", vec![]));
+            }
+        }
         for round in 0..rounds {
             let common = [
                 "--iters".to_string(),
@@ -293,7 +303,6 @@ fn main() -> anyhow::Result<()> {
                 "--batch".into(),
                 batch.to_string(),
             ];
-            let mut line = format!("  {size}x{size} round {round}:");
             for (name, runs) in sides.iter_mut() {
                 let mut cmd = if name.starts_with("ours") {
                     let mut c = Command::new(&exe);
@@ -304,6 +313,9 @@ fn main() -> anyhow::Result<()> {
                     if name.contains("legacy") {
                         c.env("CYCLEGAN_CUDNN_LEGACY", "1");
                     }
+                    if name.contains("benchmark") {
+                        c.arg("--cudnn-benchmark");
+                    }
                     c
                 } else {
                     let mut c = Command::new("python3");
@@ -313,21 +325,29 @@ fn main() -> anyhow::Result<()> {
                     if name.contains("compiled") {
                         c.arg("--compile");
                     }
+                    if name.contains("benchmark") {
+                        c.arg("--cudnn-benchmark");
+                    }
                     c
                 };
-                // A side that fails (out of memory, say) is reported and left out.
+                // A side that fails (out of memory, say) is reported and left out. Each side's
+                // line is printed as it ends, so a run cut short by a time limit keeps them.
                 match run_child(&mut cmd, gpu) {
                     Ok(run) => {
-                        line += &format!(" {name} {:?} s;", all_times(std::slice::from_ref(&run)));
+                        let times = all_times(std::slice::from_ref(&run));
+                        let gpu_mb = run["peak_gpu_driver_mb"]
+                            .as_f64()
+                            .map(|mb| format!(", peak GPU memory {mb:.0} MiB"))
+                            .unwrap_or_default();
+                        println!("  {size}x{size} round {round}: {name} {times:?} s{gpu_mb}");
                         runs.push(run);
                     }
                     Err(e) => {
                         let first = e.to_string().lines().next().unwrap_or_default().to_string();
-                        line += &format!(" {name} FAILED ({first});");
+                        println!("  {size}x{size} round {round}: {name} FAILED ({first})");
                     }
                 }
             }
-            println!("{line}");
         }
         let ours = median(all_times(&sides[0].1));
         for (name, runs) in sides.iter().filter(|(_, runs)| !runs.is_empty()) {

@@ -184,6 +184,10 @@ pub struct Cli {
     /// trainer by default, allow: several times faster, about 3 significant digits per product).
     #[arg(long = "no-tf32", alias = "no_tf32")]
     pub no_tf32: bool,
+    /// On CUDA, time cuDNN's best-ranked engines for each convolution shape once and run the
+    /// fastest, as PyTorch's `cudnn.benchmark` (off: its heuristic's first choice, reproducible).
+    #[arg(long = "cudnn-benchmark", alias = "cudnn_benchmark")]
+    pub cudnn_benchmark: bool,
 }
 
 /// The fully resolved configuration of a run, saved as `options.json` in the run folder.
@@ -215,6 +219,10 @@ pub struct TrainConfig {
     /// Whether f32 convolutions on CUDA may use TF32 (`--no-tf32` turns it off).
     #[serde(default = "tf32_default")]
     pub tf32: bool,
+    /// Whether cuDNN picks each convolution's engine by timing (`--cudnn-benchmark`; this
+    /// invocation's choice, not kept on resuming).
+    #[serde(default)]
+    pub cudnn_benchmark: bool,
 }
 
 /// TF32 on, as in PyTorch (and for options files written before the option existed).
@@ -274,6 +282,7 @@ impl TrainConfig {
             progress: true,
             embedded: false,
             tf32: true,
+            cudnn_benchmark: false,
         }
     }
 
@@ -404,6 +413,7 @@ impl TrainConfig {
         c.translate_test |= cli.translate_test;
         c.progress = !cli.no_progress;
         c.tf32 &= !cli.no_tf32;
+        c.cudnn_benchmark = cli.cudnn_benchmark;
         c.validate()?;
         Ok(c)
     }
@@ -515,5 +525,16 @@ mod tests {
         saved.as_object_mut().unwrap().remove("tf32");
         let old: TrainConfig = serde_json::from_value(saved).unwrap();
         assert!(old.tf32, "an options file without the field");
+    }
+
+    #[test]
+    fn cudnn_benchmark_is_off_unless_asked_and_old_options_files_read() {
+        assert!(!resolve(&[]).cudnn_benchmark);
+        assert!(resolve(&["--cudnn-benchmark"]).cudnn_benchmark);
+        assert!(resolve(&["--cudnn_benchmark"]).cudnn_benchmark);
+        let mut saved = serde_json::to_value(resolve(&["--cudnn-benchmark"])).unwrap();
+        saved.as_object_mut().unwrap().remove("cudnn_benchmark");
+        let old: TrainConfig = serde_json::from_value(saved).unwrap();
+        assert!(!old.cudnn_benchmark, "an options file without the field");
     }
 }

@@ -121,6 +121,23 @@ pub fn cuda_tf32() -> bool {
     CUDA_TF32.load(Ordering::Relaxed)
 }
 
+static CUDNN_BENCHMARK: AtomicBool = AtomicBool::new(false);
+
+/// Makes cuDNN convolutions on CUDA time the engines its heuristics rank first (up to eight per
+/// pass and shape, on scratch buffers, the first time each shape runs) and keep the fastest,
+/// like PyTorch's `torch.backends.cudnn.benchmark`; off by default, as there, where the
+/// heuristics' first choice runs. Set it before the first convolution: a shape's choice is
+/// kept for the process's life. The choice can differ between runs (timings vary), so results
+/// are reproducible only with it off. Without the `cudnn` feature it does nothing.
+pub fn set_cudnn_benchmark(enabled: bool) {
+    CUDNN_BENCHMARK.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether cuDNN convolutions pick their engines by timing them (see [`set_cudnn_benchmark`]).
+pub fn cudnn_benchmark() -> bool {
+    CUDNN_BENCHMARK.load(Ordering::Relaxed)
+}
+
 /// The convolution algorithms cuDNN's heuristics chose on the calling thread so far, one line
 /// per pass and shape (for diagnostics; empty without the `cudnn` feature).
 pub fn cudnn_algorithms() -> Vec<String> {

@@ -345,16 +345,11 @@ thread_local! {
         RefCell::new(HashMap::new());
 }
 
-/// What an algorithm choice depends on.
+/// What an algorithm choice depends on: the device and the problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct AlgoKey {
     device: DeviceId,
-    pass: Pass,
-    shapes: [[usize; 4]; 3],
-    stride: usize,
-    pad: usize,
-    double: bool,
-    tf32: bool,
+    problem: plan::Problem,
 }
 
 #[derive(Clone, Copy)]
@@ -381,7 +376,7 @@ pub(crate) fn chosen_algorithms() -> Vec<String> {
         let mut lines: Vec<String> = a
             .borrow()
             .iter()
-            .map(|(k, (algo, _))| {
+            .map(|(AlgoKey { problem: k, .. }, (algo, _))| {
                 let algo = match algo {
                     Algo::Forward(a) => format!("{a:?}"),
                     Algo::BackwardData(a) => format!("{a:?}"),
@@ -438,15 +433,13 @@ fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<Rc<plan::Plan>> {
         handles.borrow_mut().insert(dev.id(), h.clone());
         h
     })?;
-    let problem = plan::Problem {
-        pass: key.pass,
-        shapes: key.shapes,
-        stride: key.stride,
-        pad: key.pad,
-        double: key.double,
-        tf32: key.tf32,
+    let limit = if crate::ops::cudnn_benchmark() {
+        BENCHMARK_ENGINES
+    } else {
+        1
     };
-    let built = plan::Plan::build(&handle, &problem)
+    let built = plan::Plan::build(&handle, &key.problem, limit)
+        .and_then(|plans| fastest(dev, &key.problem, plans))
         .map(Rc::new)
         .map_err(|e| {
             tracing::warn!(
@@ -456,6 +449,86 @@ fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<Rc<plan::Plan>> {
         });
     PLANS.with(|p| p.borrow_mut().insert(key, built.clone()));
     built.ok()
+}
+
+/// How many engines, in cuDNN's heuristic order, a benchmark times per shape.
+const BENCHMARK_ENGINES: usize = 8;
+
+/// The workspace a benchmark lets an engine take beyond the heuristic's first choice's, so
+/// that a faster engine does not raise the peak memory much.
+const BENCHMARK_WORKSPACE: usize = 64 << 20;
+
+/// The fastest of `plans` (for [`crate::ops::set_cudnn_benchmark`]; the first when there is one)
+/// on scratch buffers of the problem's shapes, timed with CUDA events: a warm-up run, then three
+/// timed ones. This synchronises with the device, once per shape.
+fn fastest(
+    dev: &CudaDevice,
+    problem: &plan::Problem,
+    mut plans: Vec<plan::Plan>,
+) -> Result<plan::Plan> {
+    use candle_core::cuda_backend::cudarc::driver::sys::CUevent_flags;
+    use candle_core::cuda_backend::WrapErr;
+    let cap = plans
+        .first()
+        .map_or(0, |p| p.workspace)
+        .max(BENCHMARK_WORKSPACE);
+    plans.retain(|p| p.workspace <= cap);
+    if plans.len() <= 1 {
+        return plans
+            .pop()
+            .ok_or_else(|| candle_core::Error::Msg("no cuDNN plan to benchmark".into()));
+    }
+    let elem = if problem.double { 8 } else { 4 };
+    let buffer = |d: [usize; 4]| dev.alloc_zeros::<u8>(d.iter().product::<usize>() * elem);
+    let [xs, ws, ys] = problem.shapes;
+    let (mut x, mut w, mut y) = (buffer(xs)?, buffer(ws)?, buffer(ys)?);
+    let mut space = workspace(dev, plans.iter().map(|p| p.workspace).max().unwrap_or(0))?;
+    let stream = dev.cuda_stream();
+    let (px, _sync_x) = x.device_ptr_mut(&stream);
+    let (pw, _sync_w) = w.device_ptr_mut(&stream);
+    let (py, _sync_y) = y.device_ptr_mut(&stream);
+    let (pspace, _sync_space) = match space.as_mut() {
+        Some(s) => {
+            let (p, sync) = s.device_ptr_mut(&stream);
+            (p, Some(sync))
+        }
+        None => (0, None),
+    };
+    let pointers = [px, pw, py].map(|p| p as *mut c_void);
+    let time = |plan: &plan::Plan| -> Result<f32> {
+        // SAFETY: the buffers have the plan's shapes and type, fresh allocations are aligned,
+        // and the workspace is the largest any of the plans needs.
+        unsafe { plan.execute(pointers, pspace as *mut c_void) }?;
+        let start = stream
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .w()?;
+        for _ in 0..3 {
+            // SAFETY: as above.
+            unsafe { plan.execute(pointers, pspace as *mut c_void) }?;
+        }
+        let end = stream
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .w()?;
+        start.elapsed_ms(&end).w()
+    };
+    let mut best: Option<(f32, usize)> = None;
+    let mut report = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        match time(plan) {
+            Ok(ms) => {
+                report.push(format!("engine {} {:.3} ms", plan.engine, ms / 3.0));
+                if best.is_none_or(|(fastest, _)| ms < fastest) {
+                    best = Some((ms, i));
+                }
+            }
+            Err(e) => report.push(format!("engine {} failed: {e}", plan.engine)),
+        }
+    }
+    tracing::debug!("cuDNN benchmark of {problem:?}: {}", report.join(", "));
+    match best {
+        Some((_, i)) => Ok(plans.swap_remove(i)),
+        None => candle_core::bail!("no cuDNN plan ran: {}", report.join(", ")),
+    }
 }
 
 /// The cached algorithm for `key` and its workspace size in bytes, or `pick()`'s choice,
@@ -476,7 +549,8 @@ fn dims(d: [usize; 4]) -> [i32; 4] {
 }
 
 /// Runs `plan` of `pass` on the routine's two inputs `(a, b)` into a fresh output of `out_len`
-/// elements; `None` when a pointer is less aligned than plans are built for.
+/// elements; `None` when a buffer is less aligned than plans are built for (the inputs are
+/// checked before anything is allocated; fresh allocations are aligned to 256 bytes).
 fn launch_planned<T: DeviceRepr>(
     dev: &CudaDevice,
     plan: &plan::Plan,
@@ -484,13 +558,21 @@ fn launch_planned<T: DeviceRepr>(
     (a, b): (&CudaView<T>, &CudaView<T>),
     out_len: usize,
 ) -> Result<Option<CudaSlice<T>>> {
+    let aligned = |pointers: &[u64]| {
+        pointers
+            .iter()
+            .all(|&p| (p as usize).is_multiple_of(plan::ALIGNMENT))
+    };
+    let stream = dev.cuda_stream();
+    let (pa, _sync_a) = a.device_ptr(&stream);
+    let (pb, _sync_b) = b.device_ptr(&stream);
+    if !aligned(&[pa, pb]) {
+        return Ok(None);
+    }
     // SAFETY: the plan writes `out` in full (beta = 0) before anything reads it.
     let mut out = unsafe { dev.alloc::<T>(out_len)? };
     let mut space = workspace(dev, plan.workspace)?;
-    let stream = dev.cuda_stream();
-    let ran = {
-        let (pa, _sync_a) = a.device_ptr(&stream);
-        let (pb, _sync_b) = b.device_ptr(&stream);
+    {
         let (po, _sync_o) = out.device_ptr_mut(&stream);
         let (pw, _sync_w) = match space.as_mut() {
             Some(w) => {
@@ -499,23 +581,20 @@ fn launch_planned<T: DeviceRepr>(
             }
             None => (0, None),
         };
+        if !aligned(&[po, pw]) {
+            return Ok(None);
+        }
         // The variant pack's order is (x, w, y) in the routine's roles.
         let pointers = match pass {
             Pass::Forward => [pa, pb, po],
             Pass::BackwardData => [po, pb, pa],
             Pass::BackwardFilter => [pa, po, pb],
         };
-        let aligned = pointers
-            .iter()
-            .all(|&p| (p as usize).is_multiple_of(plan::ALIGNMENT));
-        aligned.then(|| {
-            let pointers = pointers.map(|p| p as *mut c_void);
-            // SAFETY: the pointers are the live buffers of the plan's shapes and type, aligned
-            // as checked, and the workspace has the plan's size.
-            unsafe { plan.execute(pointers, pw as *mut c_void) }
-        })
-    };
-    ran.transpose().map(|done| done.map(|()| out))
+        // SAFETY: the pointers are the live buffers of the plan's shapes and type, aligned as
+        // checked, and the workspace has the plan's size.
+        unsafe { plan.execute(pointers.map(|p| p as *mut c_void), pw as *mut c_void) }?;
+    }
+    Ok(Some(out))
 }
 
 /// Runs the op's cuDNN routine on contiguous `a`, `b` of type `T`; `shapes` are `(x, w, y)`.
@@ -530,12 +609,14 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
     let tf32 = !double && crate::ops::cuda_tf32();
     let key = AlgoKey {
         device: dev.id(),
-        pass: op.pass,
-        shapes,
-        stride: op.stride,
-        pad: op.pad,
-        double,
-        tf32,
+        problem: plan::Problem {
+            pass: op.pass,
+            shapes,
+            stride: op.stride,
+            pad: op.pad,
+            double,
+            tf32,
+        },
     };
     let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
     let len = |d: [usize; 4]| d.iter().product::<usize>();

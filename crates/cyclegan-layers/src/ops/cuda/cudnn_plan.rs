@@ -133,6 +133,7 @@ impl Drop for Handle {
 
 /// What a plan computes: one routine of a convolution `x [n, cin, h, w]` * `w [cout, cin, k, k]`
 /// -> `y`, zero padding `pad`, `stride`, in `f32` or `f64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Problem {
     pub pass: Pass,
     pub shapes: [[usize; 4]; 3],
@@ -152,7 +153,9 @@ pub(crate) struct Plan {
     pub workspace: usize,
     /// cuDNN's global index of the engine it runs, for reports.
     pub engine: i64,
-    _parts: Vec<Descriptor>,
+    _engine: Descriptor,
+    /// The problem's descriptors, shared by the plans of its engines.
+    _parts: Rc<Vec<Descriptor>>,
     handle: Rc<Handle>,
 }
 
@@ -247,9 +250,10 @@ fn engine_qualifies(engine: &Descriptor, problem: &Problem) -> bool {
 }
 
 impl Plan {
-    /// The plan of the first engine in cuDNN's heuristic order (what PyTorch runs without
-    /// `cudnn.benchmark`) that qualifies for `problem` and builds.
-    pub(crate) fn build(handle: &Rc<Handle>, problem: &Problem) -> Result<Self> {
+    /// The plans of the first `limit` engines in cuDNN's heuristic order that qualify for
+    /// `problem` and build: the first is what PyTorch runs without `cudnn.benchmark`, the others
+    /// are what a benchmark chooses among. At least one, or an error.
+    pub(crate) fn build(handle: &Rc<Handle>, problem: &Problem, limit: usize) -> Result<Vec<Self>> {
         let [xs, ws, ys] = problem.shapes;
         let double = problem.double;
         let (x, w, y) = (
@@ -380,7 +384,11 @@ impl Plan {
         let count = heuristics.get(Attr::CUDNN_ATTR_ENGINEHEUR_RESULTS, descriptor, &mut raw)?;
 
         let mut last_error = None;
+        let mut built = Vec::new();
         for config in configs.iter().take(count) {
+            if built.len() >= limit {
+                break;
+            }
             let engine = Descriptor::new(Kind::CUDNN_BACKEND_ENGINE_DESCRIPTOR)?;
             let mut raw_engine = [engine.0];
             if config
@@ -424,20 +432,28 @@ impl Plan {
                 Type::CUDNN_TYPE_INT64,
                 &mut workspace,
             )?;
-            let mut parts = vec![x, w, y, conv, op, graph, heuristics, engine];
-            parts.extend(configs);
-            return Ok(Self {
+            built.push((plan, workspace[0].max(0) as usize, index[0], engine));
+        }
+        if built.is_empty() {
+            return match last_error {
+                Some(e) => Err(e),
+                None => candle_core::bail!("cuDNN offers no qualifying engine among {count}"),
+            };
+        }
+        let mut parts = vec![x, w, y, conv, op, graph, heuristics];
+        parts.extend(configs);
+        let parts = Rc::new(parts);
+        Ok(built
+            .into_iter()
+            .map(|(plan, workspace, engine, engine_descriptor)| Self {
                 plan,
-                workspace: workspace[0].max(0) as usize,
-                engine: index[0],
-                _parts: parts,
+                workspace,
+                engine,
+                _engine: engine_descriptor,
+                _parts: parts.clone(),
                 handle: handle.clone(),
-            });
-        }
-        match last_error {
-            Some(e) => Err(e),
-            None => candle_core::bail!("cuDNN offers no qualifying engine among {count}"),
-        }
+            })
+            .collect())
     }
 
     /// Runs the plan on the stream of the handle it was built on.
