@@ -13,7 +13,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::cpu::norm::{instance_norm_pad_forward, InstanceNorm, InstanceNormBackward};
-use super::cpu::pad::{Pad2d, Pad2dBackward};
+use super::cpu::pad::Pad2d;
 
 /// The forward methods of candle's custom ops for one storage type (CPU or CUDA), so that the
 /// fused ops chain their stages once for both.
@@ -162,8 +162,9 @@ impl CustomOp1 for Stages {
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         if let (Some(norm), Some(pad)) = (self.norm, self.pad) {
             let grad = grad.contiguous()?;
+            let pad = Some(pad);
             return x
-                .apply_op2_no_bwd(&grad, &NormPadBackward { norm, pad })
+                .apply_op2_no_bwd(&grad, &InstanceNormBackward { norm, pad })
                 .map(Some);
         }
         // Neither stage's backward pass reads its result (`res` merely fills the argument), and
@@ -176,51 +177,6 @@ impl CustomOp1 for Stages {
             (Some(d), Some(norm)) => norm.bwd(x, res, &d),
             (d, _) => Ok(d),
         }
-    }
-}
-
-/// The input gradient of [`Stages`] with a norm and a padding, from `(x, grad)`: on CUDA one
-/// kernel, on the CPU the padding's and the norm's backward passes in turn.
-#[derive(Clone, Copy, Debug)]
-struct NormPadBackward {
-    norm: InstanceNorm,
-    pad: Pad2d,
-}
-
-impl CustomOp2 for NormPadBackward {
-    fn name(&self) -> &'static str {
-        "instance-norm-pad-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        x: &CpuStorage,
-        xl: &Layout,
-        g: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (h, w) = Pad2d::hw(xl)?;
-        let (d_normed, shape) = Pad2dBackward {
-            pad: self.pad,
-            h,
-            w,
-        }
-        .cpu_fwd(g, gl)?;
-        InstanceNormBackward(self.norm).cpu_fwd(x, xl, &d_normed, &Layout::contiguous(shape))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        x: &candle_core::CudaStorage,
-        xl: &Layout,
-        g: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let padding = Some((self.pad.pad, self.pad.mode));
-        let (eps, act) = (self.norm.eps, self.norm.activation);
-        let dx = super::cuda::instance_norm_backward((x, xl), (g, gl), eps, act, padding)?;
-        Ok((dx, xl.shape().clone()))
     }
 }
 

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::pad::{fill_row_borders, sources, Pad2d};
+use super::pad::{fill_row_borders, sources, Pad2d, Pad2dBackward};
 use super::{contiguous, dispatch_float, Float};
 use crate::ops::Activation;
 
@@ -281,13 +281,21 @@ impl CustomOp1 for InstanceNorm {
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let grad = grad.contiguous()?;
-        x.apply_op2_no_bwd(&grad, &InstanceNormBackward(*self))
-            .map(Some)
+        let op = InstanceNormBackward {
+            norm: *self,
+            pad: None,
+        };
+        x.apply_op2_no_bwd(&grad, &op).map(Some)
     }
 }
 
-/// The input gradient of an [`InstanceNorm`], from `(x, grad)`.
-pub(crate) struct InstanceNormBackward(pub InstanceNorm);
+/// The input gradient of an [`InstanceNorm`], from `(x, grad)`; with `pad`, that of the norm
+/// followed by the padding, from the padded output's gradient (on the CPU the padding's backward
+/// pass, then the norm's; on CUDA one kernel).
+pub(crate) struct InstanceNormBackward {
+    pub norm: InstanceNorm,
+    pub pad: Option<Pad2d>,
+}
 
 fn instance_norm_backward<T: Float>(
     op: &InstanceNorm,
@@ -317,7 +325,15 @@ impl CustomOp2 for InstanceNormBackward {
         g: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let dx = dispatch_float!(x, instance_norm_backward(&self.0, (x, xl), (g, gl)))?;
+        let dx = match self.pad {
+            Some(pad) => {
+                let (h, w) = Pad2d::hw(xl)?;
+                let (dy, shape) = Pad2dBackward { pad, h, w }.cpu_fwd(g, gl)?;
+                let dyl = Layout::contiguous(shape);
+                dispatch_float!(x, instance_norm_backward(&self.norm, (x, xl), (&dy, &dyl)))?
+            }
+            None => dispatch_float!(x, instance_norm_backward(&self.norm, (x, xl), (g, gl)))?,
+        };
         Ok((dx, xl.shape().clone()))
     }
 
@@ -329,8 +345,9 @@ impl CustomOp2 for InstanceNormBackward {
         g: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (eps, act) = (self.0.eps, self.0.activation);
-        let dx = crate::ops::cuda::instance_norm_backward((x, xl), (g, gl), eps, act, None)?;
+        let (eps, act) = (self.norm.eps, self.norm.activation);
+        let padding = self.pad.map(|p| (p.pad, p.mode));
+        let dx = crate::ops::cuda::instance_norm_backward((x, xl), (g, gl), eps, act, padding)?;
         Ok((dx, xl.shape().clone()))
     }
 }

@@ -48,7 +48,7 @@ impl Pad2d {
         self.mode != PaddingType::Reflect || (self.pad < *h && self.pad < *w)
     }
 
-    pub(crate) fn hw(layout: &Layout) -> Result<(usize, usize)> {
+    pub(super) fn hw(layout: &Layout) -> Result<(usize, usize)> {
         match layout.dims() {
             [.., h, w] => Ok((*h, *w)),
             dims => candle_core::bail!("pad2d needs at least 2 dimensions, got {dims:?}"),
@@ -117,7 +117,7 @@ impl CustomOp1 for Pad2d {
 }
 
 /// The input gradient of a [`Pad2d`] of an `[.., h, w]` input, from the output gradient.
-pub(crate) struct Pad2dBackward {
+pub(super) struct Pad2dBackward {
     pub pad: Pad2d,
     pub h: usize,
     pub w: usize,

@@ -18,7 +18,7 @@ use candle_core::cuda_backend::cudarc::cudnn::{
     sys, ConvBackwardData, ConvBackwardFilter, ConvForward, Cudnn, CudnnDataType,
 };
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaSlice, CudaView, DevicePtr, DevicePtrMut, DeviceRepr,
+    CudaSlice, CudaStream, CudaView, DevicePtr, DevicePtrMut, DeviceRepr, SyncOnDrop,
 };
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, DeviceId};
 use candle_core::{
@@ -487,13 +487,7 @@ fn fastest(
     let (px, _sync_x) = x.device_ptr_mut(&stream);
     let (pw, _sync_w) = w.device_ptr_mut(&stream);
     let (py, _sync_y) = y.device_ptr_mut(&stream);
-    let (pspace, _sync_space) = match space.as_mut() {
-        Some(s) => {
-            let (p, sync) = s.device_ptr_mut(&stream);
-            (p, Some(sync))
-        }
-        None => (0, None),
-    };
+    let (pspace, _sync_space) = workspace_pointer(&mut space, &stream);
     let pointers = [px, pw, py].map(|p| p as *mut c_void);
     let time = |plan: &plan::Plan| -> Result<f32> {
         // SAFETY: the buffers have the plan's shapes and type, fresh allocations are aligned,
@@ -574,13 +568,7 @@ fn launch_planned<T: DeviceRepr>(
     let mut space = workspace(dev, plan.workspace)?;
     {
         let (po, _sync_o) = out.device_ptr_mut(&stream);
-        let (pw, _sync_w) = match space.as_mut() {
-            Some(w) => {
-                let (p, sync) = w.device_ptr_mut(&stream);
-                (p, Some(sync))
-            }
-            None => (0, None),
-        };
+        let (pw, _sync_w) = workspace_pointer(&mut space, &stream);
         if !aligned(&[po, pw]) {
             return Ok(None);
         }
@@ -726,6 +714,20 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
             unsafe { routine.launch(algo, workspace.as_mut(), scale, &a, &mut out, &b) }?;
             Ok(out)
         }
+    }
+}
+
+/// The device pointer of a workspace (null for none) and its guard.
+fn workspace_pointer<'a>(
+    space: &'a mut Option<CudaSlice<u8>>,
+    stream: &'a CudaStream,
+) -> (u64, Option<SyncOnDrop<'a>>) {
+    match space.as_mut() {
+        Some(s) => {
+            let (p, sync) = s.device_ptr_mut(stream);
+            (p, Some(sync))
+        }
+        None => (0, None),
     }
 }
 
