@@ -276,8 +276,15 @@ fn fused_prologues_and_residual_adds_match_the_cpu() -> Result<()> {
         &[&[2, 8, 5, 5], &[8, 4, 3, 3], &[4]],
         &op,
     )?;
+    // A contiguous residual (on CUDA one kernel) and a strided one (the norm, then the add).
     let op = |t: &[Tensor]| ops::instance_norm_add(&t[0], ops::NORM_EPS, &t[1]);
     check("instance_norm_add", &[&[2, 3, 7, 9], &[2, 3, 7, 9]], &op)?;
+    let op = |t: &[Tensor]| ops::instance_norm_add(&t[0], ops::NORM_EPS, &t[1].transpose(2, 3)?);
+    check(
+        "instance_norm_add, strided residual",
+        &[&[2, 3, 7, 9], &[2, 3, 9, 7]],
+        &op,
+    )?;
     Ok(())
 }
 

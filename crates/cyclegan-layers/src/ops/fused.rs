@@ -292,7 +292,7 @@ impl<C: CustomOp3> CustomOp3 for FusedConv<C> {
 }
 
 /// `residual + instance_norm(x)` (no activation) as one op on `(x, residual)`: the residual
-/// blocks' last layer, without storing the norm's output.
+/// blocks' last layer, without storing the norm's output (on CUDA one kernel).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct NormAdd(pub InstanceNorm);
 
@@ -329,6 +329,12 @@ impl CustomOp2 for NormAdd {
         r: &candle_core::CudaStorage,
         rl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
+        // One kernel where the residual is contiguous (a strided one takes the two ops).
+        if rl.is_contiguous() && rl.dims() == xl.dims() {
+            let (eps, act) = (self.0.eps, self.0.activation);
+            let y = super::cuda::instance_norm_add_forward((x, xl), (r, rl), eps, act)?;
+            return Ok((y, xl.shape().clone()));
+        }
         self.forward((x, xl), (r, rl))
     }
 

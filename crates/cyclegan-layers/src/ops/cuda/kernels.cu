@@ -162,25 +162,28 @@ __device__ void plane_moments(const T* x, int len, double eps, double* shared, T
 
 // One block per (n, c) plane of h x w elements, written padded by `pad` in `mode` (none when
 // `pad` is 0): each padded position is normalised from its source, so that the result is the
-// padding of the normalised plane exactly.
+// padding of the normalised plane exactly. A `residual` (null for none) of the output's shape is
+// added to it: residual + activation(norm), as the unfused addition rounds.
 template <typename T>
-__device__ void instance_norm_forward(const T* x, T* y, int h, int w, int pad, int mode,
-                                      double eps, int act, double slope) {
+__device__ void instance_norm_forward(const T* x, const T* residual, T* y, int h, int w, int pad,
+                                      int mode, double eps, int act, double slope) {
     __shared__ double shared[33];
     const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
     x += (long long)blockIdx.x * len;
     y += (long long)blockIdx.x * oh * ow;
+    if (residual) residual += (long long)blockIdx.x * oh * ow;
     T mean, rstd;
     plane_moments(x, len, eps, shared, &mean, &rstd);
-    if (pad == 0) {
-        for (int i = threadIdx.x; i < len; i += blockDim.x)
-            y[i] = activate((x[i] - mean) * rstd, act, (T)slope);
-        return;
-    }
     for (int o = threadIdx.x; o < oh * ow; o += blockDim.x) {
-        const int sr = pad_source(o / ow, h, pad, mode), sc = pad_source(o % ow, w, pad, mode);
-        y[o] = (sr < 0 || sc < 0) ? T(0)
-                                  : activate((x[sr * w + sc] - mean) * rstd, act, (T)slope);
+        T v;
+        if (pad == 0) {
+            v = activate((x[o] - mean) * rstd, act, (T)slope);
+        } else {
+            const int sr = pad_source(o / ow, h, pad, mode), sc = pad_source(o % ow, w, pad, mode);
+            v = (sr < 0 || sc < 0) ? T(0)
+                                   : activate((x[sr * w + sc] - mean) * rstd, act, (T)slope);
+        }
+        y[o] = residual ? residual[o] + v : v;
     }
 }
 
@@ -282,7 +285,12 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
     }                                                                                           \
     extern "C" __global__ void instance_norm_forward_##SUFFIX(                                 \
         const T* x, T* y, int h, int w, int pad, int mode, double eps, int act, double slope) { \
-        instance_norm_forward<T>(x, y, h, w, pad, mode, eps, act, slope);                      \
+        instance_norm_forward<T>(x, nullptr, y, h, w, pad, mode, eps, act, slope);             \
+    }                                                                                           \
+    extern "C" __global__ void instance_norm_add_forward_##SUFFIX(                             \
+        const T* x, const T* residual, T* y, int h, int w, int pad, int mode, double eps,       \
+        int act, double slope) {                                                                \
+        instance_norm_forward<T>(x, residual, y, h, w, pad, mode, eps, act, slope);            \
     }                                                                                           \
     extern "C" __global__ void instance_norm_backward_##SUFFIX(                                \
         const T* x, const T* g, T* dx, int h, int w, int pad, int mode, double eps, int act,    \

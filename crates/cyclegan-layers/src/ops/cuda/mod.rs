@@ -283,6 +283,38 @@ pub(crate) fn instance_norm_forward(
     dispatch_float!(x, run(x, xl, geometry))
 }
 
+/// `residual + activation(instance_norm(x))` (no padding) in one kernel; `r` contiguous, of
+/// `x`'s shape.
+pub(crate) fn instance_norm_add_forward(
+    (x, xl): (&CudaStorage, &Layout),
+    (r, rl): (&CudaStorage, &Layout),
+    eps: f64,
+    activation: Activation,
+) -> Result<CudaStorage> {
+    let geometry = NormGeometry::new(xl.dims(), eps, activation, None)?;
+    if rl.dims() != xl.dims() {
+        candle_core::bail!(
+            "instance norm + residual: residual {:?} for input {:?}",
+            rl.dims(),
+            xl.dims()
+        )
+    }
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &str,
+        (x, xl): (&CudaStorage, &Layout),
+        (r, rl): (&CudaStorage, &Layout),
+        geometry: NormGeometry,
+    ) -> Result<CudaSlice<T>> {
+        let dev = &x.device;
+        let (x, r) = (view::<T>(x, xl)?, view::<T>(r, rl)?);
+        let mut y = output::<T>(dev, geometry.padded_len())?;
+        let kernel = format!("instance_norm_add_forward_{suffix}");
+        geometry.launch(dev, &kernel, &[&x, &r], &mut y)?;
+        Ok(y)
+    }
+    dispatch_float!(x, run((x, xl), (r, rl), geometry))
+}
+
 /// The input gradient of [`instance_norm_forward`] (with the same `padding`), from `(x, grad)`.
 pub(crate) fn instance_norm_backward(
     (x, xl): (&CudaStorage, &Layout),
