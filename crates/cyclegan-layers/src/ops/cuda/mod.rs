@@ -78,6 +78,19 @@ macro_rules! dispatch_float {
     };
 }
 
+/// Calls `$f::<T>(suffix, &device, slice, args..)` with `$target`'s slice as `&mut CudaSlice<T>`
+/// (`f32` or `f64`) when `$other` has the same type; `$what` names the op in the error.
+macro_rules! dispatch_in_place {
+    ($what:literal, $target:expr, $other:expr, $f:ident ( $($arg:expr),* $(,)? )) => {{
+        let dev = $target.device.clone();
+        match (&mut $target.slice, &$other.slice) {
+            (CudaStorageSlice::F32(s), CudaStorageSlice::F32(_)) => $f::<f32>("f32", &dev, s, $($arg),*),
+            (CudaStorageSlice::F64(s), CudaStorageSlice::F64(_)) => $f::<f64>("f64", &dev, s, $($arg),*),
+            _ => candle_core::bail!("{} takes f32 or f64 tensors of one type", $what),
+        }
+    }};
+}
+
 fn pad_mode(mode: PaddingType) -> i32 {
     match mode {
         PaddingType::Zero => 0,
@@ -380,16 +393,7 @@ pub(crate) fn add_channel_bias_in_place(
         unsafe { builder.launch(elementwise(total)) }.w()?;
         Ok(())
     }
-    let dev = y.device.clone();
-    match (&mut y.slice, &b.slice) {
-        (CudaStorageSlice::F32(ys), CudaStorageSlice::F32(_)) => {
-            run::<f32>("f32", &dev, ys, view(b, bl)?, dims)
-        }
-        (CudaStorageSlice::F64(ys), CudaStorageSlice::F64(_)) => {
-            run::<f64>("f64", &dev, ys, view(b, bl)?, dims)
-        }
-        _ => candle_core::bail!("channel bias: f32 or f64 tensors of one type"),
-    }
+    dispatch_in_place!("channel bias", y, b, run(view(b, bl)?, dims))
 }
 
 /// The gradient of a channel bias: `g` `[n, c, h, w]` summed over all but `c`.
@@ -450,17 +454,8 @@ pub(crate) fn adam_moment(
         unsafe { b.launch(elementwise(n as usize)) }.w()?;
         Ok(())
     }
-    let dev = m.device.clone();
     let mr = range(ml)?;
-    match (&mut m.slice, &g.slice) {
-        (CudaStorageSlice::F32(ms), CudaStorageSlice::F32(_)) => {
-            run::<f32>("f32", &dev, ms, (mr, view(g, gl)?), (beta, square))
-        }
-        (CudaStorageSlice::F64(ms), CudaStorageSlice::F64(_)) => {
-            run::<f64>("f64", &dev, ms, (mr, view(g, gl)?), (beta, square))
-        }
-        _ => candle_core::bail!("fused Adam takes f32 or f64 tensors of one type"),
-    }
+    dispatch_in_place!("fused Adam", m, g, run((mr, view(g, gl)?), (beta, square)))
 }
 
 /// Adam's parameter update in place (see `cpu::adam::Apply`).
@@ -497,15 +492,11 @@ pub(crate) fn adam_apply(
         unsafe { b.launch(elementwise(n)) }.w()?;
         Ok(())
     }
-    let dev = p.device.clone();
     let pr = range(pl)?;
-    match (&mut p.slice, &m.slice) {
-        (CudaStorageSlice::F32(ps), CudaStorageSlice::F32(_)) => {
-            run::<f32>("f32", &dev, ps, (pr, view(m, ml)?, view(v, vl)?), op)
-        }
-        (CudaStorageSlice::F64(ps), CudaStorageSlice::F64(_)) => {
-            run::<f64>("f64", &dev, ps, (pr, view(m, ml)?, view(v, vl)?), op)
-        }
-        _ => candle_core::bail!("fused Adam takes f32 or f64 tensors of one type"),
-    }
+    dispatch_in_place!(
+        "fused Adam",
+        p,
+        m,
+        run((pr, view(m, ml)?, view(v, vl)?), op)
+    )
 }
