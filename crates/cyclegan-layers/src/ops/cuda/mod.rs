@@ -12,10 +12,15 @@ pub(crate) mod conv;
 mod cudnn_plan;
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig};
-use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, WrapErr};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaFunction, CudaSlice, CudaStream, CudaView, DeviceRepr, LaunchArgs, LaunchConfig,
+    PushKernelArg,
+};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, DeviceId, WrapErr};
 use candle_core::{CudaStorage, Layout, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::ops::{contiguous_range as range, Activation};
 use crate::padding::PaddingType;
@@ -26,6 +31,46 @@ mod ptx {
 
 /// The module name the kernels are cached under on each device.
 const MODULE: &str = "cyclegan_layers_kernels";
+
+/// A kernel of `kernels.cu` on a device's stream.
+struct Kernel {
+    func: CudaFunction,
+    stream: Arc<CudaStream>,
+}
+
+impl Kernel {
+    /// A launch of the kernel, to add the arguments to.
+    fn builder(&self) -> LaunchArgs<'_> {
+        self.stream.launch_builder(&self.func)
+    }
+}
+
+thread_local! {
+    /// The kernels looked up so far, by device, name and type suffix.
+    static KERNELS: RefCell<HashMap<(DeviceId, &'static str, &'static str), CudaFunction>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Kernel `{name}_{suffix}` on `dev`, looked up (and the module loaded) once per device and
+/// thread rather than at every launch.
+fn kernel(dev: &CudaDevice, name: &'static str, suffix: &'static str) -> Result<Kernel> {
+    let key = (dev.id(), name, suffix);
+    let func = match KERNELS.with(|k| k.borrow().get(&key).cloned()) {
+        Some(func) => func,
+        None => {
+            let full = format!("{name}_{suffix}");
+            let func = dev
+                .get_or_load_custom_func(&full, MODULE, ptx::KERNELS)?
+                .into_cuda_function();
+            KERNELS.with(|k| k.borrow_mut().insert(key, func.clone()));
+            func
+        }
+    };
+    Ok(Kernel {
+        func,
+        stream: dev.cuda_stream(),
+    })
+}
 
 /// Threads per block of the elementwise (padding) kernels.
 const THREADS: u32 = 256;
@@ -122,22 +167,21 @@ struct PadGeometry {
 /// Runs padding kernel `name` (`pad2d_forward` or `pad2d_backward`, which take the same
 /// arguments) from contiguous `src` into `total` fresh elements.
 fn pad2d_kernel(
-    name: &str,
+    name: &'static str,
     src: &CudaStorage,
     layout: &Layout,
     total: usize,
     geometry: PadGeometry,
 ) -> Result<CudaStorage> {
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
-        (name, src, layout, total): (&str, &CudaStorage, &Layout, usize),
+        suffix: &'static str,
+        (name, src, layout, total): (&'static str, &CudaStorage, &Layout, usize),
         g: PadGeometry,
     ) -> Result<CudaSlice<T>> {
         let dev = &src.device;
         let src = view::<T>(src, layout)?;
         let mut dst = output::<T>(dev, total)?;
-        let func =
-            dev.get_or_load_custom_func(&format!("{name}_{suffix}"), MODULE, ptx::KERNELS)?;
+        let func = kernel(dev, name, suffix)?;
         let planes = g.planes as i64;
         let (h, w, pad, mode) = (g.h as i32, g.w as i32, g.pad as i32, pad_mode(g.mode));
         let mut b = func.builder();
@@ -239,16 +283,16 @@ impl NormGeometry {
         self.planes * (self.h + 2 * self.pad) * (self.w + 2 * self.pad)
     }
 
-    /// Launches norm kernel `kernel` (whose arguments are `inputs`, `output`, then this
-    /// geometry's) over one block per plane.
+    /// Launches norm kernel `name` for type `suffix` (whose arguments are `inputs`, `output`,
+    /// then this geometry's) over one block per plane.
     fn launch<T: DeviceRepr>(
         &self,
         dev: &CudaDevice,
-        kernel: &str,
+        (name, suffix): (&'static str, &'static str),
         inputs: &[&CudaView<T>],
         output: &mut CudaSlice<T>,
     ) -> Result<()> {
-        let func = dev.get_or_load_custom_func(kernel, MODULE, ptx::KERNELS)?;
+        let func = kernel(dev, name, suffix)?;
         let [h, w, pad] = [self.h, self.w, self.pad].map(|v| v as i32);
         let mode = pad_mode(self.mode);
         let (act, slope) = activation_code(self.activation);
@@ -281,7 +325,7 @@ pub(crate) fn instance_norm_forward(
 ) -> Result<CudaStorage> {
     let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
+        suffix: &'static str,
         x: &CudaStorage,
         xl: &Layout,
         geometry: NormGeometry,
@@ -289,8 +333,7 @@ pub(crate) fn instance_norm_forward(
         let dev = &x.device;
         let x = view::<T>(x, xl)?;
         let mut y = output::<T>(dev, geometry.padded_len())?;
-        let kernel = format!("instance_norm_forward_{suffix}");
-        geometry.launch(dev, &kernel, &[&x], &mut y)?;
+        geometry.launch(dev, ("instance_norm_forward", suffix), &[&x], &mut y)?;
         Ok(y)
     }
     dispatch_float!(x, run(x, xl, geometry))
@@ -313,7 +356,7 @@ pub(crate) fn instance_norm_add_forward(
         )
     }
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
+        suffix: &'static str,
         (x, xl): (&CudaStorage, &Layout),
         (r, rl): (&CudaStorage, &Layout),
         geometry: NormGeometry,
@@ -321,8 +364,12 @@ pub(crate) fn instance_norm_add_forward(
         let dev = &x.device;
         let (x, r) = (view::<T>(x, xl)?, view::<T>(r, rl)?);
         let mut y = output::<T>(dev, geometry.padded_len())?;
-        let kernel = format!("instance_norm_add_forward_{suffix}");
-        geometry.launch(dev, &kernel, &[&x, &r], &mut y)?;
+        geometry.launch(
+            dev,
+            ("instance_norm_add_forward", suffix),
+            &[&x, &r],
+            &mut y,
+        )?;
         Ok(y)
     }
     dispatch_float!(x, run((x, xl), (r, rl), geometry))
@@ -346,7 +393,7 @@ pub(crate) fn instance_norm_backward(
         )
     }
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
+        suffix: &'static str,
         (x, xl): (&CudaStorage, &Layout),
         (g, gl): (&CudaStorage, &Layout),
         geometry: NormGeometry,
@@ -354,8 +401,7 @@ pub(crate) fn instance_norm_backward(
         let dev = &x.device;
         let (x, g) = (view::<T>(x, xl)?, view::<T>(g, gl)?);
         let mut dx = output::<T>(dev, x.len())?;
-        let kernel = format!("instance_norm_backward_{suffix}");
-        geometry.launch(dev, &kernel, &[&x, &g], &mut dx)?;
+        geometry.launch(dev, ("instance_norm_backward", suffix), &[&x, &g], &mut dx)?;
         Ok(dx)
     }
     dispatch_float!(x, run((x, xl), (g, gl), geometry))
@@ -371,7 +417,7 @@ pub(crate) fn add_channel_bias_in_place(
     bl: &Layout,
 ) -> Result<()> {
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
+        suffix: &'static str,
         dev: &CudaDevice,
         y: &mut CudaSlice<T>,
         b: CudaView<T>,
@@ -381,11 +427,7 @@ pub(crate) fn add_channel_bias_in_place(
         if b.len() != c || !total.is_multiple_of((c * h * w).max(1)) {
             candle_core::bail!("channel bias of {} for {c} channels of {total}", b.len())
         }
-        let func = dev.get_or_load_custom_func(
-            &format!("channel_bias_add_{suffix}"),
-            MODULE,
-            ptx::KERNELS,
-        )?;
+        let func = kernel(dev, "channel_bias_add", suffix)?;
         let (total64, c32, len32) = (total as i64, c as i32, (h * w) as i32);
         let mut builder = func.builder();
         builder.arg(y).arg(&b).arg(&total64).arg(&c32).arg(&len32);
@@ -401,7 +443,7 @@ pub(crate) fn add_channel_bias_in_place(
 pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStorage> {
     let (n, c, h, w) = gl.shape().dims4()?;
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
+        suffix: &'static str,
         g: &CudaStorage,
         gl: &Layout,
         (n, c, len): (usize, usize, usize),
@@ -409,11 +451,7 @@ pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStor
         let dev = &g.device;
         let g = view::<T>(g, gl)?;
         let mut db = output::<T>(dev, c)?;
-        let func = dev.get_or_load_custom_func(
-            &format!("channel_bias_grad_{suffix}"),
-            MODULE,
-            ptx::KERNELS,
-        )?;
+        let func = kernel(dev, "channel_bias_grad", suffix)?;
         let (n32, c32, len32) = (n as i32, c as i32, len as i32);
         let mut builder = func.builder();
         builder.arg(&g).arg(&mut db).arg(&n32).arg(&c32).arg(&len32);
@@ -434,7 +472,7 @@ pub(crate) fn adam_moment(
     square: bool,
 ) -> Result<()> {
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
+        suffix: &'static str,
         dev: &CudaDevice,
         m: &mut CudaSlice<T>,
         (mr, g): (std::ops::Range<usize>, CudaView<T>),
@@ -445,8 +483,7 @@ pub(crate) fn adam_moment(
             candle_core::bail!("fused Adam: {n} moments for {} gradients", g.len())
         }
         let mut m = m.slice_mut(mr);
-        let func =
-            dev.get_or_load_custom_func(&format!("adam_moment_{suffix}"), MODULE, ptx::KERNELS)?;
+        let func = kernel(dev, "adam_moment", suffix)?;
         let (n, square) = (n as i64, square as i32);
         let mut b = func.builder();
         b.arg(&mut m).arg(&g).arg(&n).arg(&beta).arg(&square);
@@ -466,7 +503,7 @@ pub(crate) fn adam_apply(
     op: &super::cpu::adam::Apply,
 ) -> Result<()> {
     fn run<T: CudaDType + DeviceRepr>(
-        suffix: &str,
+        suffix: &'static str,
         dev: &CudaDevice,
         p: &mut CudaSlice<T>,
         (pr, m, v): (std::ops::Range<usize>, CudaView<T>, CudaView<T>),
@@ -477,8 +514,7 @@ pub(crate) fn adam_apply(
             candle_core::bail!("fused Adam: moments of another size than the parameter")
         }
         let mut p = p.slice_mut(pr);
-        let func =
-            dev.get_or_load_custom_func(&format!("adam_apply_{suffix}"), MODULE, ptx::KERNELS)?;
+        let func = kernel(dev, "adam_apply", suffix)?;
         let n64 = n as i64;
         let mut b = func.builder();
         b.arg(&mut p)
