@@ -1,4 +1,8 @@
 //! `cargo xtask convert-checkpoint`.
+//!
+//! The flags' doc comments are their `--help` text, written for the terminal (`<name>`, `A[i]`),
+//! not for rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use anyhow::Context;
 use cyclegan_checkpoint::{convert_checkpoint, ConvertOptions};

@@ -1,5 +1,9 @@
 //! The trainer's options: the reference's, with its defaults, and a preset for the embedded
 //! emoji64 data when no `--dataroot` is given.
+//!
+//! The flags' doc comments are their `--help` text, written for the terminal (`<name>`, `A[i]`),
+//! not for rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 use clap::Parser;
 use cyclegan_data::{DataOptions, Direction, OnBadImage, Preprocess};
