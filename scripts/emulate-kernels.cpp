@@ -1,0 +1,169 @@
+// Runs this project's CUDA kernels (crates/cyclegan-layers/src/ops/cuda/kernels.cu) on the CPU:
+// each block's threads are OS threads, `__syncthreads` a block barrier and the warp shuffles go
+// through a per-warp barrier, so the kernels' indexing and reductions run as written, without a
+// GPU. It checks the fused kernels against the kernels they replace, applied in turn (which the
+// GPU tests pin to the CPU ops): the norm with its padding forward and backward, and the norm
+// with the residual add, for every padding mode and activation, bit for bit. Not a substitute
+// for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check of the index
+// arithmetic for sessions without one.
+//
+//   scripts/emulate-kernels.sh
+#include <barrier>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+struct Dim {
+    unsigned x = 1, y = 1, z = 1;
+};
+thread_local Dim threadIdx, blockIdx;
+Dim blockDim, gridDim;
+
+static std::unique_ptr<std::barrier<>> block_barrier;
+static std::vector<std::unique_ptr<std::barrier<>>> warp_barriers;
+static double warp_slots[1024];
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+
+inline void __syncthreads() { block_barrier->arrive_and_wait(); }
+
+// The value of lane + offset in the calling thread's warp (its own past the warp's end).
+inline double __shfl_down_sync(unsigned, double v, int offset) {
+    const unsigned t = threadIdx.x, lane = t & 31;
+    std::barrier<>& warp = *warp_barriers[t >> 5];
+    warp_slots[t] = v;
+    warp.arrive_and_wait();
+    const double r = lane + offset < 32 ? warp_slots[t + offset] : v;
+    warp.arrive_and_wait();
+    return r;
+}
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+
+#include "../crates/cyclegan-layers/src/ops/cuda/kernels.cu"
+
+// Runs `kernel` over `blocks` blocks of `threads` threads (a multiple of 32), one block at a time.
+static void launch(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
+    gridDim.x = blocks;
+    blockDim.x = threads;
+    block_barrier = std::make_unique<std::barrier<>>(threads);
+    warp_barriers.clear();
+    for (unsigned w = 0; w < threads / 32; w++)
+        warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
+    for (unsigned b = 0; b < blocks; b++) {
+        std::vector<std::thread> pool;
+        for (unsigned t = 0; t < threads; t++)
+            pool.emplace_back([&, b, t] {
+                blockIdx.x = b;
+                threadIdx.x = t;
+                kernel();
+            });
+        for (auto& th : pool) th.join();
+    }
+}
+
+static int failures = 0;
+
+static void expect_same(const char* what, const std::vector<float>& got,
+                        const std::vector<float>& want) {
+    if (got.size() != want.size() ||
+        std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) {
+        size_t i = 0;
+        while (i < got.size() && i < want.size() && got[i] == want[i]) i++;
+        std::printf("FAIL %s: first difference at %zu of %zu\n", what, i, want.size());
+        failures++;
+    }
+}
+
+int main() {
+    const int planes = 3, h = 7, w = 5, pad = 2;
+    const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+    auto random = [&](size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = uniform(rng);
+        return v;
+    };
+    const auto x = random(planes * len), g = random(planes * oh * ow), r = random(planes * len);
+    const double eps = 1e-5, slope = 0.2;
+    // Two block sizes: one warp, and several (the cross-warp reduction).
+    for (unsigned threads : {32u, 96u}) {
+        for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE}) {
+            for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH}) {
+                char what[96];
+                std::snprintf(what, sizeof what, "threads %u mode %d act %d", threads, mode, act);
+                // Forward: fused against the norm, then the padding.
+                std::vector<float> normed(planes * len), padded(planes * oh * ow),
+                    fused(planes * oh * ow);
+                launch(planes, threads, [&] {
+                    instance_norm_forward_f32(x.data(), normed.data(), h, w, 0, mode, eps, act,
+                                              slope);
+                });
+                launch(4, threads, [&] {
+                    pad2d_forward_f32(normed.data(), padded.data(), planes, h, w, pad, mode);
+                });
+                launch(planes, threads, [&] {
+                    instance_norm_forward_f32(x.data(), fused.data(), h, w, pad, mode, eps, act,
+                                              slope);
+                });
+                expect_same((std::string(what) + " forward").c_str(), fused, padded);
+                // Backward: fused against the padding's backward pass, then the norm's.
+                std::vector<float> gathered(planes * len), dx_chain(planes * len),
+                    dx_fused(planes * len);
+                launch(4, threads, [&] {
+                    pad2d_backward_f32(g.data(), gathered.data(), planes, h, w, pad, mode);
+                });
+                launch(planes, threads, [&] {
+                    instance_norm_backward_f32(x.data(), gathered.data(), dx_chain.data(), h, w, 0,
+                                               mode, eps, act, slope);
+                });
+                launch(planes, threads, [&] {
+                    instance_norm_backward_f32(x.data(), g.data(), dx_fused.data(), h, w, pad,
+                                               mode, eps, act, slope);
+                });
+                expect_same((std::string(what) + " backward").c_str(), dx_fused, dx_chain);
+            }
+        }
+        // The residual add: fused against the norm, then residual + normed.
+        std::vector<float> normed(planes * len), sum(planes * len), fused(planes * len);
+        launch(planes, threads, [&] {
+            instance_norm_forward_f32(x.data(), normed.data(), h, w, 0, PAD_ZERO, eps,
+                                      ACT_IDENTITY, 0.0);
+        });
+        for (int i = 0; i < planes * len; i++) sum[i] = r[i] + normed[i];
+        launch(planes, threads, [&] {
+            instance_norm_add_forward_f32(x.data(), r.data(), fused.data(), h, w, 0, PAD_ZERO, eps,
+                                          ACT_IDENTITY, 0.0);
+        });
+        expect_same("residual add", fused, sum);
+        // And the norm itself against a direct computation (mean, biased variance) in double.
+        for (int p = 0; p < planes; p++) {
+            double m = 0, v = 0;
+            for (int i = 0; i < len; i++) m += x[p * len + i];
+            m /= len;
+            for (int i = 0; i < len; i++) v += (x[p * len + i] - m) * (x[p * len + i] - m);
+            v /= len;
+            for (int i = 0; i < len; i++) {
+                const double want = (x[p * len + i] - m) / std::sqrt(v + eps);
+                if (std::fabs(normed[p * len + i] - want) > 1e-5) {
+                    std::printf("FAIL norm value at plane %d index %d: %g, want %g\n", p, i,
+                                normed[p * len + i], want);
+                    failures++;
+                    break;
+                }
+            }
+        }
+    }
+    std::printf(failures ? "%d FAILED\n" : "all fused kernels match the kernels in turn\n",
+                failures);
+    return failures ? 1 : 0;
+}
