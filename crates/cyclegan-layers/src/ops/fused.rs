@@ -148,34 +148,29 @@ impl CustomOp1 for Stages {
         x: &candle_core::CudaStorage,
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        match (self.norm, self.pad) {
-            (Some(norm), Some(pad)) => {
-                let padding = Some((pad.pad, pad.mode));
+        // The norm kernel applies the padding too; padding alone is its own kernel.
+        match self.norm {
+            Some(norm) => {
+                let padding = self.pad.map(|p| (p.pad, p.mode));
                 let (eps, act) = (norm.eps, norm.activation);
                 let y = super::cuda::instance_norm_forward(x, xl, eps, act, padding)?;
-                Ok((y, pad.out_shape(xl)))
+                Ok((y, self.output_dims(xl.dims()).into()))
             }
-            _ => self.chain(x, xl),
+            None => self.chain(x, xl),
         }
     }
 
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        if let (Some(norm), Some(pad)) = (self.norm, self.pad) {
-            let grad = grad.contiguous()?;
-            let pad = Some(pad);
-            return x
-                .apply_op2_no_bwd(&grad, &InstanceNormBackward { norm, pad })
-                .map(Some);
-        }
-        // Neither stage's backward pass reads its result (`res` merely fills the argument), and
-        // the padding's reads only the unpadded size, which is `x`'s.
-        let d_normed = match self.pad {
-            Some(pad) => pad.bwd(x, res, grad)?,
-            None => Some(grad.clone()),
-        };
-        match (d_normed, self.norm) {
-            (Some(d), Some(norm)) => norm.bwd(x, res, &d),
-            (d, _) => Ok(d),
+        match (self.norm, self.pad) {
+            // The norm's backward op takes the padding's too.
+            (Some(norm), pad) => {
+                let op = InstanceNormBackward { norm, pad };
+                x.apply_op2_no_bwd(&grad.contiguous()?, &op).map(Some)
+            }
+            // The padding's backward pass reads only the unpadded size, `x`'s (`res` merely
+            // fills the argument).
+            (None, Some(pad)) => pad.bwd(x, res, grad),
+            (None, None) => Ok(Some(grad.clone())),
         }
     }
 }

@@ -64,7 +64,7 @@ impl Pad2d {
         dims
     }
 
-    pub(crate) fn out_shape(&self, layout: &Layout) -> Shape {
+    pub(super) fn out_shape(&self, layout: &Layout) -> Shape {
         self.out_dims(layout.dims()).into()
     }
 }

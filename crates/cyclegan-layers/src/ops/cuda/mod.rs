@@ -283,34 +283,46 @@ impl NormGeometry {
         self.planes * (self.h + 2 * self.pad) * (self.w + 2 * self.pad)
     }
 
-    /// Launches norm kernel `name` for type `suffix` (whose arguments are `inputs`, `output`,
-    /// then this geometry's) over one block per plane.
-    fn launch<T: DeviceRepr>(
+    /// Runs norm kernel `name` over one block per plane, in the inputs' type: its arguments are
+    /// `inputs` (contiguous), a fresh output of `out_len` elements, then this geometry's.
+    fn run(
         &self,
-        dev: &CudaDevice,
-        (name, suffix): (&'static str, &'static str),
-        inputs: &[&CudaView<T>],
-        output: &mut CudaSlice<T>,
-    ) -> Result<()> {
-        let func = kernel(dev, name, suffix)?;
-        let [h, w, pad] = [self.h, self.w, self.pad].map(|v| v as i32);
-        let mode = pad_mode(self.mode);
-        let (act, slope) = activation_code(self.activation);
-        let mut b = func.builder();
-        for input in inputs {
-            b.arg(*input);
+        name: &'static str,
+        inputs: &[(&CudaStorage, &Layout)],
+        out_len: usize,
+    ) -> Result<CudaStorage> {
+        fn typed<T: CudaDType + DeviceRepr>(
+            suffix: &'static str,
+            geometry: &NormGeometry,
+            (name, inputs, out_len): (&'static str, &[(&CudaStorage, &Layout)], usize),
+        ) -> Result<CudaSlice<T>> {
+            let dev = &inputs[0].0.device;
+            let views = inputs
+                .iter()
+                .map(|&(s, l)| view::<T>(s, l))
+                .collect::<Result<Vec<_>>>()?;
+            let mut out = output::<T>(dev, out_len)?;
+            let func = kernel(dev, name, suffix)?;
+            let [h, w, pad] = [geometry.h, geometry.w, geometry.pad].map(|v| v as i32);
+            let mode = pad_mode(geometry.mode);
+            let (act, slope) = activation_code(geometry.activation);
+            let mut b = func.builder();
+            for v in &views {
+                b.arg(v);
+            }
+            b.arg(&mut out)
+                .arg(&h)
+                .arg(&w)
+                .arg(&pad)
+                .arg(&mode)
+                .arg(&geometry.eps)
+                .arg(&act)
+                .arg(&slope);
+            // SAFETY: the argument list matches the kernel's signature.
+            unsafe { b.launch(per_plane(geometry.planes, geometry.h * geometry.w)) }.w()?;
+            Ok(out)
         }
-        b.arg(output)
-            .arg(&h)
-            .arg(&w)
-            .arg(&pad)
-            .arg(&mode)
-            .arg(&self.eps)
-            .arg(&act)
-            .arg(&slope);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(per_plane(self.planes, self.h * self.w)) }.w()?;
-        Ok(())
+        dispatch_float!(inputs[0].0, typed(self, (name, inputs, out_len)))
     }
 }
 
@@ -324,19 +336,7 @@ pub(crate) fn instance_norm_forward(
     padding: Option<(usize, PaddingType)>,
 ) -> Result<CudaStorage> {
     let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
-    fn run<T: CudaDType + DeviceRepr>(
-        suffix: &'static str,
-        x: &CudaStorage,
-        xl: &Layout,
-        geometry: NormGeometry,
-    ) -> Result<CudaSlice<T>> {
-        let dev = &x.device;
-        let x = view::<T>(x, xl)?;
-        let mut y = output::<T>(dev, geometry.padded_len())?;
-        geometry.launch(dev, ("instance_norm_forward", suffix), &[&x], &mut y)?;
-        Ok(y)
-    }
-    dispatch_float!(x, run(x, xl, geometry))
+    geometry.run("instance_norm_forward", &[(x, xl)], geometry.padded_len())
 }
 
 /// `residual + activation(instance_norm(x))` (no padding) in one kernel; `r` contiguous, of
@@ -355,24 +355,8 @@ pub(crate) fn instance_norm_add_forward(
             xl.dims()
         )
     }
-    fn run<T: CudaDType + DeviceRepr>(
-        suffix: &'static str,
-        (x, xl): (&CudaStorage, &Layout),
-        (r, rl): (&CudaStorage, &Layout),
-        geometry: NormGeometry,
-    ) -> Result<CudaSlice<T>> {
-        let dev = &x.device;
-        let (x, r) = (view::<T>(x, xl)?, view::<T>(r, rl)?);
-        let mut y = output::<T>(dev, geometry.padded_len())?;
-        geometry.launch(
-            dev,
-            ("instance_norm_add_forward", suffix),
-            &[&x, &r],
-            &mut y,
-        )?;
-        Ok(y)
-    }
-    dispatch_float!(x, run((x, xl), (r, rl), geometry))
+    let inputs = [(x, xl), (r, rl)];
+    geometry.run("instance_norm_add_forward", &inputs, geometry.padded_len())
 }
 
 /// The input gradient of [`instance_norm_forward`] (with the same `padding`), from `(x, grad)`.
@@ -392,19 +376,8 @@ pub(crate) fn instance_norm_backward(
             geometry.pad
         )
     }
-    fn run<T: CudaDType + DeviceRepr>(
-        suffix: &'static str,
-        (x, xl): (&CudaStorage, &Layout),
-        (g, gl): (&CudaStorage, &Layout),
-        geometry: NormGeometry,
-    ) -> Result<CudaSlice<T>> {
-        let dev = &x.device;
-        let (x, g) = (view::<T>(x, xl)?, view::<T>(g, gl)?);
-        let mut dx = output::<T>(dev, x.len())?;
-        geometry.launch(dev, ("instance_norm_backward", suffix), &[&x, &g], &mut dx)?;
-        Ok(dx)
-    }
-    dispatch_float!(x, run((x, xl), (g, gl), geometry))
+    let inputs = [(x, xl), (g, gl)];
+    geometry.run("instance_norm_backward", &inputs, xl.shape().elem_count())
 }
 
 /// Adds `b` `[c]` in place to every `(n, c)` plane of `y`, a fresh contiguous `[n, c, h, w]`
