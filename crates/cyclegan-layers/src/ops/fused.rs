@@ -6,8 +6,8 @@
 //! output and the padded copy. As one op, only the norm's input is stored; the norm and the
 //! padding run again (into temporaries) when the backward pass reaches the convolution. The
 //! generator's residual blocks then hold three tensors each instead of seven, which is most of a
-//! training iteration's memory, for one more norm and padding pass each backward. Each stage is
-//! the same op (and kernel) as on its own, so the numbers are those of the unfused layers exactly.
+//! training iteration's memory, for one more norm and padding pass each backward. A norm and the
+//! padding after it run as one pass, which gives the numbers of the unfused layers exactly.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -16,7 +16,7 @@ use super::cpu::norm::{instance_norm_pad_forward, InstanceNorm, InstanceNormBack
 use super::cpu::pad::Pad2d;
 
 /// The forward methods of candle's custom ops for one storage type (CPU or CUDA), so that the
-/// fused ops chain their stages once for both.
+/// fused ops compose their parts once for both.
 trait Storage: BackendStorage {
     fn op1(op: &impl CustomOp1, x: &Self, xl: &Layout) -> Result<(Self, Shape)>;
     fn op2(op: &impl CustomOp2, a: (&Self, &Layout), b: (&Self, &Layout)) -> Result<(Self, Shape)>;
@@ -64,9 +64,9 @@ impl Storage for candle_core::CudaStorage {
 }
 
 /// What a [`FusedConv`] applies to its input before convolving: the instance norm (with its
-/// activation), then the padding, each optional. As an op of its own, its forward pass is the
-/// two ops in turn (with both: one pass over each plane on the CPU, one kernel on CUDA, and the
-/// same for the backward pass on CUDA); its backward pass reads only its input.
+/// activation), then the padding, each optional. As an op of its own, a norm and a padding run
+/// as one pass over each plane (one kernel on CUDA, forward and backward; the same numbers as the
+/// two ops in turn); its backward pass reads only its input.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stages {
     pub norm: Option<InstanceNorm>,
@@ -99,16 +99,11 @@ impl Stages {
         }
     }
 
-    /// The stages' ops in turn; each temporary lives only until the next stage has read it.
-    fn chain<S: Storage>(&self, x: &S, xl: &Layout) -> Result<(S, Shape)> {
-        match (self.norm, self.pad) {
-            (Some(norm), Some(pad)) => {
-                let (normed, shape) = S::op1(&norm, x, xl)?;
-                S::op1(&pad, &normed, &Layout::contiguous(shape))
-            }
-            (Some(norm), None) => S::op1(&norm, x, xl),
-            (None, Some(pad)) => S::op1(&pad, x, xl),
-            (None, None) => Ok((x.try_clone(xl)?, xl.shape().clone())),
+    /// The stages without a norm: the padding's op, or `x` itself.
+    fn pad_only<S: Storage>(&self, x: &S, xl: &Layout) -> Result<(S, Shape)> {
+        match self.pad {
+            Some(pad) => S::op1(&pad, x, xl),
+            None => Ok((x.try_clone(xl)?, xl.shape().clone())),
         }
     }
 
@@ -138,7 +133,8 @@ impl CustomOp1 for Stages {
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
         match (self.norm, self.pad) {
             (Some(norm), Some(pad)) => instance_norm_pad_forward(&norm, &pad, x, xl),
-            _ => self.chain(x, xl),
+            (Some(norm), None) => norm.cpu_fwd(x, xl),
+            (None, _) => self.pad_only(x, xl),
         }
     }
 
@@ -156,7 +152,7 @@ impl CustomOp1 for Stages {
                 let y = super::cuda::instance_norm_forward(x, xl, eps, act, padding)?;
                 Ok((y, self.output_dims(xl.dims()).into()))
             }
-            None => self.chain(x, xl),
+            None => self.pad_only(x, xl),
         }
     }
 
