@@ -3,7 +3,9 @@
 // through a per-warp barrier, so the kernels' indexing and reductions run as written, without a
 // GPU. It checks the fused kernels against the kernels they replace, applied in turn (which the
 // GPU tests pin to the CPU ops): the norm with its padding forward and backward, and the norm
-// with the residual add, for every padding mode and activation, bit for bit. Not a substitute
+// with the residual add, for every padding mode and activation, bit for bit; and the norm
+// kernels reading their plane from shared memory against the same kernels reading it from
+// global memory (the unfused kernels read global memory, the fused ones shared). Not a substitute
 // for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check of the index
 // arithmetic for sessions without one.
 //
@@ -47,6 +49,11 @@ inline double __shfl_down_sync(unsigned, double v, int offset) {
 }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
+
+// The norm kernels' dynamic shared memory (`extern __shared__` in the kernels): one block runs
+// at a time, so one array serves every block.
+#define EMULATED_ON_CPU
+static double plane_cache[1 << 12];
 
 #include "../crates/cyclegan-layers/src/ops/cuda/kernels.cu"
 
@@ -98,22 +105,24 @@ int main() {
     // Two block sizes: one warp, and several (the cross-warp reduction).
     for (unsigned threads : {32u, 96u}) {
         for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE}) {
-            for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH}) {
+            for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH})
+            for (int cached : {0, 1}) {
                 char what[96];
-                std::snprintf(what, sizeof what, "threads %u mode %d act %d", threads, mode, act);
+                std::snprintf(what, sizeof what, "threads %u mode %d act %d cached %d", threads,
+                              mode, act, cached);
                 // Forward: fused against the norm, then the padding.
                 std::vector<float> normed(planes * len), padded(planes * oh * ow),
                     fused(planes * oh * ow);
                 launch(planes, threads, [&] {
                     instance_norm_forward_f32(x.data(), normed.data(), h, w, 0, mode, eps, act,
-                                              slope);
+                                              slope, 0);
                 });
                 launch(4, threads, [&] {
                     pad2d_forward_f32(normed.data(), padded.data(), planes, h, w, pad, mode);
                 });
                 launch(planes, threads, [&] {
                     instance_norm_forward_f32(x.data(), fused.data(), h, w, pad, mode, eps, act,
-                                              slope);
+                                              slope, cached);
                 });
                 expect_same((std::string(what) + " forward").c_str(), fused, padded);
                 // Backward: fused against the padding's backward pass, then the norm's.
@@ -124,11 +133,11 @@ int main() {
                 });
                 launch(planes, threads, [&] {
                     instance_norm_backward_f32(x.data(), gathered.data(), dx_chain.data(), h, w, 0,
-                                               mode, eps, act, slope);
+                                               mode, eps, act, slope, 0);
                 });
                 launch(planes, threads, [&] {
                     instance_norm_backward_f32(x.data(), g.data(), dx_fused.data(), h, w, pad,
-                                               mode, eps, act, slope);
+                                               mode, eps, act, slope, cached);
                 });
                 expect_same((std::string(what) + " backward").c_str(), dx_fused, dx_chain);
             }
@@ -137,14 +146,16 @@ int main() {
         std::vector<float> normed(planes * len), sum(planes * len), fused(planes * len);
         launch(planes, threads, [&] {
             instance_norm_forward_f32(x.data(), normed.data(), h, w, 0, PAD_ZERO, eps,
-                                      ACT_IDENTITY, 0.0);
+                                      ACT_IDENTITY, 0.0, 0);
         });
         for (int i = 0; i < planes * len; i++) sum[i] = r[i] + normed[i];
-        launch(planes, threads, [&] {
-            instance_norm_add_forward_f32(x.data(), r.data(), fused.data(), h, w, 0, PAD_ZERO, eps,
-                                          ACT_IDENTITY, 0.0);
-        });
-        expect_same("residual add", fused, sum);
+        for (int cached : {0, 1}) {
+            launch(planes, threads, [&] {
+                instance_norm_add_forward_f32(x.data(), r.data(), fused.data(), h, w, 0, PAD_ZERO,
+                                              eps, ACT_IDENTITY, 0.0, cached);
+            });
+            expect_same(cached ? "residual add, cached" : "residual add", fused, sum);
+        }
         // And the norm itself against a direct computation (mean, biased variance) in double.
         for (int p = 0; p < planes; p++) {
             double m = 0, v = 0;

@@ -16,6 +16,7 @@ export LIBRARY_PATH=$CUDA_HOME/lib:$CUDA_HOME/lib/stubs:${LIBRARY_PATH:-}
 TD=target-cuda
 cargo build --release --target-dir $TD -p cyclegan-train -F cyclegan-train/cudnn -F cyclegan-train/host-profile \
   --example bench_iteration --bins
+cargo build --release --target-dir $TD -p cyclegan-translate -F cyclegan-translate/cudnn --bins
 cargo test --release --no-run --target-dir $TD -p cyclegan-layers -p cyclegan-models -p cyclegan-train \
   -F cyclegan-layers/cudnn -F cyclegan-models/cudnn -F cyclegan-train/cudnn \
   --test device_ops --test parity --test train_step_parity
@@ -28,6 +29,7 @@ pack() {
 # The benchmark keeps its symbol table, for its --host-profile.
 pack $TD/release/examples/bench_iteration bench_iteration --strip-debug
 pack $TD/release/cyclegan-train cyclegan-train
+pack $TD/release/cyclegan-translate cyclegan-translate
 for t in device_ops parity train_step_parity; do
   pack "$(ls -t $TD/release/deps/$t-* | grep -v '\.d$' | head -1)" $t
 done

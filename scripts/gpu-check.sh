@@ -10,7 +10,10 @@
 # batch 4 against eager, and a host profile; full: batch1 plus 256x256 batch 4 against eager and
 # compiled, each side also with cuDNN's engines picked by timing (cudnn.benchmark), the issue's
 # whole goal table (about 8 minutes, within one device call's 10: run it with timeout_s 590);
-# train: the tests + the default training run on the embedded emoji64 data, on CUDA.
+# train: the tests + the default training run on the embedded emoji64 data, on CUDA; ab: the tests
+# + ours at 256x256 batch 4 with and without the norm kernels' plane cache, alternated (1 minute).
+# Every mode first checks the CUDA ops, the model parity fixtures and cyclegan-translate on CUDA
+# against the CPU.
 set -uo pipefail
 MODE=${1:-full}
 OUT=${OUT:-/tmp/gpu-out}
@@ -40,6 +43,16 @@ grep -A1 "panicked" "$OUT/parity.log" | grep -v "^--\|panicked" | head -20
 CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-train $BIN/train_step_parity --test-threads 1 > "$OUT/train_step_parity.log" 2>&1
 grep -E "test result" "$OUT/train_step_parity.log"
 
+echo "== translation on CUDA against the CPU (G_A after 20 training steps on CUDA; TF32 off) =="
+timeout 60 $BIN/cyclegan-train --device cuda --max-steps 20 --name tr --checkpoints-dir /tmp/tr-ckpt \
+  --results-dir /tmp/tr-results --no-progress > "$OUT/translate.log" 2>&1
+for d in cuda cpu; do
+  timeout 60 $BIN/cyclegan-translate --checkpoint /tmp/tr-ckpt/tr/latest_net_G_A.safetensors \
+    --input data/emoji64/testA --output /tmp/tr-$d --device $d --no-tf32 >> "$OUT/translate.log" 2>&1
+done
+grep -E "ERROR|error" "$OUT/translate.log" | head -5
+python3 scripts/compare-images.py /tmp/tr-cpu/images /tmp/tr-cuda/images --glob '*_fake.png' --max-diff 2
+
 export CYCLEGAN_BENCH_SCRIPT=$PWD/python/bench_iteration.py
 echo "== full iteration, ours vs PyTorch =="
 if [ "$MODE" = quick ]; then
@@ -51,11 +64,20 @@ elif [ "$MODE" = compare ]; then
   timeout 100 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3
   echo "== host profile of ours, 256x256 batch 1 (scripts/fold-report.py) =="
   timeout 60 $BIN/bench_iteration --worker 256 --device cuda --iters 30 --warmup 5 --host-profile "$OUT/host256.folded"
-elif [ "$MODE" != train ]; then
+elif [ "$MODE" != train ] && [ "$MODE" != ab ]; then
   timeout 240 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
 fi
 if [ "$MODE" = full ]; then
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-cudnn-benchmark
+fi
+if [ "$MODE" = ab ]; then
+  echo "== ours, 256x256 batch 4: the norms' plane cache on (1) and off (0), alternated =="
+  for round in 1 2; do
+    for v in 1 0; do
+      CYCLEGAN_NORM_PLANE_CACHE=$v timeout 60 $BIN/bench_iteration --worker 256 --device cuda --batch 4 --iters 10 --warmup 3 \
+        | python3 -c "import json, statistics, sys; d = json.loads(sys.stdin.read().splitlines()[-1]); print('plane cache $v:', round(1000 * statistics.median(d['times']), 1), 'ms median')"
+    done
+  done
 fi
 if [ "$MODE" = train ]; then
   echo "== training on the embedded emoji64 data, on CUDA =="

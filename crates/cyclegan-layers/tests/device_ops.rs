@@ -317,6 +317,26 @@ fn fused_norm_and_padding_in_every_mode_match_the_cpu() -> Result<()> {
     Ok(())
 }
 
+/// On CUDA each norm kernel's block holds its plane in shared memory up to 96 KiB (a 128x128
+/// plane in f32) and reads global memory for larger ones: both kinds here, 40x40 and 120x250
+/// planes, for the norm with padding before a convolution and the norm with a residual add.
+#[test]
+fn norm_kernels_with_and_without_their_plane_cache_match_the_cpu() -> Result<()> {
+    let prologue = ops::Prologue {
+        norm: Some((ops::NORM_EPS, Activation::Relu)),
+        pad: Some((1, PaddingType::Reflect)),
+    };
+    for (h, w) in [(40, 40), (120, 250)] {
+        let what = format!("conv2d k3 after {prologue:?} on {h}x{w} planes");
+        let op = move |t: &[Tensor]| ops::conv2d_after(&prologue, &t[0], &t[1], None, 1, 0);
+        check(&what, &[&[1, 2, h, w], &[2, 2, 3, 3]], &op)?;
+        let op = |t: &[Tensor]| ops::instance_norm_add(&t[0], ops::NORM_EPS, &t[1]);
+        let what = format!("instance_norm_add on {h}x{w} planes");
+        check(&what, &[&[1, 2, h, w], &[1, 2, h, w]], &op)?;
+    }
+    Ok(())
+}
+
 /// Three Adam steps on the device under test against the CPU in f64.
 #[test]
 fn adam_steps_match_the_cpu() -> Result<()> {

@@ -160,16 +160,32 @@ __device__ void plane_moments(const T* x, int len, double eps, double* shared, T
     *rstd = (T)(1.0 / sqrt(var + eps));
 }
 
+// The norm kernels' dynamic shared memory: one plane of x when the launch gives room for it
+// (`cached`), so that the passes after the first read it there instead of from global memory.
+#ifndef EMULATED_ON_CPU
+extern __shared__ double plane_cache[];
+#endif
+
+// The block's plane of `len` elements: copied into `plane_cache` when `cached`, else `x` itself.
+template <typename T>
+__device__ const T* cache_plane(const T* x, int len, int cached) {
+    if (!cached) return x;
+    T* s = reinterpret_cast<T*>(plane_cache);
+    for (int i = threadIdx.x; i < len; i += blockDim.x) s[i] = x[i];
+    __syncthreads();
+    return s;
+}
+
 // One block per (n, c) plane of h x w elements, written padded by `pad` in `mode` (none when
 // `pad` is 0): each padded position is normalised from its source, so that the result is the
 // padding of the normalised plane exactly. A `residual` (null for none) of the output's shape is
 // added to it: residual + activation(norm), as the unfused addition rounds.
 template <typename T>
 __device__ void instance_norm_forward(const T* x, const T* residual, T* y, int h, int w, int pad,
-                                      int mode, double eps, int act, double slope) {
+                                      int mode, double eps, int act, double slope, int cached) {
     __shared__ double shared[33];
     const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
-    x += (long long)blockIdx.x * len;
+    x = cache_plane(x + (long long)blockIdx.x * len, len, cached);
     y += (long long)blockIdx.x * oh * ow;
     if (residual) residual += (long long)blockIdx.x * oh * ow;
     T mean, rstd;
@@ -192,11 +208,11 @@ __device__ void instance_norm_forward(const T* x, const T* residual, T* y, int h
 // the padding: dx = rstd * (dz - mean(dz) - z * mean(dz z)).
 template <typename T>
 __device__ void instance_norm_backward(const T* x, const T* g, T* dx, int h, int w, int pad,
-                                       int mode, double eps, int act, double slope) {
+                                       int mode, double eps, int act, double slope, int cached) {
     __shared__ double shared[33];
     const int len = h * w, ow = w + 2 * pad;
     const long long base = (long long)blockIdx.x * len;
-    x += base;
+    x = cache_plane(x + base, len, cached);
     dx += base;
     g += (long long)blockIdx.x * (h + 2 * pad) * ow;
     T mean, rstd;
@@ -284,18 +300,19 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
         pad2d_backward<T>(g, dx, planes, h, w, pad, mode);                                     \
     }                                                                                           \
     extern "C" __global__ void instance_norm_forward_##SUFFIX(                                 \
-        const T* x, T* y, int h, int w, int pad, int mode, double eps, int act, double slope) { \
-        instance_norm_forward<T>(x, nullptr, y, h, w, pad, mode, eps, act, slope);             \
+        const T* x, T* y, int h, int w, int pad, int mode, double eps, int act, double slope,   \
+        int cached) {                                                                           \
+        instance_norm_forward<T>(x, nullptr, y, h, w, pad, mode, eps, act, slope, cached);     \
     }                                                                                           \
     extern "C" __global__ void instance_norm_add_forward_##SUFFIX(                             \
         const T* x, const T* residual, T* y, int h, int w, int pad, int mode, double eps,       \
-        int act, double slope) {                                                                \
-        instance_norm_forward<T>(x, residual, y, h, w, pad, mode, eps, act, slope);            \
+        int act, double slope, int cached) {                                                    \
+        instance_norm_forward<T>(x, residual, y, h, w, pad, mode, eps, act, slope, cached);    \
     }                                                                                           \
     extern "C" __global__ void instance_norm_backward_##SUFFIX(                                \
         const T* x, const T* g, T* dx, int h, int w, int pad, int mode, double eps, int act,    \
-        double slope) {                                                                         \
-        instance_norm_backward<T>(x, g, dx, h, w, pad, mode, eps, act, slope);                 \
+        double slope, int cached) {                                                             \
+        instance_norm_backward<T>(x, g, dx, h, w, pad, mode, eps, act, slope, cached);         \
     }                                                                                           \
     extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long total,    \
                                                          int channels, int len) {               \

@@ -72,6 +72,59 @@ fn kernel(dev: &CudaDevice, name: &'static str, suffix: &'static str) -> Result<
     })
 }
 
+/// The most dynamic shared memory a norm kernel takes to hold its block's plane (a 128x128 plane
+/// in f32): two such blocks of 1024 threads still fit one multiprocessor of recent GPUs.
+/// `CYCLEGAN_NORM_PLANE_CACHE=0` (a diagnostic, to measure what the cache gains) sets none.
+const PLANE_CACHE_MAX: usize = 96 * 1024;
+
+/// [`PLANE_CACHE_MAX`], or 0 when `CYCLEGAN_NORM_PLANE_CACHE` is `0`.
+fn plane_cache_max() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| match std::env::var("CYCLEGAN_NORM_PLANE_CACHE") {
+        Ok(v) if v == "0" => 0,
+        _ => PLANE_CACHE_MAX,
+    })
+}
+
+thread_local! {
+    /// The plane cache allowed to each norm kernel so far (bytes), by device, name and suffix.
+    static PLANE_CACHE: RefCell<HashMap<(DeviceId, &'static str, &'static str), usize>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The bytes of dynamic shared memory norm kernel `{name}_{suffix}` may take on `dev` to hold a
+/// plane: up to [`plane_cache_max`], within what the device allows one block beside the
+/// kernel's static shared memory. Set on the kernel once per device and thread.
+fn plane_cache_limit(
+    dev: &CudaDevice,
+    (name, suffix): (&'static str, &'static str),
+    kernel: &Kernel,
+) -> Result<usize> {
+    use candle_core::cuda_backend::cudarc::driver::sys::{
+        CUdevice_attribute, CUfunction_attribute,
+    };
+    let key = (dev.id(), name, suffix);
+    if let Some(limit) = PLANE_CACHE.with(|c| c.borrow().get(&key).copied()) {
+        return Ok(limit);
+    }
+    let per_block = kernel
+        .stream
+        .context()
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+        .w()?;
+    let fixed = kernel.func.shared_size_bytes().w()?;
+    let limit = plane_cache_max().min(per_block.saturating_sub(fixed).max(0) as usize);
+    kernel
+        .func
+        .set_attribute(
+            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            limit as i32,
+        )
+        .w()?;
+    PLANE_CACHE.with(|c| c.borrow_mut().insert(key, limit));
+    Ok(limit)
+}
+
 /// Threads per block of the elementwise (padding) kernels.
 const THREADS: u32 = 256;
 
@@ -284,7 +337,8 @@ impl NormGeometry {
     }
 
     /// Runs norm kernel `name` over one block per plane, in the inputs' type: its arguments are
-    /// `inputs` (contiguous), a fresh output of `out_len` elements, then this geometry's.
+    /// `inputs` (contiguous), a fresh output of `out_len` elements, then this geometry's. Each
+    /// block holds its plane of the first input in shared memory where it fits.
     fn run(
         &self,
         name: &'static str,
@@ -303,6 +357,14 @@ impl NormGeometry {
                 .collect::<Result<Vec<_>>>()?;
             let mut out = output::<T>(dev, out_len)?;
             let func = kernel(dev, name, suffix)?;
+            let len = geometry.h * geometry.w;
+            let mut config = per_plane(geometry.planes, len);
+            let plane_bytes = len * std::mem::size_of::<T>();
+            let cached = plane_bytes <= plane_cache_limit(dev, (name, suffix), &func)?;
+            if cached {
+                config.shared_mem_bytes = plane_bytes as u32;
+            }
+            let cached = cached as i32;
             let [h, w, pad] = [geometry.h, geometry.w, geometry.pad].map(|v| v as i32);
             let mode = pad_mode(geometry.mode);
             let (act, slope) = activation_code(geometry.activation);
@@ -317,9 +379,11 @@ impl NormGeometry {
                 .arg(&mode)
                 .arg(&geometry.eps)
                 .arg(&act)
-                .arg(&slope);
-            // SAFETY: the argument list matches the kernel's signature.
-            unsafe { b.launch(per_plane(geometry.planes, geometry.h * geometry.w)) }.w()?;
+                .arg(&slope)
+                .arg(&cached);
+            // SAFETY: the argument list matches the kernel's signature, and the shared memory
+            // asked for is within the limit set on the kernel.
+            unsafe { b.launch(config) }.w()?;
             Ok(out)
         }
         dispatch_float!(inputs[0].0, typed(self, (name, inputs, out_len)))
