@@ -11,7 +11,8 @@
 # compiled, each side also with cuDNN's engines picked by timing (cudnn.benchmark), the issue's
 # whole goal table (about 8 minutes, within one device call's 10: run it with timeout_s 590);
 # train: the tests + the default training run on the embedded emoji64 data, on CUDA; ab: the tests
-# + ours at 256x256 batch 4 with and without the norm kernels' plane cache, alternated (1 minute).
+# + ours at 256x256 batch 4 with and without the norm kernels' plane cache, and with cuDNN's
+# benchmark mode allowing engines 64 MiB or 1 GiB of workspace, alternated (2 minutes).
 # Every mode first checks the CUDA ops, the model parity fixtures and cyclegan-translate on CUDA
 # against the CPU.
 set -uo pipefail
@@ -71,12 +72,17 @@ if [ "$MODE" = full ]; then
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-cudnn-benchmark
 fi
 if [ "$MODE" = ab ]; then
-  echo "== ours, 256x256 batch 4: the norms' plane cache on (1) and off (0), alternated =="
+  # Runs one worker of ours at 256x256 batch 4 and prints "$1: median".
+  ours_b4() {
+    timeout 60 $BIN/bench_iteration --worker 256 --device cuda --batch 4 --iters 10 --warmup 3 "${@:2}" \
+      | python3 -c "import json, statistics, sys; d = json.loads(sys.stdin.read().splitlines()[-1]); print('$1:', round(1000 * statistics.median(d['times']), 1), 'ms median')"
+  }
+  echo "== ours, 256x256 batch 4, alternated: the norms' plane cache on and off; benchmark mode with 64 MiB and 1 GiB workspaces =="
   for round in 1 2; do
-    for v in 1 0; do
-      CYCLEGAN_NORM_PLANE_CACHE=$v timeout 60 $BIN/bench_iteration --worker 256 --device cuda --batch 4 --iters 10 --warmup 3 \
-        | python3 -c "import json, statistics, sys; d = json.loads(sys.stdin.read().splitlines()[-1]); print('plane cache $v:', round(1000 * statistics.median(d['times']), 1), 'ms median')"
-    done
+    CYCLEGAN_NORM_PLANE_CACHE=1 ours_b4 "plane cache on"
+    CYCLEGAN_NORM_PLANE_CACHE=0 ours_b4 "plane cache off"
+    CYCLEGAN_CUDNN_BENCHMARK_WORKSPACE_MIB=64 ours_b4 "benchmark, 64 MiB" --cudnn-benchmark
+    CYCLEGAN_CUDNN_BENCHMARK_WORKSPACE_MIB=1024 ours_b4 "benchmark, 1 GiB" --cudnn-benchmark
   done
 fi
 if [ "$MODE" = train ]; then

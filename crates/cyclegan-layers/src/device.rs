@@ -62,6 +62,12 @@ pub fn configure_cuda(device: &Device) -> candle_core::Result<()> {
     Ok(())
 }
 
+/// Whether an error's text (`{error:#}`) says that the GPU ran out of memory (cudarc's
+/// `CUDA_ERROR_OUT_OF_MEMORY`), so that a binary can say what needs less.
+pub fn is_out_of_memory(message: &str) -> bool {
+    message.contains("CUDA_ERROR_OUT_OF_MEMORY")
+}
+
 /// The device the tests of this workspace run on: `CYCLEGAN_TEST_DEVICE` (`cpu` when unset),
 /// so that the PyTorch parity fixtures pin the CUDA path down too on a GPU machine. Opened once
 /// per process: every call returns the same device (candle gives each opening of a GPU its own
@@ -95,5 +101,17 @@ mod tests {
                 .unwrap_err()
                 .contains("--features cuda"));
         }
+    }
+
+    #[test]
+    fn out_of_memory_is_told_from_other_errors() {
+        // The text of a failed allocation as candle reports cudarc's driver error.
+        let oom = r#"training step 12: DriverError(CUDA_ERROR_OUT_OF_MEMORY, "out of memory")"#;
+        assert!(is_out_of_memory(oom));
+        let other = r#"DriverError(CUDA_ERROR_INVALID_VALUE, "invalid argument")"#;
+        assert!(!is_out_of_memory(other));
+        assert!(!is_out_of_memory(
+            "cannot open data/x: No such file or directory"
+        ));
     }
 }

@@ -42,7 +42,13 @@ fn main() -> ExitCode {
             if let Some(bar) = BAR.get() {
                 bar.abandon();
             }
-            eprintln!("error: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("error: {message}");
+            if cyclegan_layers::device::is_out_of_memory(&message) {
+                eprintln!(
+                    "hint: the GPU ran out of memory; a smaller --batch-size or --crop-size (or --ngf/--ndf) needs less"
+                );
+            }
             ExitCode::FAILURE
         }
     }

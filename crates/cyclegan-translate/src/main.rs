@@ -53,7 +53,13 @@ fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let message = format!("{e:#}");
+            eprintln!("error: {message}");
+            if cyclegan_layers::device::is_out_of_memory(&message) {
+                eprintln!(
+                    "hint: the GPU ran out of memory; large images fit when resized first (--preprocess scale_width --load-size N), or on the CPU"
+                );
+            }
             std::process::ExitCode::FAILURE
         }
     }

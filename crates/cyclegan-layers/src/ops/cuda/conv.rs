@@ -455,8 +455,19 @@ fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<Rc<plan::Plan>> {
 const BENCHMARK_ENGINES: usize = 8;
 
 /// The workspace a benchmark lets an engine take beyond the heuristic's first choice's, so
-/// that a faster engine does not raise the peak memory much.
-const BENCHMARK_WORKSPACE: usize = 64 << 20;
+/// that a faster engine does not raise the peak memory much: 64 MiB, or
+/// `CYCLEGAN_CUDNN_BENCHMARK_WORKSPACE_MIB` (a diagnostic, to measure what larger workspaces
+/// would gain; PyTorch's benchmark takes any workspace that can be allocated).
+fn benchmark_workspace() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        let mib = std::env::var("CYCLEGAN_CUDNN_BENCHMARK_WORKSPACE_MIB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(64);
+        mib << 20
+    })
+}
 
 /// The fastest of `plans` (for [`crate::ops::set_cudnn_benchmark`]; the first when there is one)
 /// on scratch buffers of the problem's shapes, timed with CUDA events: a warm-up run, then three
@@ -471,7 +482,7 @@ fn fastest(
     let cap = plans
         .first()
         .map_or(0, |p| p.workspace)
-        .max(BENCHMARK_WORKSPACE);
+        .max(benchmark_workspace());
     plans.retain(|p| p.workspace <= cap);
     if plans.len() <= 1 {
         return plans
