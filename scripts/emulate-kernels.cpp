@@ -1,15 +1,19 @@
 // Runs this project's CUDA kernels (crates/cyclegan-layers/src/ops/cuda/kernels.cu) on the CPU:
 // each block's threads are OS threads, `__syncthreads` a block barrier and the warp shuffles go
 // through a per-warp barrier, so the kernels' indexing and reductions run as written, without a
-// GPU. It checks the fused kernels against the kernels they replace, applied in turn (which the
-// GPU tests pin to the CPU ops): the norm with its padding forward and backward, and the norm
-// with the residual add, for every padding mode and activation, bit for bit; and the norm
-// kernels reading their plane from shared memory against the same kernels reading it from
-// global memory (the unfused kernels read global memory, the fused ones shared). Not a substitute
-// for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check of the index
-// arithmetic for sessions without one.
+// GPU. It checks, bit for bit:
+// - the fused kernels against the kernels they replace, applied in turn (which the GPU tests pin
+//   to the CPU ops): the norm with its padding forward and backward, and the norm with the
+//   residual add, for every padding mode and activation, the norm reading its plane from shared
+//   memory or from global memory;
+// - every norm and padding kernel against the same kernel of a base revision (`KERNELS_BASE`,
+//   the last commit by default), so that a change of their index arithmetic shows whether it
+//   computes anything else: planes narrower and wider than a block, every padding;
+// - the channel bias kernel against a direct computation.
+// Not a substitute for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check
+// of the index arithmetic for sessions without one.
 //
-//   scripts/emulate-kernels.sh
+//   scripts/emulate-kernels.sh            # KERNELS_BASE=REV to compare with another revision
 #include <barrier>
 #include <cmath>
 #include <cstdio>
@@ -55,26 +59,42 @@ inline double __dmul_rn(double a, double b) { return a * b; }
 #define EMULATED_ON_CPU
 static double plane_cache[1 << 12];
 
+// The base revision's kernels (their `extern "C"` removed by emulate-kernels.sh), in a namespace.
+namespace base {
+#include BASE_KERNELS
+}
+#undef INSTANTIATE
+
 #include "../crates/cyclegan-layers/src/ops/cuda/kernels.cu"
 
-// Runs `kernel` over `blocks` blocks of `threads` threads (a multiple of 32), one block at a time.
-static void launch(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
-    gridDim.x = blocks;
+// Runs `kernel` over a grid of `grid_x` x `grid_y` blocks of `threads` threads (a multiple of
+// 32), one block at a time.
+static void launch2(unsigned grid_x, unsigned grid_y, unsigned threads,
+                    const std::function<void()>& kernel) {
+    gridDim.x = grid_x;
+    gridDim.y = grid_y;
     blockDim.x = threads;
     block_barrier = std::make_unique<std::barrier<>>(threads);
     warp_barriers.clear();
     for (unsigned w = 0; w < threads / 32; w++)
         warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
-    for (unsigned b = 0; b < blocks; b++) {
-        std::vector<std::thread> pool;
-        for (unsigned t = 0; t < threads; t++)
-            pool.emplace_back([&, b, t] {
-                blockIdx.x = b;
-                threadIdx.x = t;
-                kernel();
-            });
-        for (auto& th : pool) th.join();
-    }
+    for (unsigned by = 0; by < grid_y; by++)
+        for (unsigned bx = 0; bx < grid_x; bx++) {
+            std::vector<std::thread> pool;
+            for (unsigned t = 0; t < threads; t++)
+                pool.emplace_back([&, bx, by, t] {
+                    blockIdx.x = bx;
+                    blockIdx.y = by;
+                    threadIdx.x = t;
+                    kernel();
+                });
+            for (auto& th : pool) th.join();
+        }
+}
+
+// A one-dimensional grid of `blocks` blocks.
+static void launch(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
+    launch2(blocks, 1, threads, kernel);
 }
 
 static int failures = 0;
@@ -87,6 +107,105 @@ static void expect_same(const char* what, const std::vector<float>& got,
         while (i < got.size() && i < want.size() && got[i] == want[i]) i++;
         std::printf("FAIL %s: first difference at %zu of %zu\n", what, i, want.size());
         failures++;
+    }
+}
+
+// Every norm and padding kernel against the base revision's, on planes narrower (5) and wider
+// (45) than a block of 32 threads, with each padding the kernels take on them.
+static void compare_with_base(std::mt19937& rng) {
+    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+    auto random = [&](size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = uniform(rng);
+        return v;
+    };
+    const int planes = 3;
+    const double eps = 1e-5, slope = 0.2;
+    for (auto [h, w] : {std::pair{7, 5}, std::pair{6, 45}})
+        for (unsigned threads : {32u, 96u})
+            for (int pad = 0; pad <= 3; pad++)
+                for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE})
+                    for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH})
+                        for (int cached : {0, 1}) {
+                            const int len = h * w, plen = (h + 2 * pad) * (w + 2 * pad);
+                            const auto x = random(planes * len), g = random(planes * plen),
+                                       r = random(planes * len);
+                            char what[128];
+                            std::snprintf(what, sizeof what,
+                                          "%dx%d pad %d mode %d act %d cached %d threads %u: ",
+                                          h, w, pad, mode, act, cached, threads);
+                            const std::string at(what);
+                            std::vector<float> got(planes * plen), want(planes * plen);
+                            launch(planes, threads, [&] {
+                                instance_norm_forward_f32(x.data(), got.data(), h, w, pad, mode,
+                                                          eps, act, slope, cached);
+                            });
+                            launch(planes, threads, [&] {
+                                base::instance_norm_forward_f32(x.data(), want.data(), h, w, pad,
+                                                                mode, eps, act, slope, cached);
+                            });
+                            expect_same((at + "norm forward").c_str(), got, want);
+                            std::vector<float> dx(planes * len), dx_base(planes * len);
+                            launch(planes, threads, [&] {
+                                instance_norm_backward_f32(x.data(), g.data(), dx.data(), h, w,
+                                                           pad, mode, eps, act, slope, cached);
+                            });
+                            launch(planes, threads, [&] {
+                                base::instance_norm_backward_f32(x.data(), g.data(),
+                                                                 dx_base.data(), h, w, pad, mode,
+                                                                 eps, act, slope, cached);
+                            });
+                            expect_same((at + "norm backward").c_str(), dx, dx_base);
+                            if (pad == 0) {
+                                std::vector<float> sum(planes * len), sum_base(planes * len);
+                                launch(planes, threads, [&] {
+                                    instance_norm_add_forward_f32(x.data(), r.data(), sum.data(),
+                                                                  h, w, 0, mode, eps, act, slope,
+                                                                  cached);
+                                });
+                                launch(planes, threads, [&] {
+                                    base::instance_norm_add_forward_f32(
+                                        x.data(), r.data(), sum_base.data(), h, w, 0, mode, eps,
+                                        act, slope, cached);
+                                });
+                                expect_same((at + "norm + residual").c_str(), sum, sum_base);
+                            }
+                            if (act != ACT_IDENTITY || cached || pad == 0) continue;
+                            // The padding kernels, once per shape, padding and mode.
+                            launch(2, threads, [&] {
+                                pad2d_forward_f32(x.data(), got.data(), planes, h, w, pad, mode);
+                            });
+                            launch(2, threads, [&] {
+                                base::pad2d_forward_f32(x.data(), want.data(), planes, h, w, pad,
+                                                        mode);
+                            });
+                            expect_same((at + "pad forward").c_str(), got, want);
+                            launch(2, threads, [&] {
+                                pad2d_backward_f32(g.data(), dx.data(), planes, h, w, pad, mode);
+                            });
+                            launch(2, threads, [&] {
+                                base::pad2d_backward_f32(g.data(), dx_base.data(), planes, h, w,
+                                                         pad, mode);
+                            });
+                            expect_same((at + "pad backward").c_str(), dx, dx_base);
+                        }
+}
+
+// The channel bias kernel against y + b[c], with fewer blocks than planes along y (the kernel
+// strides) and than needed along x.
+static void check_channel_bias(std::mt19937& rng) {
+    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+    const int n = 2, channels = 5, len = 300;
+    std::vector<float> y(n * channels * len), b(channels);
+    for (auto& v : y) v = uniform(rng);
+    for (auto& v : b) v = uniform(rng);
+    std::vector<float> want = y;
+    for (int p = 0; p < n * channels; p++)
+        for (int i = 0; i < len; i++) want[p * len + i] += b[p % channels];
+    for (auto [gx, gy] : {std::pair{10u, 10u}, std::pair{2u, 3u}}) {
+        std::vector<float> got = y;
+        launch2(gx, gy, 32, [&] { channel_bias_add_f32(got.data(), b.data(), n * channels, channels, len); });
+        expect_same("channel bias", got, want);
     }
 }
 
@@ -174,7 +293,11 @@ int main() {
             }
         }
     }
-    std::printf(failures ? "%d FAILED\n" : "all fused kernels match the kernels in turn\n",
+    compare_with_base(rng);
+    check_channel_bias(rng);
+    std::printf(failures ? "%d FAILED\n"
+                         : "all fused kernels match the kernels in turn, every norm and padding "
+                           "kernel its base revision's, the channel bias a direct sum\n",
                 failures);
     return failures ? 1 : 0;
 }

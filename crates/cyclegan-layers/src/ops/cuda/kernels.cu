@@ -61,11 +61,22 @@ __device__ void pad2d_forward(const T* x, T* y, long long planes, int h, int w, 
     }
 }
 
+// Whether position i along an axis of `len` is the source of its own padded position only
+// (`pad_targets` would list one): most of a plane, whose gradient then needs no gathering.
+__device__ __forceinline__ bool single_target(int i, int len, int pad, int mode) {
+    if (mode == PAD_REFLECT) return (i < 1 || i > pad) && (i < len - 1 - pad || i > len - 2);
+    if (mode == PAD_REPLICATE) return i != 0 && i != len - 1;
+    return true;
+}
+
 // The gradient of unpadded position (i, j) of an h x w plane: the sum of the gradients `gp` of
 // the padded plane (ow columns) at every position whose source it is.
 template <typename T>
 __device__ __forceinline__ T gather_padded(const T* gp, int i, int j, int h, int w, int ow,
                                            int pad, int mode) {
+    // One target: the sum below with one term (0 + g, which turns -0 into +0 as it does).
+    if (single_target(i, h, pad, mode) && single_target(j, w, pad, mode))
+        return T(0) + gp[(long long)(i + pad) * ow + j + pad];
     int rows[2 * MAX_PAD + 1], cols[2 * MAX_PAD + 1];
     const int nr = pad_targets(i, h, pad, mode, rows);
     const int nc = pad_targets(j, w, pad, mode, cols);
@@ -160,6 +171,24 @@ __device__ void plane_moments(const T* x, int len, double eps, double* shared, T
     *rstd = (T)(1.0 / sqrt(var + eps));
 }
 
+// Position k = row * cols + col of a plane, visited by a block's thread at threadIdx.x, then
+// every blockDim.x after: row and column kept up to date without a division per element.
+struct PlaneCursor {
+    int k, row, col, step_row, step_col, cols;
+    __device__ explicit PlaneCursor(int cols_)
+        : k(threadIdx.x), row(threadIdx.x / cols_), col(threadIdx.x % cols_),
+          step_row(blockDim.x / cols_), step_col(blockDim.x % cols_), cols(cols_) {}
+    __device__ void next() {
+        k += blockDim.x;
+        row += step_row;
+        col += step_col;
+        if (col >= cols) {
+            col -= cols;
+            row++;
+        }
+    }
+};
+
 // The norm kernels' dynamic shared memory: one plane of x when the launch gives room for it
 // (`cached`), so that the passes after the first read it there instead of from global memory.
 #ifndef EMULATED_ON_CPU
@@ -190,16 +219,18 @@ __device__ void instance_norm_forward(const T* x, const T* residual, T* y, int h
     if (residual) residual += (long long)blockIdx.x * oh * ow;
     T mean, rstd;
     plane_moments(x, len, eps, shared, &mean, &rstd);
-    for (int o = threadIdx.x; o < oh * ow; o += blockDim.x) {
-        T v;
-        if (pad == 0) {
-            v = activate((x[o] - mean) * rstd, act, (T)slope);
-        } else {
-            const int sr = pad_source(o / ow, h, pad, mode), sc = pad_source(o % ow, w, pad, mode);
-            v = (sr < 0 || sc < 0) ? T(0)
-                                   : activate((x[sr * w + sc] - mean) * rstd, act, (T)slope);
+    if (pad == 0) {
+        for (int o = threadIdx.x; o < len; o += blockDim.x) {
+            const T v = activate((x[o] - mean) * rstd, act, (T)slope);
+            y[o] = residual ? residual[o] + v : v;
         }
-        y[o] = residual ? residual[o] + v : v;
+        return;
+    }
+    for (PlaneCursor o(ow); o.k < oh * ow; o.next()) {
+        const int sr = pad_source(o.row, h, pad, mode), sc = pad_source(o.col, w, pad, mode);
+        const T v =
+            (sr < 0 || sc < 0) ? T(0) : activate((x[sr * w + sc] - mean) * rstd, act, (T)slope);
+        y[o.k] = residual ? residual[o.k] + v : v;
     }
 }
 
@@ -218,22 +249,22 @@ __device__ void instance_norm_backward(const T* x, const T* g, T* dx, int h, int
     T mean, rstd;
     plane_moments(x, len, eps, shared, &mean, &rstd);
     // dy at unpadded position i, computed in each pass rather than stored.
-    auto dy = [&](int i) {
-        return pad == 0 ? g[i] : gather_padded(g, i / w, i % w, h, w, ow, pad, mode);
+    auto dy = [&](const PlaneCursor& i) {
+        return pad == 0 ? g[i.k] : gather_padded(g, i.row, i.col, h, w, ow, pad, mode);
     };
     double sd = 0.0, sdz = 0.0;
-    for (int i = threadIdx.x; i < len; i += blockDim.x) {
-        const T z = (x[i] - mean) * rstd;
+    for (PlaneCursor i(w); i.k < len; i.next()) {
+        const T z = (x[i.k] - mean) * rstd;
         const T d = activate_grad(z, dy(i), act, (T)slope);
         sd += (double)d;
         sdz += (double)(d * z);
     }
     const T mean_d = (T)(block_sum(sd, shared) / len);
     const T mean_dz = (T)(block_sum(sdz, shared) / len);
-    for (int i = threadIdx.x; i < len; i += blockDim.x) {
-        const T z = (x[i] - mean) * rstd;
+    for (PlaneCursor i(w); i.k < len; i.next()) {
+        const T z = (x[i.k] - mean) * rstd;
         const T d = activate_grad(z, dy(i), act, (T)slope);
-        dx[i] = rstd * (d - mean_d - z * mean_dz);
+        dx[i.k] = rstd * (d - mean_d - z * mean_dz);
     }
 }
 
@@ -241,12 +272,16 @@ __device__ void instance_norm_backward(const T* x, const T* g, T* dx, int h, int
 // A convolution's per-channel bias: added in place to its fresh output, and its gradient
 // ---------------------------------------------------------------------------------------------
 
-// y[n, c, i] += b[c] over planes of `len` elements.
+// y[p, i] += b[p % channels] over `planes` planes of `len` elements: blockIdx.y strides over the
+// planes, blockIdx.x over a plane's elements (no division per element).
 template <typename T>
-__device__ void channel_bias_add(T* y, const T* b, long long total, int channels, int len) {
-    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)gridDim.x * blockDim.x)
-        y[idx] += b[(idx / len) % channels];
+__device__ void channel_bias_add(T* y, const T* b, long long planes, int channels, int len) {
+    for (long long p = blockIdx.y; p < planes; p += gridDim.y) {
+        const T bias = b[p % channels];
+        T* plane = y + p * len;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < len; i += gridDim.x * blockDim.x)
+            plane[i] += bias;
+    }
 }
 
 // db[c] = the sum of dy[n, c, i] over n and i; one block per channel.
@@ -314,9 +349,9 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
         double slope, int cached) {                                                             \
         instance_norm_backward<T>(x, g, dx, h, w, pad, mode, eps, act, slope, cached);         \
     }                                                                                           \
-    extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long total,    \
+    extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long planes,   \
                                                          int channels, int len) {               \
-        channel_bias_add<T>(y, b, total, channels, len);                                       \
+        channel_bias_add<T>(y, b, planes, channels, len);                                      \
     }                                                                                           \
     extern "C" __global__ void channel_bias_grad_##SUFFIX(const T* dy, T* db, int batch,       \
                                                           int channels, int len) {              \

@@ -465,11 +465,22 @@ pub(crate) fn add_channel_bias_in_place(
             candle_core::bail!("channel bias of {} for {c} channels of {total}", b.len())
         }
         let func = kernel(dev, "channel_bias_add", suffix)?;
-        let (total64, c32, len32) = (total as i64, c as i32, (h * w) as i32);
+        let (len, planes) = (h * w, total / (h * w).max(1));
+        let (planes64, c32, len32) = (planes as i64, c as i32, len as i32);
         let mut builder = func.builder();
-        builder.arg(y).arg(&b).arg(&total64).arg(&c32).arg(&len32);
+        builder.arg(y).arg(&b).arg(&planes64).arg(&c32).arg(&len32);
+        // Blocks along x cover a plane, along y the planes (the kernel strides past 65 535).
+        let config = LaunchConfig {
+            grid_dim: (
+                len.div_ceil(THREADS as usize).clamp(1, 65_535) as u32,
+                planes.clamp(1, 65_535) as u32,
+                1,
+            ),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
         // SAFETY: the argument list matches the kernel's signature.
-        unsafe { builder.launch(elementwise(total)) }.w()?;
+        unsafe { builder.launch(config) }.w()?;
         Ok(())
     }
     dispatch_in_place!("channel bias", y, b, run(view(b, bl)?, dims))
