@@ -126,7 +126,7 @@ static void compare_with_base(std::mt19937& rng) {
             for (int pad = 0; pad <= 3; pad++)
                 for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE})
                     for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH})
-                        for (int cached : {0, 1}) {
+                        for (int cached : {0, 1, 2}) {
                             const int len = h * w, plen = (h + 2 * pad) * (w + 2 * pad);
                             const auto x = random(planes * len), g = random(planes * plen),
                                        r = random(planes * len);
@@ -136,13 +136,16 @@ static void compare_with_base(std::mt19937& rng) {
                                           h, w, pad, mode, act, cached, threads);
                             const std::string at(what);
                             std::vector<float> got(planes * plen), want(planes * plen);
+                            // The forward kernels cache one plane at most; the base revision's
+                            // backward kernel too.
+                            const int one = cached ? 1 : 0;
                             launch(planes, threads, [&] {
                                 instance_norm_forward_f32(x.data(), got.data(), h, w, pad, mode,
-                                                          eps, act, slope, cached);
+                                                          eps, act, slope, one);
                             });
                             launch(planes, threads, [&] {
                                 base::instance_norm_forward_f32(x.data(), want.data(), h, w, pad,
-                                                                mode, eps, act, slope, cached);
+                                                                mode, eps, act, slope, one);
                             });
                             expect_same((at + "norm forward").c_str(), got, want);
                             std::vector<float> dx(planes * len), dx_base(planes * len);
@@ -153,7 +156,7 @@ static void compare_with_base(std::mt19937& rng) {
                             launch(planes, threads, [&] {
                                 base::instance_norm_backward_f32(x.data(), g.data(),
                                                                  dx_base.data(), h, w, pad, mode,
-                                                                 eps, act, slope, cached);
+                                                                 eps, act, slope, one);
                             });
                             expect_same((at + "norm backward").c_str(), dx, dx_base);
                             if (pad == 0) {
@@ -161,12 +164,12 @@ static void compare_with_base(std::mt19937& rng) {
                                 launch(planes, threads, [&] {
                                     instance_norm_add_forward_f32(x.data(), r.data(), sum.data(),
                                                                   h, w, 0, mode, eps, act, slope,
-                                                                  cached);
+                                                                  one);
                                 });
                                 launch(planes, threads, [&] {
                                     base::instance_norm_add_forward_f32(
                                         x.data(), r.data(), sum_base.data(), h, w, 0, mode, eps,
-                                        act, slope, cached);
+                                        act, slope, one);
                                 });
                                 expect_same((at + "norm + residual").c_str(), sum, sum_base);
                             }
@@ -225,7 +228,7 @@ int main() {
     for (unsigned threads : {32u, 96u}) {
         for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE}) {
             for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH})
-            for (int cached : {0, 1}) {
+            for (int cached : {0, 1, 2}) {
                 char what[96];
                 std::snprintf(what, sizeof what, "threads %u mode %d act %d cached %d", threads,
                               mode, act, cached);
@@ -241,7 +244,7 @@ int main() {
                 });
                 launch(planes, threads, [&] {
                     instance_norm_forward_f32(x.data(), fused.data(), h, w, pad, mode, eps, act,
-                                              slope, cached);
+                                              slope, cached ? 1 : 0);
                 });
                 expect_same((std::string(what) + " forward").c_str(), fused, padded);
                 // Backward: fused against the padding's backward pass, then the norm's.

@@ -318,15 +318,16 @@ fn fused_norm_and_padding_in_every_mode_match_the_cpu() -> Result<()> {
 }
 
 /// On CUDA each norm kernel's block holds its plane in shared memory up to 96 KiB (a 128x128
-/// plane in f32) and reads global memory for larger ones: both kinds here, 40x40 and 120x250
-/// planes, for the norm with padding before a convolution and the norm with a residual add.
+/// plane in f32), the backward kernel a second plane where two fit, and they read global memory
+/// for larger planes: all three here (40x40, 100x170 and 120x250 planes in f32), for the norm
+/// with padding before a convolution and the norm with a residual add.
 #[test]
 fn norm_kernels_with_and_without_their_plane_cache_match_the_cpu() -> Result<()> {
     let prologue = ops::Prologue {
         norm: Some((ops::NORM_EPS, Activation::Relu)),
         pad: Some((1, PaddingType::Reflect)),
     };
-    for (h, w) in [(40, 40), (120, 250)] {
+    for (h, w) in [(40, 40), (100, 170), (120, 250)] {
         let what = format!("conv2d k3 after {prologue:?} on {h}x{w} planes");
         let op = move |t: &[Tensor]| ops::conv2d_after(&prologue, &t[0], &t[1], None, 1, 0);
         check(&what, &[&[1, 2, h, w], &[2, 2, 3, 3]], &op)?;

@@ -190,7 +190,8 @@ struct PlaneCursor {
 };
 
 // The norm kernels' dynamic shared memory: one plane of x when the launch gives room for it
-// (`cached`), so that the passes after the first read it there instead of from global memory.
+// (`cached`), so that the passes after the first read it there instead of from global memory;
+// the backward kernel keeps a second plane there too when given room for it (`cached` 2).
 #ifndef EMULATED_ON_CPU
 extern __shared__ double plane_cache[];
 #endif
@@ -252,10 +253,14 @@ __device__ void instance_norm_backward(const T* x, const T* g, T* dx, int h, int
     auto dy = [&](const PlaneCursor& i) {
         return pad == 0 ? g[i.k] : gather_padded(g, i.row, i.col, h, w, ow, pad, mode);
     };
+    // With `cached` 2 the launch gave room for a second plane, where the first pass leaves each
+    // d for the second (each thread reads back what it wrote: no barrier).
+    T* d_cache = cached == 2 ? reinterpret_cast<T*>(plane_cache) + len : nullptr;
     double sd = 0.0, sdz = 0.0;
     for (PlaneCursor i(w); i.k < len; i.next()) {
         const T z = (x[i.k] - mean) * rstd;
         const T d = activate_grad(z, dy(i), act, (T)slope);
+        if (d_cache) d_cache[i.k] = d;
         sd += (double)d;
         sdz += (double)(d * z);
     }
@@ -263,7 +268,7 @@ __device__ void instance_norm_backward(const T* x, const T* g, T* dx, int h, int
     const T mean_dz = (T)(block_sum(sdz, shared) / len);
     for (PlaneCursor i(w); i.k < len; i.next()) {
         const T z = (x[i.k] - mean) * rstd;
-        const T d = activate_grad(z, dy(i), act, (T)slope);
+        const T d = d_cache ? d_cache[i.k] : activate_grad(z, dy(i), act, (T)slope);
         dx[i.k] = rstd * (d - mean_d - z * mean_dz);
     }
 }

@@ -338,17 +338,23 @@ impl NormGeometry {
 
     /// Runs norm kernel `name` over one block per plane, in the inputs' type: its arguments are
     /// `inputs` (contiguous), a fresh output of `out_len` elements, then this geometry's. Each
-    /// block holds its plane of the first input in shared memory where it fits.
+    /// block holds up to `cache_planes` planes in shared memory (the kernel's `cached`: its
+    /// plane of the first input, then what the kernel keeps between passes), as many as fit.
     fn run(
         &self,
-        name: &'static str,
+        (name, cache_planes): (&'static str, usize),
         inputs: &[(&CudaStorage, &Layout)],
         out_len: usize,
     ) -> Result<CudaStorage> {
         fn typed<T: CudaDType + DeviceRepr>(
             suffix: &'static str,
             geometry: &NormGeometry,
-            (name, inputs, out_len): (&'static str, &[(&CudaStorage, &Layout)], usize),
+            (name, cache_planes, inputs, out_len): (
+                &'static str,
+                usize,
+                &[(&CudaStorage, &Layout)],
+                usize,
+            ),
         ) -> Result<CudaSlice<T>> {
             let dev = &inputs[0].0.device;
             let views = inputs
@@ -360,10 +366,12 @@ impl NormGeometry {
             let len = geometry.h * geometry.w;
             let mut config = per_plane(geometry.planes, len);
             let plane_bytes = len * std::mem::size_of::<T>();
-            let cached = plane_bytes <= plane_cache_limit(dev, (name, suffix), &func)?;
-            if cached {
-                config.shared_mem_bytes = plane_bytes as u32;
-            }
+            let limit = plane_cache_limit(dev, (name, suffix), &func)?;
+            let cached = (0..=cache_planes)
+                .rev()
+                .find(|planes| planes * plane_bytes <= limit)
+                .unwrap_or(0);
+            config.shared_mem_bytes = (cached * plane_bytes) as u32;
             let cached = cached as i32;
             let [h, w, pad] = [geometry.h, geometry.w, geometry.pad].map(|v| v as i32);
             let mode = pad_mode(geometry.mode);
@@ -386,7 +394,10 @@ impl NormGeometry {
             unsafe { b.launch(config) }.w()?;
             Ok(out)
         }
-        dispatch_float!(inputs[0].0, typed(self, (name, inputs, out_len)))
+        dispatch_float!(
+            inputs[0].0,
+            typed(self, (name, cache_planes, inputs, out_len))
+        )
     }
 }
 
@@ -400,7 +411,11 @@ pub(crate) fn instance_norm_forward(
     padding: Option<(usize, PaddingType)>,
 ) -> Result<CudaStorage> {
     let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
-    geometry.run("instance_norm_forward", &[(x, xl)], geometry.padded_len())
+    geometry.run(
+        ("instance_norm_forward", 1),
+        &[(x, xl)],
+        geometry.padded_len(),
+    )
 }
 
 /// `residual + activation(instance_norm(x))` (no padding) in one kernel; `r` contiguous, of
@@ -420,7 +435,11 @@ pub(crate) fn instance_norm_add_forward(
         )
     }
     let inputs = [(x, xl), (r, rl)];
-    geometry.run("instance_norm_add_forward", &inputs, geometry.padded_len())
+    geometry.run(
+        ("instance_norm_add_forward", 1),
+        &inputs,
+        geometry.padded_len(),
+    )
 }
 
 /// The input gradient of [`instance_norm_forward`] (with the same `padding`), from `(x, grad)`.
@@ -441,7 +460,12 @@ pub(crate) fn instance_norm_backward(
         )
     }
     let inputs = [(x, xl), (g, gl)];
-    geometry.run("instance_norm_backward", &inputs, xl.shape().elem_count())
+    // Its plane of x, and the gradient through the activation between its two passes.
+    geometry.run(
+        ("instance_norm_backward", 2),
+        &inputs,
+        xl.shape().elem_count(),
+    )
 }
 
 /// Adds `b` `[c]` in place to every `(n, c)` plane of `y`, a fresh contiguous `[n, c, h, w]`
