@@ -94,35 +94,43 @@ thread_local! {
 
 /// The bytes of dynamic shared memory norm kernel `{name}_{suffix}` may take on `dev` to hold a
 /// plane: up to [`plane_cache_max`], within what the device allows one block beside the
-/// kernel's static shared memory. Set on the kernel once per device and thread.
+/// kernel's static shared memory. Set on the kernel once per device and thread; where the
+/// driver refuses, none (the kernels then read global memory).
 fn plane_cache_limit(
     dev: &CudaDevice,
     (name, suffix): (&'static str, &'static str),
     kernel: &Kernel,
-) -> Result<usize> {
+) -> usize {
     use candle_core::cuda_backend::cudarc::driver::sys::{
         CUdevice_attribute, CUfunction_attribute,
     };
     let key = (dev.id(), name, suffix);
     if let Some(limit) = PLANE_CACHE.with(|c| c.borrow().get(&key).copied()) {
-        return Ok(limit);
+        return limit;
     }
-    let per_block = kernel
-        .stream
-        .context()
-        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-        .w()?;
-    let fixed = kernel.func.shared_size_bytes().w()?;
-    let limit = plane_cache_max().min(per_block.saturating_sub(fixed).max(0) as usize);
-    kernel
-        .func
-        .set_attribute(
-            CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            limit as i32,
-        )
-        .w()?;
+    let allow = || -> std::result::Result<usize, String> {
+        let per_block = kernel
+            .stream
+            .context()
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .map_err(|e| e.to_string())?;
+        let fixed = kernel.func.shared_size_bytes().map_err(|e| e.to_string())?;
+        let limit = plane_cache_max().min(per_block.saturating_sub(fixed).max(0) as usize);
+        kernel
+            .func
+            .set_attribute(
+                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                limit as i32,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(limit)
+    };
+    let limit = allow().unwrap_or_else(|e| {
+        tracing::debug!("{name}_{suffix}: no shared memory for planes ({e})");
+        0
+    });
     PLANE_CACHE.with(|c| c.borrow_mut().insert(key, limit));
-    Ok(limit)
+    limit
 }
 
 /// Threads per block of the elementwise (padding) kernels.
@@ -366,7 +374,7 @@ impl NormGeometry {
             let len = geometry.h * geometry.w;
             let mut config = per_plane(geometry.planes, len);
             let plane_bytes = len * std::mem::size_of::<T>();
-            let limit = plane_cache_limit(dev, (name, suffix), &func)?;
+            let limit = plane_cache_limit(dev, (name, suffix), &func);
             let cached = (0..=cache_planes)
                 .rev()
                 .find(|planes| planes * plane_bytes <= limit)
