@@ -9,7 +9,8 @@
 // - every norm and padding kernel against the same kernel of a base revision (`KERNELS_BASE`,
 //   the last commit by default), so that a change of their index arithmetic shows whether it
 //   computes anything else: planes narrower and wider than a block, every padding;
-// - the channel bias kernel against a direct computation.
+// - the channel bias kernel and the bias gradient (one block per channel, or split) against
+//   direct computations.
 // Not a substitute for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check
 // of the index arithmetic for sessions without one.
 //
@@ -212,6 +213,38 @@ static void check_channel_bias(std::mt19937& rng) {
     }
 }
 
+// The bias gradient, with one block per channel and with each channel's planes split between
+// blocks (then summed in order by the finishing kernel), against a direct sum in double.
+static void check_channel_bias_grad(std::mt19937& rng) {
+    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+    const int n = 2, channels = 3;
+    for (auto [len, chunk] : {std::pair{300, 300}, std::pair{5000, 2048}}) {
+        std::vector<float> dy(n * channels * len);
+        for (auto& v : dy) v = uniform(rng);
+        const int chunks = (len + chunk - 1) / chunk;
+        std::vector<double> partial(channels * chunks);
+        std::vector<float> db(channels);
+        launch2(chunks, channels, 64, [&] {
+            channel_bias_grad_f32(dy.data(), db.data(), chunks > 1 ? partial.data() : nullptr, n,
+                                  channels, len, chunk);
+        });
+        if (chunks > 1)
+            launch(1, 32, [&] {
+                channel_bias_grad_finish_f32(partial.data(), db.data(), channels, chunks);
+            });
+        for (int c = 0; c < channels; c++) {
+            double want = 0.0;
+            for (int b = 0; b < n; b++)
+                for (int i = 0; i < len; i++) want += dy[(b * channels + c) * len + i];
+            if (std::fabs(db[c] - want) > 1e-6 * std::fabs(want) + 1e-9) {
+                std::printf("FAIL bias gradient, %d chunks, channel %d: %.9g, want %.9g\n",
+                            chunks, c, db[c], want);
+                failures++;
+            }
+        }
+    }
+}
+
 int main() {
     const int planes = 3, h = 7, w = 5, pad = 2;
     const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
@@ -298,9 +331,11 @@ int main() {
     }
     compare_with_base(rng);
     check_channel_bias(rng);
+    check_channel_bias_grad(rng);
     std::printf(failures ? "%d FAILED\n"
                          : "all fused kernels match the kernels in turn, every norm and padding "
-                           "kernel its base revision's, the channel bias a direct sum\n",
+                           "kernel its base revision's, the channel bias and its gradient direct "
+                           "sums\n",
                 failures);
     return failures ? 1 : 0;
 }

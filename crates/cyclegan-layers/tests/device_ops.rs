@@ -338,6 +338,24 @@ fn norm_kernels_with_and_without_their_plane_cache_match_the_cpu() -> Result<()>
     Ok(())
 }
 
+/// On CUDA the bias gradient of a convolution with few output channels (below 128) and planes of
+/// more than 2048 elements is summed by several blocks per channel, then in order: 3 channels of
+/// 64x70 here, as the generator's last convolution; 8 channels of 12x12 take one block each.
+#[test]
+fn bias_gradients_split_between_blocks_match_the_cpu() -> Result<()> {
+    let op = |t: &[Tensor]| ops::conv2d(&t[0], &t[1], Some(&t[2]), 1, 1);
+    check(
+        "conv2d bias, 3 channels of 64x70",
+        &[&[2, 4, 64, 70], &[3, 4, 3, 3], &[3]],
+        &op,
+    )?;
+    check(
+        "conv2d bias, 8 channels of 12x12",
+        &[&[2, 4, 12, 12], &[8, 4, 3, 3], &[8]],
+        &op,
+    )
+}
+
 /// Three Adam steps on the device under test against the CPU in f64.
 #[test]
 fn adam_steps_match_the_cpu() -> Result<()> {

@@ -289,18 +289,38 @@ __device__ void channel_bias_add(T* y, const T* b, long long planes, int channel
     }
 }
 
-// db[c] = the sum of dy[n, c, i] over n and i; one block per channel.
+// The sum of dy[n, c, i] over n and the i of block (x: chunk, y: channel c), in chunks of
+// `chunk` elements of each plane: with one chunk per plane into db[c], else into
+// partial[c * chunks + chunk] for `channel_bias_grad_finish` (a channel's planes split between
+// blocks, so that a few channels still occupy the GPU).
 template <typename T>
-__device__ void channel_bias_grad(const T* dy, T* db, int batch, int channels, int len) {
+__device__ void channel_bias_grad(const T* dy, T* db, double* partial, int batch, int channels,
+                                  int len, int chunk) {
     __shared__ double shared[33];
-    const int c = blockIdx.x;
+    const int c = blockIdx.y, start = blockIdx.x * chunk;
+    const int end = len - start < chunk ? len : start + chunk;
     double s = 0.0;
     for (int n = 0; n < batch; n++) {
         const T* plane = dy + ((long long)n * channels + c) * len;
-        for (int i = threadIdx.x; i < len; i += blockDim.x) s += (double)plane[i];
+        for (int i = start + threadIdx.x; i < end; i += blockDim.x) s += (double)plane[i];
     }
     const double total = block_sum(s, shared);
-    if (threadIdx.x == 0) db[c] = (T)total;
+    if (threadIdx.x != 0) return;
+    if (gridDim.x == 1)
+        db[c] = (T)total;
+    else
+        partial[(long long)c * gridDim.x + blockIdx.x] = total;
+}
+
+// db[c] = the sum of channel c's `chunks` partial sums, in order.
+template <typename T>
+__device__ void channel_bias_grad_finish(const double* partial, T* db, int channels, int chunks) {
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < channels;
+         c += gridDim.x * blockDim.x) {
+        double s = 0.0;
+        for (int k = 0; k < chunks; k++) s += partial[(long long)c * chunks + k];
+        db[c] = (T)s;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -358,9 +378,13 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
                                                          int channels, int len) {               \
         channel_bias_add<T>(y, b, planes, channels, len);                                      \
     }                                                                                           \
-    extern "C" __global__ void channel_bias_grad_##SUFFIX(const T* dy, T* db, int batch,       \
-                                                          int channels, int len) {              \
-        channel_bias_grad<T>(dy, db, batch, channels, len);                                    \
+    extern "C" __global__ void channel_bias_grad_##SUFFIX(                                     \
+        const T* dy, T* db, double* partial, int batch, int channels, int len, int chunk) {     \
+        channel_bias_grad<T>(dy, db, partial, batch, channels, len, chunk);                    \
+    }                                                                                           \
+    extern "C" __global__ void channel_bias_grad_finish_##SUFFIX(const double* partial, T* db,  \
+                                                                 int channels, int chunks) {    \
+        channel_bias_grad_finish<T>(partial, db, channels, chunks);                            \
     }                                                                                           \
     extern "C" __global__ void adam_moment_##SUFFIX(T* m, const T* g, long long n, double beta, \
                                                     int square) {                               \

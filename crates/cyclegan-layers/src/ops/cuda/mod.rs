@@ -518,7 +518,19 @@ pub(crate) fn add_channel_bias_in_place(
     dispatch_in_place!("channel bias", y, b, run(view(b, bl)?, dims))
 }
 
-/// The gradient of a channel bias: `g` `[n, c, h, w]` summed over all but `c`.
+/// Planes of a bias gradient are split between blocks of this many elements (per image) when the
+/// channels are fewer than [`BIAS_GRAD_SPLIT_BELOW`], so that a convolution with few output
+/// channels (the generator's last has 3) still occupies the GPU's multiprocessors.
+#[cfg(feature = "cudnn")]
+const BIAS_GRAD_CHUNK: usize = 2048;
+
+/// See [`BIAS_GRAD_CHUNK`]: about the multiprocessors of the GPUs this targets (132 on an H100).
+#[cfg(feature = "cudnn")]
+const BIAS_GRAD_SPLIT_BELOW: usize = 128;
+
+/// The gradient of a channel bias: `g` `[n, c, h, w]` summed over all but `c`, in `f64`. One
+/// block per channel, or per part of a channel's planes when there are few channels, whose sums
+/// a second kernel adds in order (no atomics: the same result at every run).
 #[cfg(feature = "cudnn")]
 pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStorage> {
     let (n, c, h, w) = gl.shape().dims4()?;
@@ -531,12 +543,36 @@ pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStor
         let dev = &g.device;
         let g = view::<T>(g, gl)?;
         let mut db = output::<T>(dev, c)?;
+        let split = c < BIAS_GRAD_SPLIT_BELOW && len > BIAS_GRAD_CHUNK;
+        let (chunk, chunks) = if split {
+            (BIAS_GRAD_CHUNK, len.div_ceil(BIAS_GRAD_CHUNK))
+        } else {
+            (len, 1)
+        };
+        let mut partial = split.then(|| output::<f64>(dev, c * chunks)).transpose()?;
         let func = kernel(dev, "channel_bias_grad", suffix)?;
-        let (n32, c32, len32) = (n as i32, c as i32, len as i32);
+        let [n32, c32, len32, chunk32] = [n, c, len, chunk].map(|v| v as i32);
+        let null = 0u64;
         let mut builder = func.builder();
-        builder.arg(&g).arg(&mut db).arg(&n32).arg(&c32).arg(&len32);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { builder.launch(per_plane(c, n * len)) }.w()?;
+        builder.arg(&g).arg(&mut db);
+        match &mut partial {
+            Some(partial) => builder.arg(partial),
+            None => builder.arg(&null),
+        };
+        builder.arg(&n32).arg(&c32).arg(&len32).arg(&chunk32);
+        let mut config = per_plane(1, n * chunk);
+        config.grid_dim = (chunks as u32, c as u32, 1);
+        // SAFETY: the argument list matches the kernel's signature; `partial` (null with one
+        // block per channel, which the kernel then leaves alone) has a slot for each block.
+        unsafe { builder.launch(config) }.w()?;
+        if let Some(partial) = partial {
+            let func = kernel(dev, "channel_bias_grad_finish", suffix)?;
+            let chunks32 = chunks as i32;
+            let mut builder = func.builder();
+            builder.arg(&partial).arg(&mut db).arg(&c32).arg(&chunks32);
+            // SAFETY: the argument list matches the kernel's signature.
+            unsafe { builder.launch(elementwise(c)) }.w()?;
+        }
         Ok(db)
     }
     dispatch_float!(g, run(g, gl, (n, c, h * w)))
