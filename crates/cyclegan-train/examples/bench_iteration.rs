@@ -20,7 +20,9 @@
 //! `--host-profile FILE` (a build with `--features host-profile`, one `--worker` child) samples
 //! this project's timed iterations on the host and writes the stacks to FILE, one folded line per
 //! stack with its sample count (`scripts/fold-report.py` sums them): where the host time goes on
-//! a GPU machine without perf.
+//! a GPU machine without perf. `--profile-measured` (a `--worker` on CUDA) brackets the timed
+//! iterations with `cuProfilerStart`/`cuProfilerStop`, so that a GPU profiler started with its
+//! collection off (Nsight Compute's `--profile-from-start off`) records them and nothing else.
 
 use candle_core::{DType, Device, Tensor};
 use cyclegan_train::model::{CycleGan, ModelConfig};
@@ -77,13 +79,38 @@ fn thread_cpu() -> (f64, u64) {
 }
 
 /// The child process: times this project's iteration and prints one JSON line.
+/// Turns a GPU profiler's collection on or off (`--profile-measured`); nothing on the CPU or in
+/// a build without CUDA.
+fn gpu_profiler(device: &Device, on: bool) -> anyhow::Result<()> {
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        use candle_core::cuda_backend::cudarc::driver::sys;
+        device.synchronize()?;
+        // SAFETY: plain driver calls on the device's context, current on this thread.
+        let status = unsafe {
+            if on {
+                sys::cuProfilerStart()
+            } else {
+                sys::cuProfilerStop()
+            }
+        };
+        anyhow::ensure!(
+            status == sys::CUresult::CUDA_SUCCESS,
+            "cuProfiler{}: {status:?}",
+            if on { "Start" } else { "Stop" }
+        );
+    }
+    let _ = (device, on);
+    Ok(())
+}
+
 fn worker(
     (size, batch): (usize, usize),
     iters: usize,
     warmup: usize,
     fast: bool,
     device: &Device,
-    host_profile: Option<&str>,
+    (host_profile, profile_measured): (Option<&str>, bool),
 ) -> anyhow::Result<()> {
     cyclegan_layers::ops::set_fast_kernels(fast);
     let mut model = CycleGan::new(ModelConfig::default(), device, DType::F32, 0)?;
@@ -95,6 +122,9 @@ fn worker(
     for i in 0..warmup + iters {
         if i == warmup {
             profiler = host_profile.map(|_| profile::start()).transpose()?;
+            if profile_measured {
+                gpu_profiler(device, true)?;
+            }
             cpu_start = thread_cpu();
         }
         let start = Instant::now();
@@ -105,6 +135,9 @@ fn worker(
         }
     }
     let cpu_end = thread_cpu();
+    if profile_measured {
+        gpu_profiler(device, false)?;
+    }
     if let (Some(profiler), Some(path)) = (profiler, host_profile) {
         profile::finish(profiler, path)?;
     }
@@ -240,13 +273,14 @@ fn main() -> anyhow::Result<()> {
         let fast = !args.iter().any(|a| a == "--stock");
         cyclegan_layers::ops::set_cudnn_benchmark(args.iter().any(|a| a == "--cudnn-benchmark"));
         let host_profile = value(&args, "--host-profile");
+        let profile_measured = args.iter().any(|a| a == "--profile-measured");
         return worker(
             (size.parse()?, batch),
             iters,
             warmup,
             fast,
             &device,
-            host_profile,
+            (host_profile, profile_measured),
         );
     }
     let sizes: Vec<usize> = arg(&args, "--sizes", "128,256".to_string())
