@@ -111,15 +111,18 @@ static void expect_same(const char* what, const std::vector<float>& got,
     }
 }
 
+// `n` floats drawn uniformly from [-2, 2).
+static std::vector<float> random_floats(std::mt19937& rng, size_t n) {
+    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+    std::vector<float> v(n);
+    for (auto& x : v) x = uniform(rng);
+    return v;
+}
+
 // Every norm and padding kernel against the base revision's, on planes narrower (5) and wider
 // (45) than a block of 32 threads, with each padding the kernels take on them.
 static void compare_with_base(std::mt19937& rng) {
-    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
-    auto random = [&](size_t n) {
-        std::vector<float> v(n);
-        for (auto& x : v) x = uniform(rng);
-        return v;
-    };
+    auto random = [&](size_t n) { return random_floats(rng, n); };
     const int planes = 3;
     const double eps = 1e-5, slope = 0.2;
     for (auto [h, w] : {std::pair{7, 5}, std::pair{6, 45}})
@@ -198,11 +201,8 @@ static void compare_with_base(std::mt19937& rng) {
 // The channel bias kernel against y + b[c], with fewer blocks than planes along y (the kernel
 // strides) and than needed along x.
 static void check_channel_bias(std::mt19937& rng) {
-    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
     const int n = 2, channels = 5, len = 300;
-    std::vector<float> y(n * channels * len), b(channels);
-    for (auto& v : y) v = uniform(rng);
-    for (auto& v : b) v = uniform(rng);
+    const auto y = random_floats(rng, n * channels * len), b = random_floats(rng, channels);
     std::vector<float> want = y;
     for (int p = 0; p < n * channels; p++)
         for (int i = 0; i < len; i++) want[p * len + i] += b[p % channels];
@@ -216,11 +216,9 @@ static void check_channel_bias(std::mt19937& rng) {
 // The bias gradient, with one block per channel and with each channel's planes split between
 // blocks (then summed in order by the finishing kernel), against a direct sum in double.
 static void check_channel_bias_grad(std::mt19937& rng) {
-    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
     const int n = 2, channels = 3;
     for (auto [len, chunk] : {std::pair{300, 300}, std::pair{5000, 2048}}) {
-        std::vector<float> dy(n * channels * len);
-        for (auto& v : dy) v = uniform(rng);
+        const auto dy = random_floats(rng, n * channels * len);
         const int chunks = (len + chunk - 1) / chunk;
         std::vector<double> partial(channels * chunks);
         std::vector<float> db(channels);
@@ -249,12 +247,7 @@ int main() {
     const int planes = 3, h = 7, w = 5, pad = 2;
     const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
     std::mt19937 rng(7);
-    std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
-    auto random = [&](size_t n) {
-        std::vector<float> v(n);
-        for (auto& x : v) x = uniform(rng);
-        return v;
-    };
+    auto random = [&](size_t n) { return random_floats(rng, n); };
     const auto x = random(planes * len), g = random(planes * oh * ow), r = random(planes * len);
     const double eps = 1e-5, slope = 0.2;
     // Two block sizes: one warp, and several (the cross-warp reduction).
