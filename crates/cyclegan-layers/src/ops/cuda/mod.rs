@@ -32,10 +32,17 @@ mod ptx {
 /// The module name the kernels are cached under on each device.
 const MODULE: &str = "cyclegan_layers_kernels";
 
+/// The key kernels are cached under: device, name and type suffix.
+type KernelKey = (DeviceId, &'static str, &'static str);
+
 /// A kernel of `kernels.cu` on a device's stream.
 struct Kernel {
+    key: KernelKey,
     func: CudaFunction,
     stream: Arc<CudaStream>,
+    /// The dynamic shared memory already allowed to it for planes, once asked
+    /// ([`plane_cache_limit`]; norm kernels only).
+    plane_cache: Option<usize>,
 }
 
 impl Kernel {
@@ -46,8 +53,8 @@ impl Kernel {
 }
 
 thread_local! {
-    /// The kernels looked up so far, by device, name and type suffix.
-    static KERNELS: RefCell<HashMap<(DeviceId, &'static str, &'static str), CudaFunction>> =
+    /// The kernels looked up so far, each with its plane cache once set.
+    static KERNELS: RefCell<HashMap<KernelKey, (CudaFunction, Option<usize>)>> =
         RefCell::new(HashMap::new());
 }
 
@@ -55,20 +62,22 @@ thread_local! {
 /// thread rather than at every launch.
 fn kernel(dev: &CudaDevice, name: &'static str, suffix: &'static str) -> Result<Kernel> {
     let key = (dev.id(), name, suffix);
-    let func = match KERNELS.with(|k| k.borrow().get(&key).cloned()) {
-        Some(func) => func,
+    let (func, plane_cache) = match KERNELS.with(|k| k.borrow().get(&key).cloned()) {
+        Some(cached) => cached,
         None => {
             let full = format!("{name}_{suffix}");
             let func = dev
                 .get_or_load_custom_func(&full, MODULE, ptx::KERNELS)?
                 .into_cuda_function();
-            KERNELS.with(|k| k.borrow_mut().insert(key, func.clone()));
-            func
+            KERNELS.with(|k| k.borrow_mut().insert(key, (func.clone(), None)));
+            (func, None)
         }
     };
     Ok(Kernel {
+        key,
         func,
         stream: dev.cuda_stream(),
+        plane_cache,
     })
 }
 
@@ -86,26 +95,15 @@ fn plane_cache_max() -> usize {
     })
 }
 
-thread_local! {
-    /// The plane cache allowed to each norm kernel so far (bytes), by device, name and suffix.
-    static PLANE_CACHE: RefCell<HashMap<(DeviceId, &'static str, &'static str), usize>> =
-        RefCell::new(HashMap::new());
-}
-
-/// The bytes of dynamic shared memory norm kernel `{name}_{suffix}` may take on `dev` to hold a
-/// plane: up to [`plane_cache_max`], within what the device allows one block beside the
-/// kernel's static shared memory. Set on the kernel once per device and thread; where the
-/// driver refuses, none (the kernels then read global memory).
-fn plane_cache_limit(
-    dev: &CudaDevice,
-    (name, suffix): (&'static str, &'static str),
-    kernel: &Kernel,
-) -> usize {
+/// The bytes of dynamic shared memory norm kernel `kernel` may take to hold a plane: up to
+/// [`plane_cache_max`], within what the device allows one block beside the kernel's static
+/// shared memory. Set on the kernel once per device and thread (kept with it in `KERNELS`);
+/// where the driver refuses, none (the kernels then read global memory).
+fn plane_cache_limit(kernel: &Kernel) -> usize {
     use candle_core::cuda_backend::cudarc::driver::sys::{
         CUdevice_attribute, CUfunction_attribute,
     };
-    let key = (dev.id(), name, suffix);
-    if let Some(limit) = PLANE_CACHE.with(|c| c.borrow().get(&key).copied()) {
+    if let Some(limit) = kernel.plane_cache {
         return limit;
     }
     let allow = || -> std::result::Result<usize, String> {
@@ -126,10 +124,15 @@ fn plane_cache_limit(
         Ok(limit)
     };
     let limit = allow().unwrap_or_else(|e| {
+        let (_, name, suffix) = kernel.key;
         tracing::debug!("{name}_{suffix}: no shared memory for planes ({e})");
         0
     });
-    PLANE_CACHE.with(|c| c.borrow_mut().insert(key, limit));
+    KERNELS.with(|k| {
+        if let Some(cached) = k.borrow_mut().get_mut(&kernel.key) {
+            cached.1 = Some(limit);
+        }
+    });
     limit
 }
 
@@ -374,7 +377,7 @@ impl NormGeometry {
             let len = geometry.h * geometry.w;
             let mut config = per_plane(geometry.planes, len);
             let plane_bytes = len * std::mem::size_of::<T>();
-            let limit = plane_cache_limit(dev, (name, suffix), &func);
+            let limit = plane_cache_limit(&func);
             let cached = (0..=cache_planes)
                 .rev()
                 .find(|planes| planes * plane_bytes <= limit)
