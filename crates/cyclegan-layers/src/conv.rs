@@ -6,7 +6,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use crate::{ops, Deferred};
+use crate::{ops, Deferred, Norm};
 
 /// Standard deviation of the reference's default `normal` initialisation (`init_gain`).
 pub const DEFAULT_INIT_GAIN: f64 = 0.02;
@@ -28,6 +28,14 @@ fn parameters(
         .then(|| vb.get_with_hints(out_channels, "bias", Init::Const(0.0)))
         .transpose()?;
     Ok((weight, bias))
+}
+
+/// The bias a convolution whose output `norm` normalises must add: none where the norm cancels
+/// it. Such a bias stays a parameter (the reference's checkpoints carry it) but gets no
+/// gradient, its exact gradient being zero (PyTorch trains it on rounding noise, without effect
+/// on any output); leaving it out saves the add and its gradient's sum over every output element.
+fn bias_before<'a>(bias: Option<&'a Tensor>, norm: &Norm) -> Option<&'a Tensor> {
+    bias.filter(|_| !norm.cancels_bias())
 }
 
 /// `nn.Conv2d(in, out, kernel, stride, padding, bias)` with zero padding.
@@ -70,9 +78,25 @@ impl Conv2d {
 
     /// The convolution of a [`Deferred`] tensor, its prologue applied inside the op.
     pub fn forward_deferred(&self, x: &Deferred) -> Result<Tensor> {
+        self.convolve(x, self.bias.as_ref())
+    }
+
+    /// [`Conv2d::forward_deferred`] where `norm` normalises the output, without the bias where
+    /// the norm cancels it.
+    pub fn forward_before(&self, x: &Deferred, norm: &Norm) -> Result<Tensor> {
+        self.convolve(x, bias_before(self.bias.as_ref(), norm))
+    }
+
+    fn convolve(&self, x: &Deferred, bias: Option<&Tensor>) -> Result<Tensor> {
         let (source, prologue) = x.parts();
-        let (weight, bias) = (&self.weight, self.bias.as_ref());
-        ops::conv2d_after(prologue, source, weight, bias, self.stride, self.padding)
+        ops::conv2d_after(
+            prologue,
+            source,
+            &self.weight,
+            bias,
+            self.stride,
+            self.padding,
+        )
     }
 }
 
@@ -126,9 +150,19 @@ impl ConvTranspose2d {
 
     /// The transposed convolution of a [`Deferred`] tensor, its prologue applied inside the op.
     pub fn forward_deferred(&self, x: &Deferred) -> Result<Tensor> {
+        self.convolve(x, self.bias.as_ref())
+    }
+
+    /// [`ConvTranspose2d::forward_deferred`] where `norm` normalises the output, without the bias
+    /// where the norm cancels it.
+    pub fn forward_before(&self, x: &Deferred, norm: &Norm) -> Result<Tensor> {
+        self.convolve(x, bias_before(self.bias.as_ref(), norm))
+    }
+
+    fn convolve(&self, x: &Deferred, bias: Option<&Tensor>) -> Result<Tensor> {
         let (source, prologue) = x.parts();
         let geometry = (self.stride, self.padding, self.output_padding);
-        ops::conv_transpose2d_after(prologue, source, &self.weight, self.bias.as_ref(), geometry)
+        ops::conv_transpose2d_after(prologue, source, &self.weight, bias, geometry)
     }
 }
 

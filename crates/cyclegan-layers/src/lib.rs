@@ -7,7 +7,8 @@
 //! - [`ops`]: the tensor operations (convolutions, padding, instance norm, activations), with fast
 //!   fused CPU kernels, CUDA kernels (features `cuda`, `cudnn`) and the stock candle
 //!   implementations they are tested against;
-//! - [`Conv2d`], [`ConvTranspose2d`]: convolutions with the reference's bias rule;
+//! - [`Conv2d`], [`ConvTranspose2d`]: convolutions with the reference's bias rule (and
+//!   `forward_before(x, norm)`, which leaves out a bias the instance norm after it cancels);
 //! - [`Norm`]: instance norm (affine-free like the reference, or affine), batch norm with
 //!   running statistics, or none, selected by [`NormKind`];
 //! - [`Pad2d`]: reflection, replication or zero padding ([`PaddingType`]);

@@ -168,6 +168,13 @@ impl Norm {
         })
     }
 
+    /// Whether the norm cancels a per-channel constant added to its input, so that the bias of
+    /// a convolution before it cannot change any output: an instance norm subtracts each plane's
+    /// mean (affine or not). Batch norm does not in evaluation mode (running statistics).
+    pub fn cancels_bias(&self) -> bool {
+        matches!(self, Norm::Instance { .. })
+    }
+
     /// Normalises `x` and applies `activation`; instance norm fuses both into one kernel.
     pub fn forward_act(&self, x: &Tensor, activation: Activation, train: bool) -> Result<Tensor> {
         match self {

@@ -68,12 +68,14 @@ impl ResnetBlock {
 
 impl ModuleT for ResnetBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.conv1.forward_deferred(&self.padded(x.into())?)?;
+        let h = self
+            .conv1
+            .forward_before(&self.padded(x.into())?, &self.norm1)?;
         let mut h = self.norm1.defer(h, Activation::Relu, train)?;
         if let Some(dropout) = &self.dropout {
             h = dropout.forward_t(&h.materialize()?, train)?.into();
         }
-        let h = self.conv2.forward_deferred(&self.padded(h)?)?;
+        let h = self.conv2.forward_before(&self.padded(h)?, &self.norm2)?;
         self.norm2.forward_residual(&h, x, train)
     }
 }

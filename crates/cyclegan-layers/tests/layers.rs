@@ -5,7 +5,8 @@ use candle_core::{DType, Device, ModuleT, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use cyclegan_layers::ops::{self, reference};
 use cyclegan_layers::{
-    init_weights, Dropout, InitType, Norm, NormKind, PaddingType, SeededRng, SharedRng,
+    init_weights, Activation, Conv2d, ConvTranspose2d, Dropout, InitType, Norm, NormKind,
+    PaddingType, SeededRng, SharedRng,
 };
 use rand::SeedableRng;
 
@@ -139,6 +140,98 @@ fn batch_norm_uses_batch_statistics_in_training_and_tracks_them() {
             .unwrap()
             > 0.1
     );
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn a_convolution_before_an_instance_norm_leaves_out_the_bias_it_cancels() {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let conv = Conv2d::new(vb.pp("conv"), 3, 4, 3, 1, 1, true).unwrap();
+    let up = ConvTranspose2d::new(vb.pp("up"), 4, 2, 3, 2, 1, 1, true).unwrap();
+    let mut rng = SeededRng::seed_from_u64(7);
+    init_weights(&varmap, InitType::Normal, 0.5, &mut rng).unwrap();
+    // A bias far from zero, as in a trained checkpoint.
+    for (name, value) in [("conv.bias", 3.0), ("up.bias", -2.0)] {
+        let var = &varmap.data().lock().unwrap()[name];
+        var.set(&(var.ones_like().unwrap() * value).unwrap())
+            .unwrap();
+    }
+    let var = |name: &str| varmap.data().lock().unwrap()[name].clone();
+    let x =
+        Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 6, 6), &Device::Cpu).unwrap()).unwrap();
+    let probe = Tensor::randn(0f32, 1.0, (2, 2, 12, 12), &Device::Cpu).unwrap();
+    let run = |norm: &Norm, cancel: bool| {
+        let h = if cancel {
+            conv.forward_before(&x.as_tensor().into(), norm).unwrap()
+        } else {
+            conv.forward_deferred(&x.as_tensor().into()).unwrap()
+        };
+        let h = norm.forward_act(&h, Activation::Relu, true).unwrap();
+        let y = if cancel {
+            up.forward_before(&(&h).into(), norm).unwrap()
+        } else {
+            up.forward_deferred(&(&h).into()).unwrap()
+        };
+        let y = norm.forward_act(&y, Activation::Identity, true).unwrap();
+        let grads = (&y * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        (y, grads)
+    };
+
+    let instance = Norm::new(NormKind::Instance, vb.pp("norm"), 4).unwrap();
+    let (with_bias, grads_with) = run(&instance, false);
+    let (without, grads_without) = run(&instance, true);
+    // The same output up to rounding; no gradient for the biases (exactly zero), the rest the
+    // same as with them.
+    assert!(max_abs_diff(&with_bias, &without) < 1e-5);
+    for name in ["conv.bias", "up.bias"] {
+        let exact_zero = grads_with.get(var(name).as_tensor()).unwrap();
+        assert!(
+            exact_zero
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                < 1e-4
+        );
+        assert!(grads_without.get(var(name).as_tensor()).is_none(), "{name}");
+    }
+    for name in ["conv.weight", "up.weight"] {
+        let (a, b) = (
+            grads_with.get(var(name).as_tensor()),
+            grads_without.get(var(name).as_tensor()),
+        );
+        assert!(max_abs_diff(a.unwrap(), b.unwrap()) < 1e-4, "{name}");
+    }
+    let (a, b) = (
+        grads_with.get(x.as_tensor()),
+        grads_without.get(x.as_tensor()),
+    );
+    assert!(max_abs_diff(a.unwrap(), b.unwrap()) < 1e-4);
+
+    // Batch norm in evaluation (running statistics) does not cancel a bias: it is kept.
+    let batch = Norm::new(NormKind::Batch, vb.pp("batch"), 4).unwrap();
+    assert!(!batch.cancels_bias() && !Norm::Identity.cancels_bias());
+    let h = conv.forward_before(&x.as_tensor().into(), &batch).unwrap();
+    let grads = h.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(var("conv.bias").as_tensor()).is_some());
 }
 
 #[test]

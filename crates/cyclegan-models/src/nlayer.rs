@@ -62,10 +62,15 @@ impl ModuleT for NLayerDiscriminator {
         // Each norm is left to the next convolution, which applies it inside its op.
         let mut h = Deferred::from(x);
         for stage in &self.stages {
-            let y = stage.conv.forward_deferred(&h)?;
             h = match &stage.norm {
-                Some(norm) => norm.defer(y, stage.activation, train)?,
-                None => stage.activation.apply(&y)?.into(),
+                Some(norm) => {
+                    let y = stage.conv.forward_before(&h, norm)?;
+                    norm.defer(y, stage.activation, train)?
+                }
+                None => stage
+                    .activation
+                    .apply(&stage.conv.forward_deferred(&h)?)?
+                    .into(),
             };
         }
         h.materialize()

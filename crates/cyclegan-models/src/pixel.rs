@@ -34,9 +34,8 @@ impl ModuleT for PixelDiscriminator {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let lrelu = Activation::LeakyRelu(LEAKY_RELU_SLOPE);
         let h = lrelu.apply(&self.conv1.forward(x)?)?;
-        let h = self
-            .norm
-            .forward_act(&self.conv2.forward(&h)?, lrelu, train)?;
+        let y = self.conv2.forward_before(&h.into(), &self.norm)?;
+        let h = self.norm.forward_act(&y, lrelu, train)?;
         self.conv3.forward(&h)
     }
 }

@@ -94,13 +94,11 @@ impl ModuleT for ResnetGenerator {
         // Each norm (and padding) is left to the convolution after it, which applies it inside
         // its op (`Deferred`); the residual blocks take a computed tensor, which they add.
         let relu = Activation::Relu;
-        let h = self
-            .stem
-            .0
-            .forward_deferred(&Deferred::from(x).pad(PAD_7X7)?)?;
-        let mut h = self.stem.1.defer(h, relu, train)?;
+        let (conv, norm) = &self.stem;
+        let h = conv.forward_before(&Deferred::from(x).pad(PAD_7X7)?, norm)?;
+        let mut h = norm.defer(h, relu, train)?;
         for (conv, norm) in &self.down {
-            h = norm.defer(conv.forward_deferred(&h)?, relu, train)?;
+            h = norm.defer(conv.forward_before(&h, norm)?, relu, train)?;
         }
         let mut h = Deferred::from(
             self.blocks
@@ -108,7 +106,7 @@ impl ModuleT for ResnetGenerator {
                 .try_fold(h.materialize()?, |h, block| block.forward_t(&h, train))?,
         );
         for (conv, norm) in &self.up {
-            h = norm.defer(conv.forward_deferred(&h)?, relu, train)?;
+            h = norm.defer(conv.forward_before(&h, norm)?, relu, train)?;
         }
         self.head.forward_deferred(&h.pad(PAD_7X7)?)?.tanh()
     }

@@ -80,17 +80,23 @@ impl UnetBlock {
             Position::Outermost => x.clone(),
             _ => Activation::LeakyRelu(LEAKY_RELU_SLOPE).apply(x)?,
         };
-        let mut h = self.down.forward(&input)?;
-        if let Some(norm) = &self.down_norm {
-            h = norm.forward_act(&h, Activation::Identity, train)?;
-        }
+        // A norm's convolution leaves out the bias the norm cancels.
+        let mut h = match &self.down_norm {
+            Some(norm) => {
+                norm.forward_t(&self.down.forward_before(&(&input).into(), norm)?, train)?
+            }
+            None => self.down.forward(&input)?,
+        };
         if let Some(sub) = &self.sub {
             h = sub.forward_t(&h, train)?;
         }
-        h = self.up.forward(&h.relu()?)?;
-        if let Some(norm) = &self.up_norm {
-            h = norm.forward_act(&h, Activation::Identity, train)?;
-        }
+        let h_relu = h.relu()?;
+        h = match &self.up_norm {
+            Some(norm) => {
+                norm.forward_t(&self.up.forward_before(&(&h_relu).into(), norm)?, train)?
+            }
+            None => self.up.forward(&h_relu)?,
+        };
         if let Some(dropout) = &self.dropout {
             h = dropout.forward_t(&h, train)?;
         }
