@@ -68,15 +68,7 @@ fn instance_norm_has_zero_mean_unit_variance_per_plane() {
     let x = Tensor::rand(-3f32, 5.0, (2, 3, 8, 8), &Device::Cpu).unwrap();
     let y = ops::instance_norm(&x, 1e-5, ops::Activation::Identity).unwrap();
     let planes = y.reshape((6, 64)).unwrap();
-    let mean = planes
-        .mean(1)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let mean = max_abs(&planes.mean(1).unwrap());
     let var = planes
         .sqr()
         .unwrap()
@@ -129,28 +121,20 @@ fn batch_norm_uses_batch_statistics_in_training_and_tracks_them() {
     // Evaluation normalises with the running statistics instead.
     let train = norm.forward_t(&x, true).unwrap();
     let eval = norm.forward_t(&x, false).unwrap();
-    assert!(
-        (train - eval)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            > 0.1
-    );
+    assert!(max_abs_diff(&train, &eval) > 0.1);
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
+fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
         .unwrap()
         .max_all()
         .unwrap()
         .to_scalar::<f32>()
         .unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    max_abs(&(a - b).unwrap())
 }
 
 #[test]
@@ -201,16 +185,7 @@ fn a_convolution_before_an_instance_norm_leaves_out_the_bias_it_cancels() {
     assert!(max_abs_diff(&with_bias, &without) < 1e-5);
     for name in ["conv.bias", "up.bias"] {
         let exact_zero = grads_with.get(var(name).as_tensor()).unwrap();
-        assert!(
-            exact_zero
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                < 1e-4
-        );
+        assert!(max_abs(exact_zero) < 1e-4);
         assert!(grads_without.get(var(name).as_tensor()).is_none(), "{name}");
     }
     for name in ["conv.weight", "up.weight"] {
