@@ -21,8 +21,13 @@ thread_local! {
     pub(crate) static POOL_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A buffer borrowed from the calling thread's pool, returned to it when dropped.
-pub(crate) struct Scratch<T: Float>(Vec<T>);
+/// A buffer borrowed from the calling thread's pool, returned to it when dropped: the first
+/// `len` elements of `buf`, which keeps every element it ever initialised (a pooled buffer is
+/// never truncated, so that reusing it for a larger request fills nothing it filled before).
+pub(crate) struct Scratch<T: Float> {
+    buf: Vec<T>,
+    len: usize,
+}
 
 impl<T: Float> Scratch<T> {
     /// `len` elements holding whatever a previous user left (always initialised values):
@@ -30,17 +35,18 @@ impl<T: Float> Scratch<T> {
     pub fn dirty(len: usize) -> Self {
         let pooled = T::pool().with(|p| {
             let mut pool = p.borrow_mut();
-            // The smallest buffer that fits, else the largest (to grow).
+            // The smallest buffer that holds `len` elements, else the largest (to grow).
             let fit = (0..pool.len())
-                .filter(|&i| pool[i].capacity() >= len)
-                .min_by_key(|&i| pool[i].capacity());
-            let pick = fit.or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].capacity()));
+                .filter(|&i| pool[i].len() >= len)
+                .min_by_key(|&i| pool[i].len());
+            let pick = fit.or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
             pick.map(|i| pool.swap_remove(i))
         });
         let mut buf = pooled.unwrap_or_default();
-        buf.truncate(len);
-        buf.resize(len, T::zero());
-        Self(buf)
+        if buf.len() < len {
+            buf.resize(len, T::zero());
+        }
+        Self { buf, len }
     }
 
     /// One `dirty` buffer of `len` elements per thread that candle may use.
@@ -53,8 +59,8 @@ impl<T: Float> Scratch<T> {
 
 impl<T: Float> Drop for Scratch<T> {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
-        if buf.capacity() == 0 {
+        let buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
             return;
         }
         // `try_with`: the pool may be gone while the thread shuts down.
@@ -69,20 +75,20 @@ impl<T: Float> Drop for Scratch<T> {
 
 impl<T: Float> AsMut<[T]> for Scratch<T> {
     fn as_mut(&mut self) -> &mut [T] {
-        &mut self.0
+        &mut self.buf[..self.len]
     }
 }
 
 impl<T: Float> Deref for Scratch<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        &self.0
+        &self.buf[..self.len]
     }
 }
 
 impl<T: Float> DerefMut for Scratch<T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.0
+        &mut self.buf[..self.len]
     }
 }
 
@@ -103,8 +109,16 @@ mod tests {
         assert_eq!(b[0], 3.0);
         drop(b);
         // Growing keeps the old values and zero-fills the rest.
-        let c = Scratch::<f32>::dirty(1200);
+        let mut c = Scratch::<f32>::dirty(1200);
         assert_eq!(c.len(), 1200);
         assert_eq!(c[1100], 0.0);
+        c[1100] = 5.0;
+        let ptr = c.as_ptr();
+        drop(c);
+        // A smaller request then a larger one: the buffer was not cut down in between, so
+        // nothing is filled again.
+        drop(Scratch::<f32>::dirty(10));
+        let d = Scratch::<f32>::dirty(1200);
+        assert_eq!((d.as_ptr(), d[1100]), (ptr, 5.0));
     }
 }
