@@ -1,8 +1,8 @@
 """PyTorch side of the full-iteration benchmark (see crates/cyclegan-train/examples/bench_iteration.rs).
 
 One CycleGAN training iteration of the reference architecture (resnet_9blocks, basic D, instance
-norm, ngf = ndf = 64, pool 50, batch 1, f32) at --size, timed over --iters iterations after
---warmup. Prints one JSON line: {"side": "pytorch", "size", "times": [...], "peak_rss_mb"}.
+norm, ngf = ndf = 64, pool 50, batch 1, f32; --ngf also sets ndf, --blocks the residual blocks)
+at --size, timed over --iters iterations after --warmup. Prints one JSON line: {"side": "pytorch", "size", "times": [...], "peak_rss_mb"}.
 """
 
 import argparse

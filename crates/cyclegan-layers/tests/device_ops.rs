@@ -196,6 +196,25 @@ fn padding_matches_the_cpu() -> Result<()> {
 }
 
 #[test]
+fn activations_match_the_cpu() -> Result<()> {
+    for activation in [
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Tanh,
+    ] {
+        let op = move |t: &[Tensor]| activation.apply(&t[0]);
+        for dims in [[2, 3, 7, 9], [1, 64, 64, 64]] {
+            check(
+                &format!("activation {activation:?} {dims:?}"),
+                &[&dims],
+                &op,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn instance_norms_match_the_cpu() -> Result<()> {
     for activation in [
         Activation::Identity,

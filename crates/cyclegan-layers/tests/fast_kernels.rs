@@ -5,7 +5,7 @@
 //! gradients of every input of `sum(y * r)` for a fixed random `r`. The process-wide switch is
 //! never touched here: the expected values come from calling `reference::*` directly.
 
-use candle_core::{DType, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use cyclegan_layers::ops::{self, reference, Activation};
 use cyclegan_layers::PaddingType;
 
@@ -419,6 +419,39 @@ const ACTIVATIONS: [Activation; 4] = [
 ];
 
 #[test]
+fn activations_match_reference() -> Result<()> {
+    for dtype in [DType::F32, DType::F64] {
+        for act in ACTIVATIONS {
+            let x = var(&[2, 3, 5, 7], 23, dtype)?;
+            check(
+                &format!("activation {act:?} of a transposed view"),
+                &[x],
+                |t| act.apply(&t[0].transpose(2, 3)?),
+                |t| reference::activation(&t[0].transpose(2, 3)?, act),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn activation_gradients_at_zero_follow_pytorch() -> Result<()> {
+    // PyTorch's (Leaky)ReLU backward takes the negative side at exactly 0 (candle's ReLU the
+    // positive one).
+    let x = Var::from_tensor(&Tensor::new(&[-1f32, 0.0, 2.0], &Device::Cpu)?)?;
+    for (act, want) in [
+        (Activation::Relu, [0.0, 0.0, 1.0]),
+        (Activation::LeakyRelu(0.2), [0.2, 0.2, 1.0]),
+    ] {
+        let y = act.apply(x.as_tensor())?;
+        let grad = y.sum_all()?.backward()?;
+        let grad = grad.get(x.as_tensor()).expect("x has a gradient");
+        assert_eq!(grad.to_vec1::<f32>()?, want, "{act:?}");
+    }
+    Ok(())
+}
+
+#[test]
 fn instance_norm_matches_reference() -> Result<()> {
     for dtype in [DType::F32, DType::F64] {
         for dims in [
@@ -434,7 +467,9 @@ fn instance_norm_matches_reference() -> Result<()> {
                     &format!("instance_norm {dims:?} {act:?}"),
                     &[x],
                     |t| ops::instance_norm(&t[0], ops::NORM_EPS, act),
-                    |t| act.apply(&reference::instance_norm(&t[0], ops::NORM_EPS)?),
+                    |t| {
+                        reference::activation(&reference::instance_norm(&t[0], ops::NORM_EPS)?, act)
+                    },
                 )?;
             }
         }
@@ -454,7 +489,12 @@ fn instance_norm_of_strided_and_shifted_inputs_matches_reference() -> Result<()>
             "instance_norm of a shifted, transposed view",
             &[x],
             |t| ops::instance_norm(&prepare(&t[0])?, ops::NORM_EPS, act),
-            |t| act.apply(&reference::instance_norm(&prepare(&t[0])?, ops::NORM_EPS)?),
+            |t| {
+                reference::activation(
+                    &reference::instance_norm(&prepare(&t[0])?, ops::NORM_EPS)?,
+                    act,
+                )
+            },
         )?;
     }
     Ok(())
@@ -481,7 +521,7 @@ fn prologues() -> Vec<ops::Prologue> {
 /// The prologue's layers one by one, from stock candle operations.
 fn reference_prologue(p: &ops::Prologue, x: &Tensor) -> Result<Tensor> {
     let x = match p.norm {
-        Some((eps, act)) => act.apply(&reference::instance_norm(x, eps)?)?,
+        Some((eps, act)) => reference::activation(&reference::instance_norm(x, eps)?, act)?,
         None => x.clone(),
     };
     match p.pad {
@@ -668,7 +708,7 @@ fn mini_network(t: &[Tensor], fast: bool) -> Result<Tensor> {
         if fast {
             ops::instance_norm(x, ops::NORM_EPS, act)
         } else {
-            act.apply(&reference::instance_norm(x, ops::NORM_EPS)?)
+            reference::activation(&reference::instance_norm(x, ops::NORM_EPS)?, act)
         }
     };
     let x = &t[0];

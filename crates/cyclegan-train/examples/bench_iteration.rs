@@ -10,7 +10,9 @@
 //! side, the ratios (ours / PyTorch), each process's peak resident memory and, on CUDA, the
 //! driver's figure of each process's peak GPU memory (`nvidia-smi`, sampled every 20 ms). The
 //! architecture is the reference's: resnet_9blocks, basic D, instance norm, ngf = ndf = 64,
-//! pool 50, f32, batch `--batch`, on `--device` (cpu, cuda). `--with-stock` adds a run of
+//! pool 50, f32, batch `--batch`, on `--device` (cpu, cuda); `--ngf N` (also the
+//! discriminators' ndf) and `--blocks N` change its width and depth on both sides (the embedded
+//! emoji64 preset's iteration: `--sizes 64 --ngf 16 --blocks 6`). `--with-stock` adds a run of
 //! this project with its fast kernels off (stock candle operations); `--with-legacy-cudnn` one
 //! with cuDNN's legacy routines instead of cached execution plans; `--with-cudnn-benchmark` runs
 //! of both sides with cuDNN engines picked by timing (`set_cudnn_benchmark`, PyTorch's
@@ -25,6 +27,7 @@
 //! collection off (Nsight Compute's `--profile-from-start off`) records them and nothing else.
 
 use candle_core::{DType, Device, Tensor};
+use cyclegan_models::GeneratorArch;
 use cyclegan_train::model::{CycleGan, ModelConfig};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -104,8 +107,18 @@ fn gpu_profiler(device: &Device, on: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The reference architecture with `ngf` filters (the discriminators' `ndf` too) and `blocks`
+/// residual blocks.
+fn model_config((ngf, blocks): (usize, usize)) -> ModelConfig {
+    let mut config = ModelConfig::default();
+    config.generator.arch = GeneratorArch::Resnet { blocks };
+    config.generator.ngf = ngf;
+    config.discriminator.ndf = ngf;
+    config
+}
+
 fn worker(
-    (size, batch): (usize, usize),
+    (size, batch, width): (usize, usize, (usize, usize)),
     iters: usize,
     warmup: usize,
     fast: bool,
@@ -113,7 +126,7 @@ fn worker(
     (host_profile, profile_measured): (Option<&str>, bool),
 ) -> anyhow::Result<()> {
     cyclegan_layers::ops::set_fast_kernels(fast);
-    let mut model = CycleGan::new(ModelConfig::default(), device, DType::F32, 0)?;
+    let mut model = CycleGan::new(model_config(width), device, DType::F32, 0)?;
     let a = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
     let b = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
     let mut times = Vec::new();
@@ -267,6 +280,7 @@ fn main() -> anyhow::Result<()> {
     let iters = arg(&args, "--iters", 2usize);
     let warmup = arg(&args, "--warmup", 1usize);
     let batch = arg(&args, "--batch", 1usize);
+    let (ngf, blocks) = (arg(&args, "--ngf", 64usize), arg(&args, "--blocks", 9usize));
     if let Some(size) = value(&args, "--worker") {
         let device = cyclegan_translate::parse_device(&arg(&args, "--device", "cpu".to_string()))
             .map_err(anyhow::Error::msg)?;
@@ -275,7 +289,7 @@ fn main() -> anyhow::Result<()> {
         let host_profile = value(&args, "--host-profile");
         let profile_measured = args.iter().any(|a| a == "--profile-measured");
         return worker(
-            (size.parse()?, batch),
+            (size.parse()?, batch, (ngf, blocks)),
             iters,
             warmup,
             fast,
@@ -304,7 +318,7 @@ fn main() -> anyhow::Result<()> {
     let device = arg(&args, "--device", "cpu".to_string());
     let gpu = device.starts_with("cuda");
     println!(
-        "machine: {} cores; device {device}; batch {batch}; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds",
+        "machine: {} cores; device {device}; resnet_{blocks}blocks, ngf = ndf = {ngf}; batch {batch}; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds",
         std::thread::available_parallelism()?.get()
     );
     for size in sizes {
@@ -336,6 +350,10 @@ fn main() -> anyhow::Result<()> {
                 device.clone(),
                 "--batch".into(),
                 batch.to_string(),
+                "--ngf".into(),
+                ngf.to_string(),
+                "--blocks".into(),
+                blocks.to_string(),
             ];
             for (name, runs) in sides.iter_mut() {
                 let mut cmd = if name.starts_with("ours") {

@@ -3,9 +3,9 @@
 //! Each function here is differentiable and dispatches on the tensor's device and dtype:
 //! `f32`/`f64` tensors take this crate's fast kernels while [`fast_kernels`] is on and the
 //! shapes are supported, as candle custom ops. On the CPU: convolutions as well-shaped GEMMs
-//! (3x3 stride-1 ones with enough channels by Winograd's F(2x2, 3x3)), fused single-pass norms
-//! and padding (strided inputs are made contiguous first; convolution strides 1 and 2). On CUDA
-//! (feature `cuda`): the same fused norm and padding ops as CUDA kernels and, with the `cudnn`
+//! (3x3 stride-1 ones with enough channels by Winograd's F(2x2, 3x3)), fused single-pass norms,
+//! padding and activations (strided inputs are made contiguous first; convolution strides 1 and
+//! 2). On CUDA (feature `cuda`): the same fused norm, padding and activation ops as CUDA kernels and, with the `cudnn`
 //! feature, every convolution pass through cuDNN's cached execution plans. Everything else takes
 //! [`reference`](mod@reference), built from stock candle operations. Both compute the same numbers as PyTorch within rounding, which
 //! the parity tests (`tests/fast_kernels.rs`, and the model parity tests with
@@ -52,14 +52,13 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the activation.
+    /// Applies the activation: with the fast kernels one pass forward and one backward (from
+    /// the input), otherwise [`reference::activation`].
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Activation::Identity => Ok(x.clone()),
-            Activation::Relu => x.relu(),
-            Activation::LeakyRelu(slope) => reference::leaky_relu(x, slope),
-            Activation::Tanh => x.tanh(),
+        if self == Activation::Identity || !fast_path(x) {
+            return reference::activation(x, self);
         }
+        x.contiguous()?.apply_op1(cpu::activation::Activate(self))
     }
 }
 
@@ -346,7 +345,7 @@ fn fast_instance_norm(
 pub fn instance_norm(x: &Tensor, eps: f64, activation: Activation) -> Result<Tensor> {
     match fast_instance_norm(x, eps, activation) {
         Some(op) => x.contiguous()?.apply_op1(op),
-        None => activation.apply(&reference::instance_norm(x, eps)?),
+        None => reference::activation(&reference::instance_norm(x, eps)?, activation),
     }
 }
 

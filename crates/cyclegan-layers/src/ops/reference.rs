@@ -97,6 +97,17 @@ pub fn instance_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
     normed.reshape((n, c, h, w))
 }
 
+/// `activation(x)` from stock candle operations.
+pub fn activation(x: &Tensor, activation: super::Activation) -> Result<Tensor> {
+    use super::Activation;
+    match activation {
+        Activation::Identity => Ok(x.clone()),
+        Activation::Relu => x.relu(),
+        Activation::LeakyRelu(slope) => leaky_relu(x, slope),
+        Activation::Tanh => x.tanh(),
+    }
+}
+
 /// LeakyReLU with the gradient of PyTorch (slope applied where `x <= 0`).
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
     let positive = x.gt(0.0)?.to_dtype(x.dtype())?;

@@ -10,6 +10,7 @@
 //! public functions make their arguments contiguous before applying an op. The norm and padding
 //! ops also run on CUDA devices: their `cuda_fwd` calls the kernels of `super::cuda`.
 
+pub(crate) mod activation;
 pub(crate) mod adam;
 pub(crate) mod conv;
 mod gemm;

@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::activation::{with_act, Act};
 use super::pad::{fill_row_borders, sources, Pad2d, Pad2dBackward};
 use super::{contiguous, dispatch_float, Float};
 use crate::ops::Activation;
@@ -50,109 +51,6 @@ fn moments<T: Float>(plane: &[T], eps: f64) -> (T, T) {
     let mean = T::from_f64(sum(plane, |x| x) / len);
     let var = sum(plane, |x| (x - mean) * (x - mean)) / len;
     (mean, T::from_f64(1.0 / (var + eps).sqrt()))
-}
-
-/// An activation with its derivative, one type per variant so that the per-element loops are
-/// monomorphised, branch-free and vectorised (a `match` inside them defeats all three).
-trait Act<T: Float>: Copy + Send + Sync {
-    /// The activation of the normalised value `z`.
-    fn f(self, z: T) -> T;
-    /// `dy * f'(z)`, with PyTorch's convention at 0: (Leaky)ReLU takes the negative side.
-    fn grad(self, z: T, dy: T) -> T;
-}
-
-#[derive(Clone, Copy)]
-struct Identity;
-#[derive(Clone, Copy)]
-struct Relu;
-#[derive(Clone, Copy)]
-struct LeakyRelu<T>(T);
-#[derive(Clone, Copy)]
-struct Tanh;
-
-impl<T: Float> Act<T> for Identity {
-    #[inline(always)]
-    fn f(self, z: T) -> T {
-        z
-    }
-    #[inline(always)]
-    fn grad(self, _: T, dy: T) -> T {
-        dy
-    }
-}
-
-impl<T: Float> Act<T> for Relu {
-    #[inline(always)]
-    fn f(self, z: T) -> T {
-        if z > T::zero() {
-            z
-        } else {
-            T::zero()
-        }
-    }
-    #[inline(always)]
-    fn grad(self, z: T, dy: T) -> T {
-        if z > T::zero() {
-            dy
-        } else {
-            T::zero()
-        }
-    }
-}
-
-impl<T: Float> Act<T> for LeakyRelu<T> {
-    #[inline(always)]
-    fn f(self, z: T) -> T {
-        if z > T::zero() {
-            z
-        } else {
-            z * self.0
-        }
-    }
-    #[inline(always)]
-    fn grad(self, z: T, dy: T) -> T {
-        if z > T::zero() {
-            dy
-        } else {
-            dy * self.0
-        }
-    }
-}
-
-impl<T: Float> Act<T> for Tanh {
-    #[inline(always)]
-    fn f(self, z: T) -> T {
-        z.tanh()
-    }
-    #[inline(always)]
-    fn grad(self, z: T, dy: T) -> T {
-        let t = z.tanh();
-        dy * (T::one() - t * t)
-    }
-}
-
-/// Runs `$body` with `$act` bound to the [`Act`] of `$activation`.
-macro_rules! with_act {
-    ($activation:expr, $t:ty, |$act:ident| $body:expr) => {
-        match $activation {
-            Activation::Identity => {
-                let $act = Identity;
-                $body
-            }
-            Activation::Relu => {
-                let $act = Relu;
-                $body
-            }
-            Activation::LeakyRelu(slope) => {
-                let $act = LeakyRelu(<$t>::from_f64(slope));
-                $body
-            }
-            Activation::Tanh => {
-                let $act = Tanh;
-                $body
-            }
-        }
-    };
 }
 
 /// One plane of the forward pass.

@@ -1,7 +1,7 @@
 // CUDA kernels of the fused CycleGAN layers: 2-d padding (reflect, replicate, zero) and
 // affine-free instance normalisation fused with its activation (and optionally the padding
 // after it), forward and backward, a convolution's channel bias and its gradient, and the
-// in-place Adam update, for f32 and f64.
+// in-place Adam update, for f32 and f64; and an activation on its own.
 // They compute what the CPU kernels of `ops/cpu` compute (same formulas, statistics
 // accumulated in double); `ops/cuda/mod.rs` launches them.
 
@@ -324,6 +324,25 @@ __device__ void channel_bias_grad_finish(const double* partial, T* db, int chann
 }
 
 // ---------------------------------------------------------------------------------------------
+// An activation on its own, forward and backward (from the input)
+// ---------------------------------------------------------------------------------------------
+
+template <typename T>
+__device__ void activation_forward(const T* x, T* y, long long n, int act, double slope) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x)
+        y[i] = activate(x[i], act, (T)slope);
+}
+
+template <typename T>
+__device__ void activation_backward(const T* x, const T* g, T* dx, long long n, int act,
+                                    double slope) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x)
+        dx[i] = activate_grad(x[i], g[i], act, (T)slope);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Adam, in place (the same operations in the same order as the unfused candle version)
 // ---------------------------------------------------------------------------------------------
 
@@ -385,6 +404,15 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
     extern "C" __global__ void channel_bias_grad_finish_##SUFFIX(const double* partial, T* db,  \
                                                                  int channels, int chunks) {    \
         channel_bias_grad_finish<T>(partial, db, channels, chunks);                            \
+    }                                                                                           \
+    extern "C" __global__ void activation_forward_##SUFFIX(const T* x, T* y, long long n,       \
+                                                           int act, double slope) {             \
+        activation_forward<T>(x, y, n, act, slope);                                            \
+    }                                                                                           \
+    extern "C" __global__ void activation_backward_##SUFFIX(const T* x, const T* g, T* dx,      \
+                                                            long long n, int act,               \
+                                                            double slope) {                     \
+        activation_backward<T>(x, g, dx, n, act, slope);                                       \
     }                                                                                           \
     extern "C" __global__ void adam_moment_##SUFFIX(T* m, const T* g, long long n, double beta, \
                                                     int square) {                               \

@@ -1,5 +1,5 @@
 //! CUDA kernels behind the fused ops of [`super::cpu`] (padding, instance norm + activation,
-//! forward and backward, Adam) and, with the `cudnn` feature, convolutions through cuDNN
+//! forward and backward, an activation on its own, Adam) and, with the `cudnn` feature, convolutions through cuDNN
 //! ([`conv`], with execution plans of its backend API from `cudnn_plan`) and their channel bias.
 //!
 //! The kernels live in `kernels.cu`, compiled to PTX by the build script and
@@ -579,6 +579,65 @@ pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStor
         Ok(db)
     }
     dispatch_float!(g, run(g, gl, (n, c, h * w)))
+}
+
+/// `activation(x)`, elementwise.
+pub(crate) fn activation_forward(
+    x: &CudaStorage,
+    xl: &Layout,
+    activation: Activation,
+) -> Result<CudaStorage> {
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &'static str,
+        x: &CudaStorage,
+        xl: &Layout,
+        activation: Activation,
+    ) -> Result<CudaSlice<T>> {
+        let dev = &x.device;
+        let x = view::<T>(x, xl)?;
+        let mut y = output::<T>(dev, x.len())?;
+        let func = kernel(dev, "activation_forward", suffix)?;
+        let ((act, slope), n) = (activation_code(activation), x.len() as i64);
+        let mut b = func.builder();
+        b.arg(&x).arg(&mut y).arg(&n).arg(&act).arg(&slope);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(elementwise(n as usize)) }.w()?;
+        Ok(y)
+    }
+    dispatch_float!(x, run(x, xl, activation))
+}
+
+/// The input gradient of [`activation_forward`] from its input `x` and output gradient `g`.
+pub(crate) fn activation_backward(
+    (x, xl): (&CudaStorage, &Layout),
+    (g, gl): (&CudaStorage, &Layout),
+    activation: Activation,
+) -> Result<CudaStorage> {
+    fn run<T: CudaDType + DeviceRepr>(
+        suffix: &'static str,
+        (x, xl): (&CudaStorage, &Layout),
+        (g, gl): (&CudaStorage, &Layout),
+        activation: Activation,
+    ) -> Result<CudaSlice<T>> {
+        let dev = &x.device;
+        let (x, g) = (view::<T>(x, xl)?, view::<T>(g, gl)?);
+        if g.len() != x.len() {
+            candle_core::bail!(
+                "activation backward: {} inputs, {} gradients",
+                x.len(),
+                g.len()
+            )
+        }
+        let mut dx = output::<T>(dev, x.len())?;
+        let func = kernel(dev, "activation_backward", suffix)?;
+        let ((act, slope), n) = (activation_code(activation), x.len() as i64);
+        let mut b = func.builder();
+        b.arg(&x).arg(&g).arg(&mut dx).arg(&n).arg(&act).arg(&slope);
+        // SAFETY: the argument list matches the kernel's signature.
+        unsafe { b.launch(elementwise(n as usize)) }.w()?;
+        Ok(dx)
+    }
+    dispatch_float!(x, run((x, xl), (g, gl), activation))
 }
 
 /// Adam's moment update in place: `m = m * beta + g * (1 - beta)` (`g * g` when `square`).
