@@ -108,6 +108,6 @@ impl ModuleT for ResnetGenerator {
         for (conv, norm) in &self.up {
             h = norm.defer(conv.forward_before(&h, norm)?, relu, train)?;
         }
-        self.head.forward_deferred(&h.pad(PAD_7X7)?)?.tanh()
+        Activation::Tanh.apply(&self.head.forward_deferred(&h.pad(PAD_7X7)?)?)
     }
 }

@@ -101,7 +101,7 @@ impl UnetBlock {
             h = dropout.forward_t(&h, train)?;
         }
         match self.position {
-            Position::Outermost => h.tanh(),
+            Position::Outermost => Activation::Tanh.apply(&h),
             _ => Tensor::cat(&[&input, &h], 1),
         }
     }
