@@ -4,11 +4,12 @@
 //! is a convolution with the batch as channels, the transposed convolution a direct loop), so
 //! these kernels recast every convolution pass as a few large GEMMs ([`conv`]; the residual
 //! blocks' 3x3 convolutions by Winograd's minimal filtering, [`winograd`]) and fuse the
-//! elementwise layers into single passes over each `(n, c)` plane ([`norm`], [`pad`]).
+//! elementwise layers into single passes over each `(n, c)` plane ([`norm`], [`pad`]) or over the
+//! whole tensor ([`activation`]).
 //!
 //! The kernels are generic over [`Float`] (`f32`, `f64`) and read contiguous inputs only: the
-//! public functions make their arguments contiguous before applying an op. The norm and padding
-//! ops also run on CUDA devices: their `cuda_fwd` calls the kernels of `super::cuda`.
+//! public functions make their arguments contiguous before applying an op. The norm, padding and
+//! activation ops also run on CUDA devices: their `cuda_fwd` calls the kernels of `super::cuda`.
 
 pub(crate) mod activation;
 pub(crate) mod adam;
