@@ -132,33 +132,42 @@ fn forward<T: Float>(activation: Activation, x: &CpuStorage, xl: &Layout) -> Res
     Ok(y)
 }
 
+/// `f(a_i, b_i)` for every element, in parallel chunks.
+fn zip_map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::zero(); a.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(out, (a, b))| {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
+            }
+        });
+    out
+}
+
+/// The input gradient from `from` (the input; the output for tanh) and the output gradient.
 fn backward<T: Float>(
     activation: Activation,
-    (x, xl): (&CpuStorage, &Layout),
+    (from, fl): (&CpuStorage, &Layout),
     (g, gl): (&CpuStorage, &Layout),
 ) -> Result<Vec<T>> {
-    let (x, g) = (contiguous::<T>(x, xl)?, contiguous::<T>(g, gl)?);
-    if x.len() != g.len() {
+    let (from, g) = (contiguous::<T>(from, fl)?, contiguous::<T>(g, gl)?);
+    if from.len() != g.len() {
         candle_core::bail!(
             "activation backward: {} inputs, {} gradients",
-            x.len(),
+            from.len(),
             g.len()
         )
     }
-    let mut dx = vec![T::zero(); x.len()];
-    with_act!(activation, T, |act| dx
-        .par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-        .for_each(|(dx, (x, g))| {
-            for ((dx, &x), &g) in dx.iter_mut().zip(x).zip(g) {
-                *dx = act.grad(x, g);
-            }
-        }));
-    Ok(dx)
+    Ok(match activation {
+        Activation::Tanh => zip_map(from, g, |y, g| g * (T::one() - y * y)),
+        _ => with_act!(activation, T, |act| zip_map(from, g, |x, g| act.grad(x, g))),
+    })
 }
 
 /// `activation(x)` as one pass; its backward pass is one more ([`ActivateBackward`]), from the
-/// input. The numbers are PyTorch's (and the stock ops'): the same formulas per element.
+/// input (from the output for tanh: `1 - y^2`, without evaluating tanh again). The numbers are
+/// PyTorch's (and the stock ops'): the same formulas per element.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Activate(pub Activation);
 
@@ -182,13 +191,15 @@ impl CustomOp1 for Activate {
         Ok((y, xl.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        x.apply_op2_no_bwd(&grad.contiguous()?, &ActivateBackward(self.0))
+    fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let from = if self.0 == Activation::Tanh { res } else { x };
+        from.apply_op2_no_bwd(&grad.contiguous()?, &ActivateBackward(self.0))
             .map(Some)
     }
 }
 
-/// The input gradient of [`Activate`] from its input `x` and output gradient `g`: `g * f'(x)`.
+/// The input gradient of [`Activate`] from its input `x` (its output `y` for tanh) and output
+/// gradient `g`: `g * f'(x)` (`g * (1 - y^2)`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ActivateBackward(pub Activation);
 

@@ -334,12 +334,14 @@ __device__ void activation_forward(const T* x, T* y, long long n, int act, doubl
         y[i] = activate(x[i], act, (T)slope);
 }
 
+// From the input `x`, or for tanh from the output (`x` is then y: dx = g (1 - y^2)).
 template <typename T>
 __device__ void activation_backward(const T* x, const T* g, T* dx, long long n, int act,
                                     double slope) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
          i += (long long)gridDim.x * blockDim.x)
-        dx[i] = activate_grad(x[i], g[i], act, (T)slope);
+        dx[i] = act == ACT_TANH ? g[i] * (T(1) - x[i] * x[i])
+                                : activate_grad(x[i], g[i], act, (T)slope);
 }
 
 // ---------------------------------------------------------------------------------------------

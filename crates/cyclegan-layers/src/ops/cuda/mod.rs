@@ -607,7 +607,8 @@ pub(crate) fn activation_forward(
     dispatch_float!(x, run(x, xl, activation))
 }
 
-/// The input gradient of [`activation_forward`] from its input `x` and output gradient `g`.
+/// The input gradient of [`activation_forward`] from its input `x` (its output for tanh) and
+/// output gradient `g`.
 pub(crate) fn activation_backward(
     (x, xl): (&CudaStorage, &Layout),
     (g, gl): (&CudaStorage, &Layout),
