@@ -5,11 +5,12 @@
 //! shapes are supported, as candle custom ops. On the CPU: convolutions as well-shaped GEMMs
 //! (3x3 stride-1 ones with enough channels by Winograd's F(2x2, 3x3)), fused single-pass norms,
 //! padding and activations (strided inputs are made contiguous first; convolution strides 1 and
-//! 2). On CUDA (feature `cuda`): the same fused norm, padding and activation ops as CUDA kernels and, with the `cudnn`
-//! feature, every convolution pass through cuDNN's cached execution plans. Everything else takes
-//! [`reference`](mod@reference), built from stock candle operations. Both compute the same numbers as PyTorch within rounding, which
-//! the parity tests (`tests/fast_kernels.rs`, and the model parity tests with
-//! `CYCLEGAN_TEST_DEVICE=cuda`) pin down.
+//! 2). On CUDA (feature `cuda`): the same fused norm, padding and activation ops as CUDA kernels
+//! and, with the `cudnn` feature, every convolution pass through cuDNN's cached execution plans.
+//! Everything else takes [`reference`](mod@reference), built from stock candle operations. Both
+//! compute the same numbers as PyTorch within rounding, which the parity tests
+//! (`tests/fast_kernels.rs`, and the model parity tests with `CYCLEGAN_TEST_DEVICE=cuda`) pin
+//! down.
 //!
 //! Memory: a convolution can take the instance norm and padding before it as its [`Prologue`]
 //! ([`conv2d_after`]), and the residual add can take the norm before it
@@ -53,7 +54,7 @@ pub enum Activation {
 
 impl Activation {
     /// Applies the activation: with the fast kernels one pass forward and one backward (from
-    /// the input), otherwise [`reference::activation`].
+    /// the input; from the output for tanh), otherwise [`reference::activation`].
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         if self == Activation::Identity || !fast_path(x) {
             return reference::activation(x, self);
