@@ -15,10 +15,14 @@ import csv
 import re
 import sys
 
-UNITS = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}
+# Nsight Compute writes long unit names in some versions ("nsecond") and short ones in others ("ns").
+UNITS = {
+    "nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3,
+    "ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3,
+}
 
 # This project's kernels (crates/cyclegan-layers/src/ops/cuda/kernels.cu).
-OURS = re.compile(r"^(instance_norm|pad2d|channel_bias|adam)_")
+OURS = re.compile(r"^(instance_norm|pad2d|channel_bias|adam|activation)_")
 # candle-kernels' (binary, unary, affine, copy, fill, cast, reduce, where, index...).
 CANDLE = re.compile(
     r"^(b(add|sub|mul|div|minimum|maximum)|u[a-z0-9_]+|affine|copy2d|ucopy|fill|cast_|"
