@@ -1,20 +1,23 @@
 // Runs this project's CUDA kernels (crates/cyclegan-layers/src/ops/cuda/kernels.cu) on the CPU:
 // each block's threads are OS threads, `__syncthreads` a block barrier and the warp shuffles go
 // through a per-warp barrier, so the kernels' indexing and reductions run as written, without a
-// GPU. It checks, bit for bit:
-// - the fused kernels against the kernels they replace, applied in turn (which the GPU tests pin
-//   to the CPU ops): the norm with its padding forward and backward, and the norm with the
-//   residual add, for every padding mode and activation, the norm reading its plane from shared
-//   memory or from global memory;
-// - every norm and padding kernel against the same kernel of a base revision (`KERNELS_BASE`,
-//   the last commit by default), so that a change of their index arithmetic shows whether it
-//   computes anything else: planes narrower and wider than a block, every padding;
+// GPU. The norm kernels are launched as ops/cuda/mod.rs launches them (planes of one chunk, and
+// planes split into several chunks whose statistics are combined), with fewer threads per block
+// than there, so that small planes span several chunks. It checks:
+// - bit for bit, the fused kernels against the kernels they replace, applied in turn (which the
+//   GPU tests pin to the CPU ops): the norm with its padding forward and backward, and the norm
+//   with the residual add, for every padding mode and activation;
+// - the norm forward and backward against direct computations in double;
+// - bit for bit, every norm and padding kernel against the same kernel of a base revision
+//   (`KERNELS_BASE`, the last commit by default), so that a change of their index arithmetic
+//   shows whether it computes anything else: planes of one and of several chunks, every padding;
 // - the channel bias kernel and the bias gradient (one block per channel, or split) against
 //   direct computations.
 // Not a substitute for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check
 // of the index arithmetic for sessions without one.
 //
 //   scripts/emulate-kernels.sh            # KERNELS_BASE=REV to compare with another revision
+#include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <cstdio>
@@ -55,10 +58,8 @@ inline double __shfl_down_sync(unsigned, double v, int offset) {
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 
-// The norm kernels' dynamic shared memory (`extern __shared__` in the kernels): one block runs
-// at a time, so one array serves every block.
-#define EMULATED_ON_CPU
-static double plane_cache[1 << 12];
+#define __noinline__
+#define __launch_bounds__(threads)
 
 // The base revision's kernels (their `extern "C"` removed by emulate-kernels.sh), in a namespace.
 namespace base {
@@ -119,83 +120,227 @@ static std::vector<float> random_floats(std::mt19937& rng, size_t n) {
     return v;
 }
 
-// Every norm and padding kernel against the base revision's, on planes narrower (5) and wider
-// (45) than a block of 32 threads, with each padding the kernels take on them.
+static const double eps = 1e-5, slope = 0.2;
+
+// One revision's norm kernels.
+struct NormKernels {
+    decltype(&instance_norm_stats_f32) stats;
+    decltype(&instance_norm_forward_f32) forward;
+    decltype(&instance_norm_add_forward_f32) add_forward;
+    decltype(&instance_norm_backward_sums_f32) backward_sums;
+    decltype(&instance_norm_backward_f32) backward;
+};
+static const NormKernels current = {instance_norm_stats_f32, instance_norm_forward_f32,
+                                    instance_norm_add_forward_f32,
+                                    instance_norm_backward_sums_f32, instance_norm_backward_f32};
+static const NormKernels base_revision = {
+    base::instance_norm_stats_f32, base::instance_norm_forward_f32,
+    base::instance_norm_add_forward_f32, base::instance_norm_backward_sums_f32,
+    base::instance_norm_backward_f32};
+
+// A norm launch as ops/cuda/mod.rs makes it (threads for a plane's elements, 16 each, up to
+// `max_threads`; 256 there), and the chunks a plane of `len` is split into.
+struct NormLaunch {
+    unsigned threads, chunks;
+};
+static NormLaunch norm_launch(int len, unsigned max_threads) {
+    const unsigned threads = std::clamp((unsigned)((len + 15) / 16 + 31) / 32 * 32, 32u, max_threads);
+    return {threads, (unsigned)((len + threads * 16 - 1) / (threads * 16))};
+}
+
+// The chunks' statistics of planes of several chunks (null for one).
+static std::vector<double> norm_stats(const NormKernels& k, const std::vector<float>& x,
+                                      int planes, int len, NormLaunch l) {
+    std::vector<double> partial(planes * l.chunks * 2);
+    if (l.chunks > 1) launch2(planes, l.chunks, l.threads, [&] { k.stats(x.data(), partial.data(), len); });
+    return partial;
+}
+
+// activation(norm(x)) padded by `pad` (+ `residual` when not null), as mod.rs runs it.
+static std::vector<float> norm_forward(const NormKernels& k, const std::vector<float>& x,
+                                       const float* residual, int planes, int h, int w, int pad,
+                                       int mode, int act, unsigned max_threads) {
+    const NormLaunch l = norm_launch(h * w, max_threads);
+    const auto partial = norm_stats(k, x, planes, h * w, l);
+    const double* p = l.chunks > 1 ? partial.data() : nullptr;
+    std::vector<float> y(planes * (h + 2 * pad) * (w + 2 * pad));
+    launch2(planes, l.chunks, l.threads, [&] {
+        if (residual)
+            k.add_forward(x.data(), residual, y.data(), p, h, w, pad, mode, eps, act, slope);
+        else
+            k.forward(x.data(), y.data(), p, h, w, pad, mode, eps, act, slope);
+    });
+    return y;
+}
+
+// The input gradient of `norm_forward` from its output gradient `g`, as mod.rs runs it.
+static std::vector<float> norm_backward(const NormKernels& k, const std::vector<float>& x,
+                                        const std::vector<float>& g, int planes, int h, int w,
+                                        int pad, int mode, int act, unsigned max_threads) {
+    const NormLaunch l = norm_launch(h * w, max_threads);
+    const auto partial = norm_stats(k, x, planes, h * w, l);
+    std::vector<double> sums(planes * l.chunks * 2);
+    const double* p = l.chunks > 1 ? partial.data() : nullptr;
+    if (l.chunks > 1)
+        launch2(planes, l.chunks, l.threads, [&] {
+            k.backward_sums(x.data(), g.data(), p, sums.data(), h, w, pad, mode, eps, act, slope);
+        });
+    std::vector<float> dx(planes * h * w);
+    launch2(planes, l.chunks, l.threads, [&] {
+        k.backward(x.data(), g.data(), dx.data(), p, l.chunks > 1 ? sums.data() : nullptr, h, w,
+                   pad, mode, eps, act, slope);
+    });
+    return dx;
+}
+
+// Plane shapes and thread limits that give one chunk per plane (7x5; 30x40 with 96 threads),
+// several (30x40 with 32 and 64 threads: 3 and 2 chunks) and a last chunk of one element (27x19
+// with 32 threads: 512 + 1).
+struct Case {
+    int h, w;
+    unsigned max_threads;
+};
+static const Case cases[] = {{7, 5, 32}, {30, 40, 96}, {30, 40, 32}, {30, 40, 64}, {27, 19, 32}};
+
+// Every norm and padding kernel against the base revision's, with each padding the kernels take.
 static void compare_with_base(std::mt19937& rng) {
     auto random = [&](size_t n) { return random_floats(rng, n); };
     const int planes = 3;
-    const double eps = 1e-5, slope = 0.2;
-    for (auto [h, w] : {std::pair{7, 5}, std::pair{6, 45}})
-        for (unsigned threads : {32u, 96u})
-            for (int pad = 0; pad <= 3; pad++)
-                for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE})
-                    for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH})
-                        for (int cached : {0, 1, 2}) {
-                            const int len = h * w, plen = (h + 2 * pad) * (w + 2 * pad);
-                            const auto x = random(planes * len), g = random(planes * plen),
-                                       r = random(planes * len);
-                            char what[128];
-                            std::snprintf(what, sizeof what,
-                                          "%dx%d pad %d mode %d act %d cached %d threads %u: ",
-                                          h, w, pad, mode, act, cached, threads);
-                            const std::string at(what);
-                            std::vector<float> got(planes * plen), want(planes * plen);
-                            // The forward kernels cache one plane at most; the base revision's
-                            // backward kernel too.
-                            const int one = cached ? 1 : 0;
-                            launch(planes, threads, [&] {
-                                instance_norm_forward_f32(x.data(), got.data(), h, w, pad, mode,
-                                                          eps, act, slope, one);
-                            });
-                            launch(planes, threads, [&] {
-                                base::instance_norm_forward_f32(x.data(), want.data(), h, w, pad,
-                                                                mode, eps, act, slope, one);
-                            });
-                            expect_same((at + "norm forward").c_str(), got, want);
-                            std::vector<float> dx(planes * len), dx_base(planes * len);
-                            launch(planes, threads, [&] {
-                                instance_norm_backward_f32(x.data(), g.data(), dx.data(), h, w,
-                                                           pad, mode, eps, act, slope, cached);
-                            });
-                            launch(planes, threads, [&] {
-                                base::instance_norm_backward_f32(x.data(), g.data(),
-                                                                 dx_base.data(), h, w, pad, mode,
-                                                                 eps, act, slope, one);
-                            });
-                            expect_same((at + "norm backward").c_str(), dx, dx_base);
-                            if (pad == 0) {
-                                std::vector<float> sum(planes * len), sum_base(planes * len);
-                                launch(planes, threads, [&] {
-                                    instance_norm_add_forward_f32(x.data(), r.data(), sum.data(),
-                                                                  h, w, 0, mode, eps, act, slope,
-                                                                  one);
-                                });
-                                launch(planes, threads, [&] {
-                                    base::instance_norm_add_forward_f32(
-                                        x.data(), r.data(), sum_base.data(), h, w, 0, mode, eps,
-                                        act, slope, one);
-                                });
-                                expect_same((at + "norm + residual").c_str(), sum, sum_base);
-                            }
-                            if (act != ACT_IDENTITY || cached || pad == 0) continue;
-                            // The padding kernels, once per shape, padding and mode.
-                            launch(2, threads, [&] {
-                                pad2d_forward_f32(x.data(), got.data(), planes, h, w, pad, mode);
-                            });
-                            launch(2, threads, [&] {
-                                base::pad2d_forward_f32(x.data(), want.data(), planes, h, w, pad,
-                                                        mode);
-                            });
-                            expect_same((at + "pad forward").c_str(), got, want);
-                            launch(2, threads, [&] {
-                                pad2d_backward_f32(g.data(), dx.data(), planes, h, w, pad, mode);
-                            });
-                            launch(2, threads, [&] {
-                                base::pad2d_backward_f32(g.data(), dx_base.data(), planes, h, w,
-                                                         pad, mode);
-                            });
-                            expect_same((at + "pad backward").c_str(), dx, dx_base);
-                        }
+    for (auto [h, w, max_threads] : cases)
+        for (int pad = 0; pad <= 3; pad++)
+            for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE})
+                for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH}) {
+                    const int len = h * w, plen = (h + 2 * pad) * (w + 2 * pad);
+                    const auto x = random(planes * len), g = random(planes * plen),
+                               r = random(planes * len);
+                    char what[128];
+                    std::snprintf(what, sizeof what, "%dx%d pad %d mode %d act %d threads %u: ",
+                                  h, w, pad, mode, act, max_threads);
+                    const std::string at(what);
+                    auto both = [&](auto run) { return std::pair{run(current), run(base_revision)}; };
+                    auto [y, y_base] = both([&](const NormKernels& k) {
+                        return norm_forward(k, x, nullptr, planes, h, w, pad, mode, act, max_threads);
+                    });
+                    expect_same((at + "norm forward").c_str(), y, y_base);
+                    auto [dx, dx_base] = both([&](const NormKernels& k) {
+                        return norm_backward(k, x, g, planes, h, w, pad, mode, act, max_threads);
+                    });
+                    expect_same((at + "norm backward").c_str(), dx, dx_base);
+                    if (pad == 0) {
+                        auto [sum, sum_base] = both([&](const NormKernels& k) {
+                            return norm_forward(k, x, r.data(), planes, h, w, 0, mode, act,
+                                                max_threads);
+                        });
+                        expect_same((at + "norm + residual").c_str(), sum, sum_base);
+                    }
+                    if (act != ACT_IDENTITY || pad == 0) continue;
+                    // The padding kernels, once per shape, padding and mode; the base revision's
+                    // over a one-dimensional grid.
+                    std::vector<float> got(planes * plen), want(planes * plen);
+                    launch2(3, 2, 32, [&] {
+                        pad2d_forward_f32(x.data(), got.data(), planes, h, w, pad, mode);
+                    });
+                    launch(2, 32, [&] {
+                        base::pad2d_forward_f32(x.data(), want.data(), planes, h, w, pad, mode);
+                    });
+                    expect_same((at + "pad forward").c_str(), got, want);
+                    std::vector<float> gx(planes * len), gx_base(planes * len);
+                    launch2(3, 2, 32, [&] {
+                        pad2d_backward_f32(g.data(), gx.data(), planes, h, w, pad, mode);
+                    });
+                    launch(2, 32, [&] {
+                        base::pad2d_backward_f32(g.data(), gx_base.data(), planes, h, w, pad, mode);
+                    });
+                    expect_same((at + "pad backward").c_str(), gx, gx_base);
+                }
+}
+
+// The fused kernels against the kernels they replace in turn, bit for bit, and the norm forward
+// and backward against direct computations in double.
+static void check_fused_and_direct(std::mt19937& rng) {
+    auto random = [&](size_t n) { return random_floats(rng, n); };
+    const int planes = 3, pad = 2;
+    for (auto [h, w, max_threads] : cases) {
+        const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
+        const auto x = random(planes * len), g = random(planes * oh * ow),
+                   r = random(planes * len), g0 = random(planes * len);
+        const unsigned pad_threads = 32;
+        for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE})
+            for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH}) {
+                char what[96];
+                std::snprintf(what, sizeof what, "%dx%d threads %u mode %d act %d", h, w,
+                              max_threads, mode, act);
+                const std::string at(what);
+                // Forward: fused against the norm, then the padding.
+                const auto normed =
+                    norm_forward(current, x, nullptr, planes, h, w, 0, mode, act, max_threads);
+                std::vector<float> padded(planes * oh * ow);
+                launch2(4, 2, pad_threads, [&] {
+                    pad2d_forward_f32(normed.data(), padded.data(), planes, h, w, pad, mode);
+                });
+                const auto fused =
+                    norm_forward(current, x, nullptr, planes, h, w, pad, mode, act, max_threads);
+                expect_same((at + " forward").c_str(), fused, padded);
+                // Backward: fused against the padding's backward pass, then the norm's.
+                std::vector<float> gathered(planes * len);
+                launch2(4, 2, pad_threads, [&] {
+                    pad2d_backward_f32(g.data(), gathered.data(), planes, h, w, pad, mode);
+                });
+                const auto chain =
+                    norm_backward(current, x, gathered, planes, h, w, 0, mode, act, max_threads);
+                const auto dx_fused =
+                    norm_backward(current, x, g, planes, h, w, pad, mode, act, max_threads);
+                expect_same((at + " backward").c_str(), dx_fused, chain);
+                if (mode != PAD_ZERO) continue;
+                // The residual add: fused against the norm, then residual + normed.
+                std::vector<float> sum(planes * len);
+                for (int i = 0; i < planes * len; i++) sum[i] = r[i] + normed[i];
+                expect_same((at + " residual add").c_str(),
+                            norm_forward(current, x, r.data(), planes, h, w, 0, mode, act,
+                                         max_threads),
+                            sum);
+                // Direct computations in double: mean, biased variance, then the activation;
+                // backward dx = rstd (d - mean(d) - z mean(d z)), d = act'(z) g.
+                const auto dx = norm_backward(current, x, g0, planes, h, w, 0, mode, act,
+                                              max_threads);
+                double worst_y = 0, worst_dx = 0, scale_dx = 0;
+                for (int p = 0; p < planes; p++) {
+                    const float* xp = &x[p * len];
+                    double m = 0, v = 0;
+                    for (int i = 0; i < len; i++) m += xp[i];
+                    m /= len;
+                    for (int i = 0; i < len; i++) v += (xp[i] - m) * (xp[i] - m);
+                    v /= len;
+                    const double rstd = 1 / std::sqrt(v + eps);
+                    std::vector<double> z(len), d(len);
+                    double md = 0, mdz = 0;
+                    for (int i = 0; i < len; i++) {
+                        z[i] = (xp[i] - m) * rstd;
+                        const double gi = g0[p * len + i];
+                        double y = z[i], slope_at = 1;
+                        if (act == ACT_RELU) y = z[i] > 0 ? z[i] : 0, slope_at = z[i] > 0;
+                        if (act == ACT_LEAKY_RELU)
+                            y = z[i] > 0 ? z[i] : z[i] * slope, slope_at = z[i] > 0 ? 1 : slope;
+                        if (act == ACT_TANH) y = std::tanh(z[i]), slope_at = 1 - y * y;
+                        worst_y = std::max(worst_y, std::fabs(normed[p * len + i] - y));
+                        d[i] = slope_at * gi;
+                        md += d[i] / len;
+                        mdz += d[i] * z[i] / len;
+                    }
+                    for (int i = 0; i < len; i++) {
+                        const double want = rstd * (d[i] - md - z[i] * mdz);
+                        worst_dx = std::max(worst_dx, std::fabs(dx[p * len + i] - want));
+                        scale_dx = std::max(scale_dx, std::fabs(want));
+                    }
+                }
+                if (worst_y > 1e-5 || worst_dx > 1e-5 * scale_dx) {
+                    std::printf("FAIL %s against double: forward off by %.2g, backward by %.2g "
+                                "of %.2g\n",
+                                what, worst_y, worst_dx, scale_dx);
+                    failures++;
+                }
+            }
+    }
 }
 
 // The channel bias kernel against y + b[c], with fewer blocks than planes along y (the kernel
@@ -244,91 +389,15 @@ static void check_channel_bias_grad(std::mt19937& rng) {
 }
 
 int main() {
-    const int planes = 3, h = 7, w = 5, pad = 2;
-    const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
     std::mt19937 rng(7);
-    auto random = [&](size_t n) { return random_floats(rng, n); };
-    const auto x = random(planes * len), g = random(planes * oh * ow), r = random(planes * len);
-    const double eps = 1e-5, slope = 0.2;
-    // Two block sizes: one warp, and several (the cross-warp reduction).
-    for (unsigned threads : {32u, 96u}) {
-        for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE}) {
-            for (int act : {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH})
-            for (int cached : {0, 1, 2}) {
-                char what[96];
-                std::snprintf(what, sizeof what, "threads %u mode %d act %d cached %d", threads,
-                              mode, act, cached);
-                // Forward: fused against the norm, then the padding.
-                std::vector<float> normed(planes * len), padded(planes * oh * ow),
-                    fused(planes * oh * ow);
-                launch(planes, threads, [&] {
-                    instance_norm_forward_f32(x.data(), normed.data(), h, w, 0, mode, eps, act,
-                                              slope, 0);
-                });
-                launch(4, threads, [&] {
-                    pad2d_forward_f32(normed.data(), padded.data(), planes, h, w, pad, mode);
-                });
-                launch(planes, threads, [&] {
-                    instance_norm_forward_f32(x.data(), fused.data(), h, w, pad, mode, eps, act,
-                                              slope, cached ? 1 : 0);
-                });
-                expect_same((std::string(what) + " forward").c_str(), fused, padded);
-                // Backward: fused against the padding's backward pass, then the norm's.
-                std::vector<float> gathered(planes * len), dx_chain(planes * len),
-                    dx_fused(planes * len);
-                launch(4, threads, [&] {
-                    pad2d_backward_f32(g.data(), gathered.data(), planes, h, w, pad, mode);
-                });
-                launch(planes, threads, [&] {
-                    instance_norm_backward_f32(x.data(), gathered.data(), dx_chain.data(), h, w, 0,
-                                               mode, eps, act, slope, 0);
-                });
-                launch(planes, threads, [&] {
-                    instance_norm_backward_f32(x.data(), g.data(), dx_fused.data(), h, w, pad,
-                                               mode, eps, act, slope, cached);
-                });
-                expect_same((std::string(what) + " backward").c_str(), dx_fused, dx_chain);
-            }
-        }
-        // The residual add: fused against the norm, then residual + normed.
-        std::vector<float> normed(planes * len), sum(planes * len), fused(planes * len);
-        launch(planes, threads, [&] {
-            instance_norm_forward_f32(x.data(), normed.data(), h, w, 0, PAD_ZERO, eps,
-                                      ACT_IDENTITY, 0.0, 0);
-        });
-        for (int i = 0; i < planes * len; i++) sum[i] = r[i] + normed[i];
-        for (int cached : {0, 1}) {
-            launch(planes, threads, [&] {
-                instance_norm_add_forward_f32(x.data(), r.data(), fused.data(), h, w, 0, PAD_ZERO,
-                                              eps, ACT_IDENTITY, 0.0, cached);
-            });
-            expect_same(cached ? "residual add, cached" : "residual add", fused, sum);
-        }
-        // And the norm itself against a direct computation (mean, biased variance) in double.
-        for (int p = 0; p < planes; p++) {
-            double m = 0, v = 0;
-            for (int i = 0; i < len; i++) m += x[p * len + i];
-            m /= len;
-            for (int i = 0; i < len; i++) v += (x[p * len + i] - m) * (x[p * len + i] - m);
-            v /= len;
-            for (int i = 0; i < len; i++) {
-                const double want = (x[p * len + i] - m) / std::sqrt(v + eps);
-                if (std::fabs(normed[p * len + i] - want) > 1e-5) {
-                    std::printf("FAIL norm value at plane %d index %d: %g, want %g\n", p, i,
-                                normed[p * len + i], want);
-                    failures++;
-                    break;
-                }
-            }
-        }
-    }
+    check_fused_and_direct(rng);
     compare_with_base(rng);
     check_channel_bias(rng);
     check_channel_bias_grad(rng);
     std::printf(failures ? "%d FAILED\n"
-                         : "all fused kernels match the kernels in turn, every norm and padding "
-                           "kernel its base revision's, the channel bias and its gradient direct "
-                           "sums\n",
+                         : "all fused kernels match the kernels in turn and direct computations, "
+                           "every norm and padding kernel its base revision's, the channel bias "
+                           "and its gradient direct sums\n",
                 failures);
     return failures ? 1 : 0;
 }

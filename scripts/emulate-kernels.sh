@@ -10,6 +10,6 @@ BIN=${TMPDIR:-/tmp}/cyclegan-emulate-kernels
 # their C linkage so that both sets can live in one program.
 BASE_FILE=${TMPDIR:-/tmp}/cyclegan-kernels-base.cu
 git show "${KERNELS_BASE:-HEAD}:crates/cyclegan-layers/src/ops/cuda/kernels.cu" | sed 's/extern "C"//' > "$BASE_FILE"
-${CXX:-g++} -std=c++20 -O2 -pthread -Wall -Wno-unused-function -DBASE_KERNELS="\"$BASE_FILE\"" \
+${CXX:-g++} -std=c++20 -O2 -pthread -Wall -Wno-unused-function -Wno-unknown-pragmas -DBASE_KERNELS="\"$BASE_FILE\"" \
   emulate-kernels.cpp -o "$BIN"
 "$BIN"

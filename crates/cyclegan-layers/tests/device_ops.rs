@@ -336,20 +336,23 @@ fn fused_norm_and_padding_in_every_mode_match_the_cpu() -> Result<()> {
     Ok(())
 }
 
-/// On CUDA each norm kernel's block holds its plane in shared memory up to 96 KiB (a 128x128
-/// plane in f32), the backward kernel a second plane where two fit, and they read global memory
-/// for larger planes: all three here (40x40, 100x170 and 120x250 planes in f32), for the norm
-/// with padding before a convolution and the norm with a residual add.
+/// On CUDA a norm kernel's block holds a chunk of up to 4096 elements of a plane in registers;
+/// larger planes are split between blocks, whose statistics and gradient sums are combined per
+/// plane. Planes of one chunk (40x40, 64x64) and of several (17x241: a last chunk of one
+/// element; 100x170, 120x250), for the norm with padding before a convolution (1 and 3: the
+/// border shared between chunks) and the norm with a residual add.
 #[test]
-fn norm_kernels_with_and_without_their_plane_cache_match_the_cpu() -> Result<()> {
-    let prologue = ops::Prologue {
-        norm: Some((ops::NORM_EPS, Activation::Relu)),
-        pad: Some((1, PaddingType::Reflect)),
-    };
-    for (h, w) in [(40, 40), (100, 170), (120, 250)] {
-        let what = format!("conv2d k3 after {prologue:?} on {h}x{w} planes");
-        let op = move |t: &[Tensor]| ops::conv2d_after(&prologue, &t[0], &t[1], None, 1, 0);
-        check(&what, &[&[1, 2, h, w], &[2, 2, 3, 3]], &op)?;
+fn norm_kernels_on_planes_of_one_and_several_chunks_match_the_cpu() -> Result<()> {
+    for (h, w) in [(40, 40), (64, 64), (17, 241), (100, 170), (120, 250)] {
+        for pad in [1, 3] {
+            let prologue = ops::Prologue {
+                norm: Some((ops::NORM_EPS, Activation::Relu)),
+                pad: Some((pad, PaddingType::Reflect)),
+            };
+            let what = format!("conv2d k3 after {prologue:?} on {h}x{w} planes");
+            let op = move |t: &[Tensor]| ops::conv2d_after(&prologue, &t[0], &t[1], None, 1, 0);
+            check(&what, &[&[1, 2, h, w], &[2, 2, 3, 3]], &op)?;
+        }
         let op = |t: &[Tensor]| ops::instance_norm_add(&t[0], ops::NORM_EPS, &t[1]);
         let what = format!("instance_norm_add on {h}x{w} planes");
         check(&what, &[&[1, 2, h, w], &[1, 2, h, w]], &op)?;

@@ -46,18 +46,21 @@ __device__ __forceinline__ int pad_targets(int i, int len, int pad, int mode, in
     return n;
 }
 
+// The padding kernels run over a grid of a plane's elements (x: blocks of one plane) by planes
+// (y, striding past 65 535), so that each element's row and column take one 32-bit division
+// instead of 64-bit ones, which cost several times the memory traffic.
 template <typename T>
 __device__ void pad2d_forward(const T* x, T* y, long long planes, int h, int w, int pad,
                               int mode) {
-    const int oh = h + 2 * pad, ow = w + 2 * pad;
-    const long long total = planes * oh * ow;
-    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)gridDim.x * blockDim.x) {
-        const int c = idx % ow;
-        const int r = (idx / ow) % oh;
-        const long long plane = idx / ((long long)oh * ow);
-        const int sr = pad_source(r, h, pad, mode), sc = pad_source(c, w, pad, mode);
-        y[idx] = (sr < 0 || sc < 0) ? T(0) : x[plane * h * w + (long long)sr * w + sc];
+    const int oh = h + 2 * pad, ow = w + 2 * pad, plen = oh * ow;
+    for (long long p = blockIdx.y; p < planes; p += gridDim.y) {
+        const T* src = x + p * h * w;
+        T* dst = y + p * plen;
+        for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < plen; o += gridDim.x * blockDim.x) {
+            const int r = o / ow, c = o - r * ow;
+            const int sr = pad_source(r, h, pad, mode), sc = pad_source(c, w, pad, mode);
+            dst[o] = (sr < 0 || sc < 0) ? T(0) : src[sr * w + sc];
+        }
     }
 }
 
@@ -69,6 +72,20 @@ __device__ __forceinline__ bool single_target(int i, int len, int pad, int mode)
     return true;
 }
 
+// The sum of the gradients `gp` of a padded plane (ow columns) at every position whose source is
+// unpadded position (i, j) of an h x w plane, where that is more than one position (the edges).
+template <typename T>
+__device__ __noinline__ T gather_padded_edge(const T* gp, int i, int j, int h, int w, int ow,
+                                             int pad, int mode) {
+    int rows[2 * MAX_PAD + 1], cols[2 * MAX_PAD + 1];
+    const int nr = pad_targets(i, h, pad, mode, rows);
+    const int nc = pad_targets(j, w, pad, mode, cols);
+    T acc = T(0);
+    for (int a = 0; a < nr; a++)
+        for (int b = 0; b < nc; b++) acc += gp[rows[a] * ow + cols[b]];
+    return acc;
+}
+
 // The gradient of unpadded position (i, j) of an h x w plane: the sum of the gradients `gp` of
 // the padded plane (ow columns) at every position whose source it is.
 template <typename T>
@@ -76,27 +93,21 @@ __device__ __forceinline__ T gather_padded(const T* gp, int i, int j, int h, int
                                            int pad, int mode) {
     // One target: the sum below with one term (0 + g, which turns -0 into +0 as it does).
     if (single_target(i, h, pad, mode) && single_target(j, w, pad, mode))
-        return T(0) + gp[(long long)(i + pad) * ow + j + pad];
-    int rows[2 * MAX_PAD + 1], cols[2 * MAX_PAD + 1];
-    const int nr = pad_targets(i, h, pad, mode, rows);
-    const int nc = pad_targets(j, w, pad, mode, cols);
-    T acc = T(0);
-    for (int a = 0; a < nr; a++)
-        for (int b = 0; b < nc; b++) acc += gp[(long long)rows[a] * ow + cols[b]];
-    return acc;
+        return T(0) + gp[(i + pad) * ow + j + pad];
+    return gather_padded_edge(gp, i, j, h, w, ow, pad, mode);
 }
 
 template <typename T>
 __device__ void pad2d_backward(const T* g, T* dx, long long planes, int h, int w, int pad,
                                int mode) {
-    const int oh = h + 2 * pad, ow = w + 2 * pad;
-    const long long total = planes * h * w;
-    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)gridDim.x * blockDim.x) {
-        const int j = idx % w;
-        const int i = (idx / w) % h;
-        const long long plane = idx / ((long long)h * w);
-        dx[idx] = gather_padded(g + plane * oh * ow, i, j, h, w, ow, pad, mode);
+    const int ow = w + 2 * pad, plen = (h + 2 * pad) * ow, len = h * w;
+    for (long long p = blockIdx.y; p < planes; p += gridDim.y) {
+        const T* src = g + p * plen;
+        T* dst = dx + p * len;
+        for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < len; k += gridDim.x * blockDim.x) {
+            const int i = k / w;
+            dst[k] = gather_padded(src, i, k - i * w, h, w, ow, pad, mode);
+        }
     }
 }
 
@@ -154,122 +165,251 @@ __device__ double block_sum(double v, double* shared) {
     return total;
 }
 
-// The mean and 1 / sqrt(biased variance + eps) of a plane, in two passes.
+// The norm kernels run over a grid of planes (x) by chunks of a plane (y): each block holds one
+// chunk of blockDim.x * NORM_PER_THREAD consecutive elements in registers, element e of a thread
+// being the chunk's element threadIdx.x + e * blockDim.x (coalesced loads, all issued before
+// any is used). A plane of one chunk is normalised by one kernel that reads it once; a larger
+// plane's statistics are combined from every chunk's (`instance_norm_stats`) by each block.
+#define NORM_PER_THREAD 16
+// The most threads a norm kernel's block has (ops/cuda/mod.rs launches up to 256 unless a
+// diagnostic asks for more): the compiler keeps each kernel's registers within a block's share.
+#define NORM_BOUNDS __launch_bounds__(512)
+
+__device__ __forceinline__ int chunk_capacity() { return blockDim.x * NORM_PER_THREAD; }
+
+// The elements of chunk `c` of a plane of `len`.
+__device__ __forceinline__ int chunk_len(int c, int len) {
+    const int rest = len - c * chunk_capacity();
+    return rest < chunk_capacity() ? rest : chunk_capacity();
+}
+
+// The block's chunk of `plane` (`len` elements) into `v` (zeros past its end); returns its first
+// element's index in the plane, with its element count in `n`.
 template <typename T>
-__device__ void plane_moments(const T* x, int len, double eps, double* shared, T* mean,
-                              T* rstd) {
+__device__ __forceinline__ int load_chunk(const T* plane, int len, T (&v)[NORM_PER_THREAD],
+                                          int* n) {
+    const int start = blockIdx.y * chunk_capacity();
+    *n = chunk_len(blockIdx.y, len);
+#pragma unroll
+    for (int e = 0; e < NORM_PER_THREAD; e++) {
+        const int k = threadIdx.x + e * blockDim.x;
+        v[e] = k < *n ? plane[start + k] : T(0);
+    }
+    return start;
+}
+
+// The mean of the chunk's `n` elements and the sum of their squared deviations from it, in two
+// passes over the registers.
+template <typename T>
+__device__ void chunk_moments(const T (&v)[NORM_PER_THREAD], int n, double* shared,
+                              double* mean, double* m2) {
     double s = 0.0;
-    for (int i = threadIdx.x; i < len; i += blockDim.x) s += (double)x[i];
-    const double m = block_sum(s, shared) / len;
+#pragma unroll
+    for (int e = 0; e < NORM_PER_THREAD; e++)
+        if ((int)(threadIdx.x + e * blockDim.x) < n) s += (double)v[e];
+    const double m = block_sum(s, shared) / n;
     double q = 0.0;
-    for (int i = threadIdx.x; i < len; i += blockDim.x) {
-        const double d = (double)x[i] - m;
-        q += d * d;
+#pragma unroll
+    for (int e = 0; e < NORM_PER_THREAD; e++)
+        if ((int)(threadIdx.x + e * blockDim.x) < n) {
+            const double d = (double)v[e] - m;
+            q += d * d;
+        }
+    *mean = m;
+    *m2 = block_sum(q, shared);
+}
+
+// The sum over the plane's chunks of f(c), taken in a fixed order (the same at every run).
+template <typename F>
+__device__ double chunks_sum(F f, double* shared) {
+    double s = 0.0;
+    for (int c = threadIdx.x; c < (int)gridDim.y; c += blockDim.x) s += f(c);
+    return block_sum(s, shared);
+}
+
+// The mean and 1 / sqrt(biased variance + eps) of the block's plane of `len`: from its chunk
+// `v` (`n` elements) when the plane is one chunk, else combined (Chan et al.'s pairwise
+// formula) from every chunk's mean and squared deviations, `partial[(plane * chunks + c) * 2]`.
+template <typename T>
+__device__ void plane_stats(const T (&v)[NORM_PER_THREAD], int n, int len,
+                            const double* partial, double eps, double* shared, T* mean, T* rstd) {
+    double m, m2;
+    if (gridDim.y == 1) {
+        chunk_moments(v, n, shared, &m, &m2);
+    } else {
+        const double* p = partial + (long long)blockIdx.x * gridDim.y * 2;
+        m = chunks_sum([&](int c) { return chunk_len(c, len) * p[2 * c]; }, shared) / len;
+        m2 = chunks_sum(
+            [&](int c) {
+                const double d = p[2 * c] - m;
+                return p[2 * c + 1] + chunk_len(c, len) * d * d;
+            },
+            shared);
     }
-    const double var = block_sum(q, shared) / len;
     *mean = (T)m;
-    *rstd = (T)(1.0 / sqrt(var + eps));
+    *rstd = (T)(1.0 / sqrt(m2 / len + eps));
 }
 
-// Position k = row * cols + col of a plane, visited by a block's thread at threadIdx.x, then
-// every blockDim.x after: row and column kept up to date without a division per element.
-struct PlaneCursor {
-    int k, row, col, step_row, step_col, cols;
-    __device__ explicit PlaneCursor(int cols_)
-        : k(threadIdx.x), row(threadIdx.x / cols_), col(threadIdx.x % cols_),
-          step_row(blockDim.x / cols_), step_col(blockDim.x % cols_), cols(cols_) {}
-    __device__ void next() {
-        k += blockDim.x;
-        row += step_row;
-        col += step_col;
-        if (col >= cols) {
-            col -= cols;
-            row++;
-        }
-    }
-};
-
-// The norm kernels' dynamic shared memory: one plane of x when the launch gives room for it
-// (`cached`), so that the passes after the first read it there instead of from global memory;
-// the backward kernel keeps a second plane there too when given room for it (`cached` 2).
-#ifndef EMULATED_ON_CPU
-extern __shared__ double plane_cache[];
-#endif
-
-// The block's plane of `len` elements: copied into `plane_cache` when `cached`, else `x` itself.
+// Each chunk's mean and squared deviations into `partial`, for the kernels of planes of more
+// than one chunk.
 template <typename T>
-__device__ const T* cache_plane(const T* x, int len, int cached) {
-    if (!cached) return x;
-    T* s = reinterpret_cast<T*>(plane_cache);
-    for (int i = threadIdx.x; i < len; i += blockDim.x) s[i] = x[i];
-    __syncthreads();
-    return s;
-}
-
-// One block per (n, c) plane of h x w elements, written padded by `pad` in `mode` (none when
-// `pad` is 0): each padded position is normalised from its source, so that the result is the
-// padding of the normalised plane exactly. A `residual` (null for none) of the output's shape is
-// added to it: residual + activation(norm), as the unfused addition rounds.
-template <typename T>
-__device__ void instance_norm_forward(const T* x, const T* residual, T* y, int h, int w, int pad,
-                                      int mode, double eps, int act, double slope, int cached) {
+__device__ void instance_norm_stats(const T* x, double* partial, int len) {
     __shared__ double shared[33];
-    const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
-    x = cache_plane(x + (long long)blockIdx.x * len, len, cached);
-    y += (long long)blockIdx.x * oh * ow;
-    if (residual) residual += (long long)blockIdx.x * oh * ow;
-    T mean, rstd;
-    plane_moments(x, len, eps, shared, &mean, &rstd);
-    if (pad == 0) {
-        for (int o = threadIdx.x; o < len; o += blockDim.x) {
-            const T v = activate((x[o] - mean) * rstd, act, (T)slope);
-            y[o] = residual ? residual[o] + v : v;
-        }
+    T v[NORM_PER_THREAD];
+    int n;
+    load_chunk(x + (long long)blockIdx.x * len, len, v, &n);
+    double m, m2;
+    chunk_moments(v, n, shared, &m, &m2);
+    if (threadIdx.x == 0) {
+        double* p = partial + ((long long)blockIdx.x * gridDim.y + blockIdx.y) * 2;
+        p[0] = m;
+        p[1] = m2;
+    }
+}
+
+// Padded position (r, c) of element b of a padded plane's border: the top `pad` rows, the
+// bottom ones, then the left and right `pad` columns of the h rows between them.
+__device__ __forceinline__ void border_position(int b, int h, int w, int pad, int* r, int* c) {
+    const int ow = w + 2 * pad, band = pad * ow;
+    if (b < 2 * band) {
+        const int row = b / ow;
+        *r = row < pad ? row : row + h;
+        *c = b - row * ow;
         return;
     }
-    for (PlaneCursor o(ow); o.k < oh * ow; o.next()) {
-        const int sr = pad_source(o.row, h, pad, mode), sc = pad_source(o.col, w, pad, mode);
-        const T v =
-            (sr < 0 || sc < 0) ? T(0) : activate((x[sr * w + sc] - mean) * rstd, act, (T)slope);
-        y[o.k] = residual ? residual[o.k] + v : v;
+    b -= 2 * band;
+    const int side = 2 * pad, row = b / side, j = b - row * side;
+    *r = pad + row;
+    *c = j < pad ? j : w + j;
+}
+
+// activation(norm(x)) of the planes of h x w, written padded by `pad` in `mode` (none when `pad`
+// is 0): each padded position is normalised from its source, so that the result is the padding
+// of the normalised plane exactly. A `residual` (null for none) of the output's shape is added
+// to it: residual + activation(norm), as the unfused addition rounds. `partial`: the chunks'
+// statistics (null for planes of one chunk).
+template <typename T>
+__device__ void instance_norm_forward(const T* x, const T* residual, T* y, const double* partial,
+                                      int h, int w, int pad, int mode, double eps, int act,
+                                      double slope) {
+    __shared__ double shared[33];
+    const int len = h * w, ow = w + 2 * pad, plen = (h + 2 * pad) * ow;
+    const T* plane = x + (long long)blockIdx.x * len;
+    y += (long long)blockIdx.x * plen;
+    if (residual) residual += (long long)blockIdx.x * plen;
+    T v[NORM_PER_THREAD];
+    int n;
+    const int start = load_chunk(plane, len, v, &n);
+    T mean, rstd;
+    plane_stats(v, n, len, partial, eps, shared, &mean, &rstd);
+    const T s = (T)slope;
+#pragma unroll
+    for (int e = 0; e < NORM_PER_THREAD; e++) {
+        const int k = threadIdx.x + e * blockDim.x;
+        if (k >= n) break;
+        const int i = start + k, row = i / w;
+        const int o = pad == 0 ? i : (row + pad) * ow + i - row * w + pad;
+        const T a = activate((v[e] - mean) * rstd, act, s);
+        y[o] = residual ? residual[o] + a : a;
+    }
+    // The border, shared out between the plane's chunks, from x again (in cache by now).
+    const int border = plen - len;
+    for (int b = blockIdx.y * blockDim.x + threadIdx.x; b < border;
+         b += gridDim.y * blockDim.x) {
+        int r, c;
+        border_position(b, h, w, pad, &r, &c);
+        const int sr = pad_source(r, h, pad, mode), sc = pad_source(c, w, pad, mode);
+        const T a = (sr < 0 || sc < 0) ? T(0) : activate((plane[sr * w + sc] - mean) * rstd, act, s);
+        const int o = r * ow + c;
+        y[o] = residual ? residual[o] + a : a;
+    }
+}
+
+// d = act'(z) dy for the block's chunk into `d`, with z = (x - mean) * rstd and dy the output
+// gradient `g` of the plane gathered back through the padding; their sums of d and d z into
+// `sd` and `sdz` (this thread's share).
+template <typename T>
+__device__ __forceinline__ void chunk_grads(const T (&v)[NORM_PER_THREAD], T (&d)[NORM_PER_THREAD],
+                                            const T* g, int start, int n, int h, int w, int pad,
+                                            int mode, T mean, T rstd, int act, T slope,
+                                            double* sd, double* sdz) {
+    double s = 0.0, q = 0.0;
+#pragma unroll
+    for (int e = 0; e < NORM_PER_THREAD; e++) {
+        const int k = threadIdx.x + e * blockDim.x;
+        d[e] = T(0);
+        if (k >= n) continue;
+        const int i = start + k, row = i / w;
+        const T dy = pad == 0 ? g[i] : gather_padded(g, row, i - row * w, h, w, w + 2 * pad, pad,
+                                                     mode);
+        const T z = (v[e] - mean) * rstd;
+        d[e] = activate_grad(z, dy, act, slope);
+        s += (double)d[e];
+        q += (double)(d[e] * z);
+    }
+    *sd = s;
+    *sdz = q;
+}
+
+// For planes of more than one chunk: each chunk's sums of d and d z (see `chunk_grads`) into
+// `sums[(plane * chunks + c) * 2]`, for `instance_norm_backward`.
+template <typename T>
+__device__ void instance_norm_backward_sums(const T* x, const T* g, const double* partial,
+                                            double* sums, int h, int w, int pad, int mode,
+                                            double eps, int act, double slope) {
+    __shared__ double shared[33];
+    const int len = h * w;
+    T v[NORM_PER_THREAD], d[NORM_PER_THREAD];
+    int n;
+    const int start = load_chunk(x + (long long)blockIdx.x * len, len, v, &n);
+    T mean, rstd;
+    plane_stats(v, n, len, partial, eps, shared, &mean, &rstd);
+    g += (long long)blockIdx.x * (h + 2 * pad) * (w + 2 * pad);
+    double sd, sdz;
+    chunk_grads(v, d, g, start, n, h, w, pad, mode, mean, rstd, act, (T)slope, &sd, &sdz);
+    sd = block_sum(sd, shared);
+    sdz = block_sum(sdz, shared);
+    if (threadIdx.x == 0) {
+        double* p = sums + ((long long)blockIdx.x * gridDim.y + blockIdx.y) * 2;
+        p[0] = sd;
+        p[1] = sdz;
     }
 }
 
 // The input gradient of `instance_norm_forward` (with its padding), from the gradient `g` of its
-// output. With z = (x - mean) * rstd and dz = dy * act'(z), where dy is g gathered back through
-// the padding: dx = rstd * (dz - mean(dz) - z * mean(dz z)).
+// output: dx = rstd * (d - mean(d) - z * mean(d z)) (see `chunk_grads`). For planes of more than
+// one chunk, `partial` and `sums` hold the chunks' statistics and sums (else null).
 template <typename T>
-__device__ void instance_norm_backward(const T* x, const T* g, T* dx, int h, int w, int pad,
-                                       int mode, double eps, int act, double slope, int cached) {
+__device__ void instance_norm_backward(const T* x, const T* g, T* dx, const double* partial,
+                                       const double* sums, int h, int w, int pad, int mode,
+                                       double eps, int act, double slope) {
     __shared__ double shared[33];
-    const int len = h * w, ow = w + 2 * pad;
+    const int len = h * w;
     const long long base = (long long)blockIdx.x * len;
-    x = cache_plane(x + base, len, cached);
-    dx += base;
-    g += (long long)blockIdx.x * (h + 2 * pad) * ow;
+    T v[NORM_PER_THREAD], d[NORM_PER_THREAD];
+    int n;
+    const int start = load_chunk(x + base, len, v, &n);
     T mean, rstd;
-    plane_moments(x, len, eps, shared, &mean, &rstd);
-    // dy at unpadded position i, computed in each pass rather than stored.
-    auto dy = [&](const PlaneCursor& i) {
-        return pad == 0 ? g[i.k] : gather_padded(g, i.row, i.col, h, w, ow, pad, mode);
-    };
-    // With `cached` 2 the launch gave room for a second plane, where the first pass leaves each
-    // d for the second (each thread reads back what it wrote: no barrier).
-    T* d_cache = cached == 2 ? reinterpret_cast<T*>(plane_cache) + len : nullptr;
-    double sd = 0.0, sdz = 0.0;
-    for (PlaneCursor i(w); i.k < len; i.next()) {
-        const T z = (x[i.k] - mean) * rstd;
-        const T d = activate_grad(z, dy(i), act, (T)slope);
-        if (d_cache) d_cache[i.k] = d;
-        sd += (double)d;
-        sdz += (double)(d * z);
+    plane_stats(v, n, len, partial, eps, shared, &mean, &rstd);
+    g += (long long)blockIdx.x * (h + 2 * pad) * (w + 2 * pad);
+    double sd, sdz;
+    chunk_grads(v, d, g, start, n, h, w, pad, mode, mean, rstd, act, (T)slope, &sd, &sdz);
+    if (gridDim.y > 1) {
+        const double* p = sums + (long long)blockIdx.x * gridDim.y * 2;
+        sd = chunks_sum([&](int c) { return p[2 * c]; }, shared);
+        sdz = chunks_sum([&](int c) { return p[2 * c + 1]; }, shared);
+    } else {
+        sd = block_sum(sd, shared);
+        sdz = block_sum(sdz, shared);
     }
-    const T mean_d = (T)(block_sum(sd, shared) / len);
-    const T mean_dz = (T)(block_sum(sdz, shared) / len);
-    for (PlaneCursor i(w); i.k < len; i.next()) {
-        const T z = (x[i.k] - mean) * rstd;
-        const T d = d_cache ? d_cache[i.k] : activate_grad(z, dy(i), act, (T)slope);
-        dx[i.k] = rstd * (d - mean_d - z * mean_dz);
+    const T mean_d = (T)(sd / len), mean_dz = (T)(sdz / len);
+    dx += base;
+#pragma unroll
+    for (int e = 0; e < NORM_PER_THREAD; e++) {
+        const int k = threadIdx.x + e * blockDim.x;
+        if (k >= n) break;
+        const T z = (v[e] - mean) * rstd;
+        dx[start + k] = rstd * (d[e] - mean_d - z * mean_dz);
     }
 }
 
@@ -380,20 +520,29 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
                                                        int h, int w, int pad, int mode) {      \
         pad2d_backward<T>(g, dx, planes, h, w, pad, mode);                                     \
     }                                                                                           \
-    extern "C" __global__ void instance_norm_forward_##SUFFIX(                                 \
-        const T* x, T* y, int h, int w, int pad, int mode, double eps, int act, double slope,   \
-        int cached) {                                                                           \
-        instance_norm_forward<T>(x, nullptr, y, h, w, pad, mode, eps, act, slope, cached);     \
+    extern "C" __global__ void NORM_BOUNDS instance_norm_stats_##SUFFIX(const T* x, double* partial,       \
+                                                            int len) {                          \
+        instance_norm_stats<T>(x, partial, len);                                                \
     }                                                                                           \
-    extern "C" __global__ void instance_norm_add_forward_##SUFFIX(                             \
-        const T* x, const T* residual, T* y, int h, int w, int pad, int mode, double eps,       \
-        int act, double slope, int cached) {                                                    \
-        instance_norm_forward<T>(x, residual, y, h, w, pad, mode, eps, act, slope, cached);    \
+    extern "C" __global__ void NORM_BOUNDS instance_norm_forward_##SUFFIX(                                 \
+        const T* x, T* y, const double* partial, int h, int w, int pad, int mode, double eps,   \
+        int act, double slope) {                                                                \
+        instance_norm_forward<T>(x, nullptr, y, partial, h, w, pad, mode, eps, act, slope);    \
     }                                                                                           \
-    extern "C" __global__ void instance_norm_backward_##SUFFIX(                                \
-        const T* x, const T* g, T* dx, int h, int w, int pad, int mode, double eps, int act,    \
-        double slope, int cached) {                                                             \
-        instance_norm_backward<T>(x, g, dx, h, w, pad, mode, eps, act, slope, cached);         \
+    extern "C" __global__ void NORM_BOUNDS instance_norm_add_forward_##SUFFIX(                             \
+        const T* x, const T* residual, T* y, const double* partial, int h, int w, int pad,      \
+        int mode, double eps, int act, double slope) {                                          \
+        instance_norm_forward<T>(x, residual, y, partial, h, w, pad, mode, eps, act, slope);   \
+    }                                                                                           \
+    extern "C" __global__ void NORM_BOUNDS instance_norm_backward_sums_##SUFFIX(                           \
+        const T* x, const T* g, const double* partial, double* sums, int h, int w, int pad,     \
+        int mode, double eps, int act, double slope) {                                          \
+        instance_norm_backward_sums<T>(x, g, partial, sums, h, w, pad, mode, eps, act, slope); \
+    }                                                                                           \
+    extern "C" __global__ void NORM_BOUNDS instance_norm_backward_##SUFFIX(                                \
+        const T* x, const T* g, T* dx, const double* partial, const double* sums, int h, int w, \
+        int pad, int mode, double eps, int act, double slope) {                                 \
+        instance_norm_backward<T>(x, g, dx, partial, sums, h, w, pad, mode, eps, act, slope);  \
     }                                                                                           \
     extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long planes,   \
                                                          int channels, int len) {               \

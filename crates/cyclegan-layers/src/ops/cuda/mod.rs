@@ -38,12 +38,8 @@ type KernelKey = (DeviceId, &'static str, &'static str);
 
 /// A kernel of `kernels.cu` on a device's stream.
 struct Kernel {
-    key: KernelKey,
     func: CudaFunction,
     stream: Arc<CudaStream>,
-    /// The dynamic shared memory already allowed to it for planes, once asked
-    /// ([`plane_cache_limit`]; norm kernels only).
-    plane_cache: Option<usize>,
 }
 
 impl Kernel {
@@ -54,87 +50,29 @@ impl Kernel {
 }
 
 thread_local! {
-    /// The kernels looked up so far, each with its plane cache once set.
-    static KERNELS: RefCell<HashMap<KernelKey, (CudaFunction, Option<usize>)>> =
-        RefCell::new(HashMap::new());
+    /// The kernels looked up so far.
+    static KERNELS: RefCell<HashMap<KernelKey, CudaFunction>> = RefCell::new(HashMap::new());
 }
 
 /// Kernel `{name}_{suffix}` on `dev`, looked up (and the module loaded) once per device and
 /// thread rather than at every launch.
 fn kernel(dev: &CudaDevice, name: &'static str, suffix: &'static str) -> Result<Kernel> {
     let key = (dev.id(), name, suffix);
-    let (func, plane_cache) = match KERNELS.with(|k| k.borrow().get(&key).cloned()) {
-        Some(cached) => cached,
+    let func = match KERNELS.with(|k| k.borrow().get(&key).cloned()) {
+        Some(func) => func,
         None => {
             let full = format!("{name}_{suffix}");
             let func = dev
                 .get_or_load_custom_func(&full, MODULE, ptx::KERNELS)?
                 .into_cuda_function();
-            KERNELS.with(|k| k.borrow_mut().insert(key, (func.clone(), None)));
-            (func, None)
+            KERNELS.with(|k| k.borrow_mut().insert(key, func.clone()));
+            func
         }
     };
     Ok(Kernel {
-        key,
         func,
         stream: dev.cuda_stream(),
-        plane_cache,
     })
-}
-
-/// The most dynamic shared memory a norm kernel takes to hold its block's plane (a 128x128 plane
-/// in f32): two such blocks of 1024 threads still fit one multiprocessor of recent GPUs.
-/// `CYCLEGAN_NORM_PLANE_CACHE=0` (a diagnostic, to measure what the cache gains) sets none.
-const PLANE_CACHE_MAX: usize = 96 * 1024;
-
-/// [`PLANE_CACHE_MAX`], or 0 when `CYCLEGAN_NORM_PLANE_CACHE` is `0`.
-fn plane_cache_max() -> usize {
-    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| match std::env::var("CYCLEGAN_NORM_PLANE_CACHE") {
-        Ok(v) if v == "0" => 0,
-        _ => PLANE_CACHE_MAX,
-    })
-}
-
-/// The bytes of dynamic shared memory norm kernel `kernel` may take to hold a plane: up to
-/// [`plane_cache_max`], within what the device allows one block beside the kernel's static
-/// shared memory. Set on the kernel once per device and thread (kept with it in `KERNELS`);
-/// where the driver refuses, none (the kernels then read global memory).
-fn plane_cache_limit(kernel: &Kernel) -> usize {
-    use candle_core::cuda_backend::cudarc::driver::sys::{
-        CUdevice_attribute, CUfunction_attribute,
-    };
-    if let Some(limit) = kernel.plane_cache {
-        return limit;
-    }
-    let allow = || -> std::result::Result<usize, String> {
-        let per_block = kernel
-            .stream
-            .context()
-            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-            .map_err(|e| e.to_string())?;
-        let fixed = kernel.func.shared_size_bytes().map_err(|e| e.to_string())?;
-        let limit = plane_cache_max().min(per_block.saturating_sub(fixed).max(0) as usize);
-        kernel
-            .func
-            .set_attribute(
-                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                limit as i32,
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(limit)
-    };
-    let limit = allow().unwrap_or_else(|e| {
-        let (_, name, suffix) = kernel.key;
-        tracing::debug!("{name}_{suffix}: no shared memory for planes ({e})");
-        0
-    });
-    KERNELS.with(|k| {
-        if let Some(cached) = k.borrow_mut().get_mut(&kernel.key) {
-            cached.1 = Some(limit);
-        }
-    });
-    limit
 }
 
 /// Threads per block of the elementwise (padding) kernels.
@@ -154,6 +92,20 @@ fn output<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
     unsafe { dev.alloc::<T>(len) }
 }
 
+/// A launch over `planes` planes of `len` elements: blocks along x cover a plane, along y the
+/// planes (the kernels stride past 65 535 of either).
+fn plane_grid(planes: usize, len: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (
+            len.div_ceil(THREADS as usize).clamp(1, 65_535) as u32,
+            planes.clamp(1, 65_535) as u32,
+            1,
+        ),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// A grid-stride launch over `total` elements.
 fn elementwise(total: usize) -> LaunchConfig {
     let blocks = total.div_ceil(THREADS as usize).clamp(1, 65_535) as u32;
@@ -165,6 +117,7 @@ fn elementwise(total: usize) -> LaunchConfig {
 }
 
 /// One block per plane of `len` elements: enough threads for a few elements each.
+#[cfg(feature = "cudnn")]
 fn per_plane(planes: usize, len: usize) -> LaunchConfig {
     let threads = (len.div_ceil(4).div_ceil(32) * 32).clamp(32, 1024) as u32;
     LaunchConfig {
@@ -258,7 +211,7 @@ fn pad2d_kernel(
             .arg(&pad)
             .arg(&mode);
         // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(elementwise(total)) }.w()?;
+        unsafe { b.launch(plane_grid(g.planes, total / g.planes.max(1))) }.w()?;
         Ok(dst)
     }
     dispatch_float!(src, run((name, src, layout, total), geometry))
@@ -348,70 +301,180 @@ impl NormGeometry {
         self.planes * (self.h + 2 * self.pad) * (self.w + 2 * self.pad)
     }
 
-    /// Runs norm kernel `name` over one block per plane, in the inputs' type: its arguments are
-    /// `inputs` (contiguous), a fresh output of `out_len` elements, then this geometry's. Each
-    /// block holds up to `cache_planes` planes in shared memory (the kernel's `cached`: its
-    /// plane of the first input, then what the kernel keeps between passes), as many as fit.
+    fn kernel_args(&self) -> NormKernelArgs {
+        let (act, slope) = activation_code(self.activation);
+        NormKernelArgs {
+            h: self.h as i32,
+            w: self.w as i32,
+            pad: self.pad as i32,
+            mode: pad_mode(self.mode),
+            eps: self.eps,
+            act,
+            slope,
+        }
+    }
+
+    /// The norm kernels' launch and the chunks each plane is split into: planes along x, each
+    /// plane's chunks of up to [`norm_threads`] x [`NORM_PER_THREAD`] elements along y, with
+    /// threads enough for a chunk.
+    fn launch(&self) -> Result<(LaunchConfig, usize)> {
+        let len = self.h * self.w;
+        let threads = (len.div_ceil(NORM_PER_THREAD).div_ceil(32) * 32).clamp(32, norm_threads());
+        let chunks = len.div_ceil(threads * NORM_PER_THREAD).max(1);
+        if chunks > 65_535 || self.planes > i32::MAX as usize || len > i32::MAX as usize {
+            candle_core::bail!(
+                "instance norm: {} planes of {}x{} exceed the CUDA kernels' grid",
+                self.planes,
+                self.h,
+                self.w
+            )
+        }
+        let config = LaunchConfig {
+            grid_dim: (self.planes as u32, chunks as u32, 1),
+            block_dim: (threads as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        Ok((config, chunks))
+    }
+
+    /// Runs the norm kernels of `pass` in the inputs' type on `x` and `second` (the residual,
+    /// or the output gradient; contiguous) into a fresh output of `out_len` elements. Planes of
+    /// more than one chunk first get each chunk's statistics (`instance_norm_stats`) and, for the
+    /// backward pass, each chunk's gradient sums (`instance_norm_backward_sums`), which the
+    /// kernel of `pass` combines per plane.
     fn run(
         &self,
-        (name, cache_planes): (&'static str, usize),
-        inputs: &[(&CudaStorage, &Layout)],
+        pass: NormPass,
+        x: Operand,
+        second: Option<Operand>,
         out_len: usize,
     ) -> Result<CudaStorage> {
         fn typed<T: CudaDType + DeviceRepr>(
             suffix: &'static str,
             geometry: &NormGeometry,
-            (name, cache_planes, inputs, out_len): (
-                &'static str,
-                usize,
-                &[(&CudaStorage, &Layout)],
-                usize,
-            ),
+            (pass, (x, xl), second, out_len): (NormPass, Operand, Option<Operand>, usize),
         ) -> Result<CudaSlice<T>> {
-            let dev = &inputs[0].0.device;
-            let views = inputs
-                .iter()
-                .map(|&(s, l)| view::<T>(s, l))
-                .collect::<Result<Vec<_>>>()?;
+            let dev = &x.device;
+            let x = view::<T>(x, xl)?;
+            let second = second.map(|(s, l)| view::<T>(s, l)).transpose()?;
+            let (config, chunks) = geometry.launch()?;
+            let args = geometry.kernel_args();
+            let null = 0u64;
+            let partial = if chunks > 1 {
+                let mut partial = output::<f64>(dev, geometry.planes * chunks * 2)?;
+                let func = kernel(dev, "instance_norm_stats", suffix)?;
+                let len = args.h * args.w;
+                let mut b = func.builder();
+                b.arg(&x).arg(&mut partial).arg(&len);
+                // SAFETY: the argument list matches the kernel's signature, and `partial` has
+                // two slots for each block.
+                unsafe { b.launch(config) }.w()?;
+                Some(partial)
+            } else {
+                None
+            };
+            let sums = match (&partial, pass, &second) {
+                (Some(partial), NormPass::Backward, Some(g)) => {
+                    let mut sums = output::<f64>(dev, geometry.planes * chunks * 2)?;
+                    let func = kernel(dev, "instance_norm_backward_sums", suffix)?;
+                    let mut b = func.builder();
+                    b.arg(&x).arg(g).arg(partial).arg(&mut sums);
+                    args.push(&mut b);
+                    // SAFETY: as above; `partial` holds every chunk's statistics.
+                    unsafe { b.launch(config) }.w()?;
+                    Some(sums)
+                }
+                _ => None,
+            };
             let mut out = output::<T>(dev, out_len)?;
-            let func = kernel(dev, name, suffix)?;
-            let len = geometry.h * geometry.w;
-            let mut config = per_plane(geometry.planes, len);
-            let plane_bytes = len * std::mem::size_of::<T>();
-            let limit = plane_cache_limit(&func);
-            let cached = (0..=cache_planes)
-                .rev()
-                .find(|planes| planes * plane_bytes <= limit)
-                .unwrap_or(0);
-            config.shared_mem_bytes = (cached * plane_bytes) as u32;
-            let cached = cached as i32;
-            let [h, w, pad] = [geometry.h, geometry.w, geometry.pad].map(|v| v as i32);
-            let mode = pad_mode(geometry.mode);
-            let (act, slope) = activation_code(geometry.activation);
+            let func = kernel(dev, pass.kernel(), suffix)?;
             let mut b = func.builder();
-            for v in &views {
-                b.arg(v);
+            b.arg(&x);
+            if let Some(second) = &second {
+                b.arg(second);
             }
-            b.arg(&mut out)
-                .arg(&h)
-                .arg(&w)
-                .arg(&pad)
-                .arg(&mode)
-                .arg(&geometry.eps)
-                .arg(&act)
-                .arg(&slope)
-                .arg(&cached);
-            // SAFETY: the argument list matches the kernel's signature, and the shared memory
-            // asked for is within the limit set on the kernel.
+            b.arg(&mut out);
+            match &partial {
+                Some(partial) => b.arg(partial),
+                None => b.arg(&null),
+            };
+            if pass == NormPass::Backward {
+                match &sums {
+                    Some(sums) => b.arg(sums),
+                    None => b.arg(&null),
+                };
+            }
+            args.push(&mut b);
+            // SAFETY: the argument list matches the kernel's signature; `partial` and `sums`
+            // (null for planes of one chunk, which the kernels then leave alone) hold every
+            // chunk's.
             unsafe { b.launch(config) }.w()?;
             Ok(out)
         }
-        dispatch_float!(
-            inputs[0].0,
-            typed(self, (name, cache_planes, inputs, out_len))
-        )
+        dispatch_float!(x.0, typed(self, (pass, x, second, out_len)))
     }
 }
+
+/// A tensor argument: its storage and layout.
+type Operand<'a> = (&'a CudaStorage, &'a Layout);
+
+/// A [`NormGeometry`] as the norm kernels' trailing arguments take it.
+struct NormKernelArgs {
+    h: i32,
+    w: i32,
+    pad: i32,
+    mode: i32,
+    eps: f64,
+    act: i32,
+    slope: f64,
+}
+
+impl NormKernelArgs {
+    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
+        b.arg(&self.h)
+            .arg(&self.w)
+            .arg(&self.pad)
+            .arg(&self.mode)
+            .arg(&self.eps)
+            .arg(&self.act)
+            .arg(&self.slope);
+    }
+}
+
+/// Which norm kernel [`NormGeometry::run`] ends with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NormPass {
+    Forward,
+    AddForward,
+    Backward,
+}
+
+impl NormPass {
+    fn kernel(self) -> &'static str {
+        match self {
+            NormPass::Forward => "instance_norm_forward",
+            NormPass::AddForward => "instance_norm_add_forward",
+            NormPass::Backward => "instance_norm_backward",
+        }
+    }
+}
+
+/// The norm kernels' threads per block, at most: 256, or `CYCLEGAN_NORM_THREADS` (a
+/// diagnostic, to measure other chunk sizes; rounded to a multiple of 32, at most 512: the
+/// kernels take up to about 100 registers a thread).
+fn norm_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("CYCLEGAN_NORM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(256, |t| (t.div_ceil(32) * 32).clamp(32, 512))
+    })
+}
+
+/// The elements of a plane each norm kernel thread holds in registers (`NORM_PER_THREAD` in
+/// `kernels.cu`).
+const NORM_PER_THREAD: usize = 16;
 
 /// `activation(instance_norm(x))` over the last two dimensions of `x` `[n, c, h, w]`, then
 /// `padding` (`(pad, mode)`), if any, in the same kernel.
@@ -423,11 +486,7 @@ pub(crate) fn instance_norm_forward(
     padding: Option<(usize, PaddingType)>,
 ) -> Result<CudaStorage> {
     let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
-    geometry.run(
-        ("instance_norm_forward", 1),
-        &[(x, xl)],
-        geometry.padded_len(),
-    )
+    geometry.run(NormPass::Forward, (x, xl), None, geometry.padded_len())
 }
 
 /// `residual + activation(instance_norm(x))` (no padding) in one kernel; `r` contiguous, of
@@ -446,10 +505,10 @@ pub(crate) fn instance_norm_add_forward(
             xl.dims()
         )
     }
-    let inputs = [(x, xl), (r, rl)];
     geometry.run(
-        ("instance_norm_add_forward", 1),
-        &inputs,
+        NormPass::AddForward,
+        (x, xl),
+        Some((r, rl)),
         geometry.padded_len(),
     )
 }
@@ -471,11 +530,10 @@ pub(crate) fn instance_norm_backward(
             geometry.pad
         )
     }
-    let inputs = [(x, xl), (g, gl)];
-    // Its plane of x, and the gradient through the activation between its two passes.
     geometry.run(
-        ("instance_norm_backward", 2),
-        &inputs,
+        NormPass::Backward,
+        (x, xl),
+        Some((g, gl)),
         xl.shape().elem_count(),
     )
 }
@@ -505,18 +563,8 @@ pub(crate) fn add_channel_bias_in_place(
         let (planes64, c32, len32) = (planes as i64, c as i32, len as i32);
         let mut builder = func.builder();
         builder.arg(y).arg(&b).arg(&planes64).arg(&c32).arg(&len32);
-        // Blocks along x cover a plane, along y the planes (the kernel strides past 65 535).
-        let config = LaunchConfig {
-            grid_dim: (
-                len.div_ceil(THREADS as usize).clamp(1, 65_535) as u32,
-                planes.clamp(1, 65_535) as u32,
-                1,
-            ),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        };
         // SAFETY: the argument list matches the kernel's signature.
-        unsafe { builder.launch(config) }.w()?;
+        unsafe { builder.launch(plane_grid(planes, len)) }.w()?;
         Ok(())
     }
     dispatch_in_place!("channel bias", y, b, run(view(b, bl)?, dims))
