@@ -3,7 +3,8 @@
 # - host: sampled stacks of this project's iteration (bench_iteration --host-profile), folded,
 #   for scripts/fold-report.py;
 # - GPU: every kernel's duration over one timed iteration of ours (Nsight Compute, one metric,
-#   no replay, collection on for the timed iteration only: --profile-measured), summed by
+#   no replay, caches kept between kernels as in a real run, collection on for the timed
+#   iteration only: --profile-measured), summed by
 #   scripts/kernel-times.py;
 # - PyTorch's profiler over the reference's iteration, for the same split on its side.
 # Build here: scripts/gpu-build.sh (its bench_iteration keeps its symbols for --host-profile),
@@ -28,7 +29,7 @@ timeout 60 $B --worker "$SIZE" --device cuda --batch "$BATCH" --iters 20 --warmu
 echo "== GPU time per kernel, ours, one timed iteration after two (ncu) =="
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 LOG="$OUT/ncu${SIZE}b$BATCH.csv"
-timeout 240 "$NCU" --clock-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
+timeout 240 "$NCU" --clock-control none --cache-control none --profile-from-start off --metrics gpu__time_duration.sum --csv \
   --log-file "$LOG" $B --worker "$SIZE" --device cuda --batch "$BATCH" --iters 1 --warmup 2 --profile-measured
 echo "ncu exit $?, $(wc -l < "$LOG") lines"
 python3 scripts/kernel-times.py "$LOG" --top 30
