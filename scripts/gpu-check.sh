@@ -12,9 +12,9 @@
 # batch1 runs: the issue's whole goal table (about 9 minutes, within one device call's 10: run it
 # with timeout_s 590); train: the tests + the default training run on the embedded emoji64
 # data, on CUDA; ab: the tests + ours at 256x256 batch 4 with the norm kernels' blocks of 128,
-# 256 (the default) and 512 threads (chunks of 2048, 4096 and 8192 elements), and with cuDNN's
-# benchmark mode allowing engines 1 GiB (the default) or 4 GiB of workspace, alternated (2
-# minutes). Every mode first checks the CUDA ops, the model parity fixtures and
+# 256 (the default) and 512 threads (chunks of 2048, 4096 and 8192 elements), with cuDNN's
+# heuristics mode B instead of A, and with cuDNN's benchmark mode allowing engines 1 GiB (the
+# default) or 4 GiB of workspace, alternated (3 minutes). Every mode first checks the CUDA ops, the model parity fixtures and
 # cyclegan-translate on CUDA against the CPU.
 set -uo pipefail
 MODE=${1:-full}
@@ -79,9 +79,10 @@ if [ "$MODE" = ab ]; then
     timeout 60 $BIN/bench_iteration --worker 256 --device cuda --batch 4 --iters 10 --warmup 3 "${@:2}" \
       | python3 -c "import json, statistics, sys; d = json.loads(sys.stdin.read().splitlines()[-1]); print('$1:', round(1000 * statistics.median(d['times']), 1), 'ms median')"
   }
-  echo "== ours, 256x256 batch 4, alternated: norm blocks of 128, 256 and 512 threads; benchmark mode with 1 and 4 GiB workspaces =="
+  echo "== ours, 256x256 batch 4, alternated: norm blocks of 128, 256 and 512 threads; cuDNN heuristics mode B; benchmark mode with 1 and 4 GiB workspaces =="
   for round in 1 2; do
     for t in 128 256 512; do CYCLEGAN_NORM_THREADS=$t ours_b4 "norm blocks of $t threads"; done
+    CYCLEGAN_CUDNN_HEURISTIC_MODE=B ours_b4 "cuDNN heuristics mode B"
     CYCLEGAN_CUDNN_BENCHMARK_WORKSPACE_MIB=1024 ours_b4 "benchmark, 1 GiB" --cudnn-benchmark
     CYCLEGAN_CUDNN_BENCHMARK_WORKSPACE_MIB=4096 ours_b4 "benchmark, 4 GiB" --cudnn-benchmark
   done

@@ -31,6 +31,21 @@ pub(crate) fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("CYCLEGAN_CUDNN_LEGACY").map_or(true, |v| v == "0"))
 }
 
+/// The heuristics that rank the engines: cuDNN's mode A (instant, as PyTorch by default), or
+/// mode B (a slower query, sometimes a better first choice) with `CYCLEGAN_CUDNN_HEURISTIC_MODE=B`
+/// (a diagnostic, to measure it; PyTorch's counterpart is `TORCH_CUDNN_USE_HEURISTIC_MODE_B`).
+fn heuristic_mode() -> sys::cudnnBackendHeurMode_t {
+    static MODE_B: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let mode_b = *MODE_B.get_or_init(|| {
+        std::env::var("CYCLEGAN_CUDNN_HEURISTIC_MODE").is_ok_and(|v| v.eq_ignore_ascii_case("b"))
+    });
+    if mode_b {
+        sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_B
+    } else {
+        sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A
+    }
+}
+
 fn check(status: sys::cudnnStatus_t, what: impl FnOnce() -> String) -> Result<()> {
     match status {
         sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS => Ok(()),
@@ -369,7 +384,7 @@ impl Plan {
         heuristics.set(
             Attr::CUDNN_ATTR_ENGINEHEUR_MODE,
             Type::CUDNN_TYPE_HEUR_MODE,
-            &[sys::cudnnBackendHeurMode_t::CUDNN_HEUR_MODE_A],
+            &[heuristic_mode()],
         )?;
         let heuristics = heuristics.finalize()?;
         let count = heuristics.get::<sys::cudnnBackendDescriptor_t>(
