@@ -144,7 +144,8 @@ struct NormLaunch {
     unsigned threads, chunks;
 };
 static NormLaunch norm_launch(int len, unsigned max_threads) {
-    const unsigned threads = std::clamp((unsigned)((len + 15) / 16 + 31) / 32 * 32, 32u, max_threads);
+    const unsigned wanted = (unsigned)((len + 15) / 16 + 31) / 32 * 32;
+    const unsigned threads = std::clamp(wanted, 32u, max_threads);
     return {threads, (unsigned)((len + threads * 16 - 1) / (threads * 16))};
 }
 
@@ -152,7 +153,8 @@ static NormLaunch norm_launch(int len, unsigned max_threads) {
 static std::vector<double> norm_stats(const NormKernels& k, const std::vector<float>& x,
                                       int planes, int len, NormLaunch l) {
     std::vector<double> partial(planes * l.chunks * 2);
-    if (l.chunks > 1) launch2(planes, l.chunks, l.threads, [&] { k.stats(x.data(), partial.data(), len); });
+    if (l.chunks > 1)
+        launch2(planes, l.chunks, l.threads, [&] { k.stats(x.data(), partial.data(), len); });
     return partial;
 }
 
@@ -217,9 +219,12 @@ static void compare_with_base(std::mt19937& rng) {
                     std::snprintf(what, sizeof what, "%dx%d pad %d mode %d act %d threads %u: ",
                                   h, w, pad, mode, act, max_threads);
                     const std::string at(what);
-                    auto both = [&](auto run) { return std::pair{run(current), run(base_revision)}; };
+                    auto both = [&](auto run) {
+                        return std::pair{run(current), run(base_revision)};
+                    };
                     auto [y, y_base] = both([&](const NormKernels& k) {
-                        return norm_forward(k, x, nullptr, planes, h, w, pad, mode, act, max_threads);
+                        return norm_forward(k, x, nullptr, planes, h, w, pad, mode, act,
+                                            max_threads);
                     });
                     expect_same((at + "norm forward").c_str(), y, y_base);
                     auto [dx, dx_base] = both([&](const NormKernels& k) {
@@ -353,7 +358,9 @@ static void check_channel_bias(std::mt19937& rng) {
         for (int i = 0; i < len; i++) want[p * len + i] += b[p % channels];
     for (auto [gx, gy] : {std::pair{10u, 10u}, std::pair{2u, 3u}}) {
         std::vector<float> got = y;
-        launch2(gx, gy, 32, [&] { channel_bias_add_f32(got.data(), b.data(), n * channels, channels, len); });
+        launch2(gx, gy, 32, [&] {
+            channel_bias_add_f32(got.data(), b.data(), n * channels, channels, len);
+        });
         expect_same("channel bias", got, want);
     }
 }

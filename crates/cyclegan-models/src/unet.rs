@@ -90,7 +90,8 @@ impl UnetBlock {
         if let Some(sub) = &self.sub {
             h = sub.forward_t(&h, train)?;
         }
-        let h_relu = h.relu()?;
+        // One op each way, with PyTorch's gradient at exactly 0 (0; candle's `relu` passes it).
+        let h_relu = Activation::Relu.apply(&h)?;
         h = match &self.up_norm {
             Some(norm) => {
                 norm.forward_t(&self.up.forward_before(&(&h_relu).into(), norm)?, train)?

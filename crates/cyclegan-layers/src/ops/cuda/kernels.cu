@@ -171,9 +171,9 @@ __device__ double block_sum(double v, double* shared) {
 // any is used). A plane of one chunk is normalised by one kernel that reads it once; a larger
 // plane's statistics are combined from every chunk's (`instance_norm_stats`) by each block.
 #define NORM_PER_THREAD 16
-// The most threads a norm kernel's block has (ops/cuda/mod.rs launches up to 256 unless a
-// diagnostic asks for more): the compiler keeps each kernel's registers within a block's share.
-#define NORM_BOUNDS __launch_bounds__(512)
+// A norm kernel's entry point, for blocks of up to 512 threads (ops/cuda/mod.rs launches up to
+// 256 unless a diagnostic asks for more): the compiler keeps its registers within their share.
+#define NORM_KERNEL extern "C" __global__ void __launch_bounds__(512)
 
 __device__ __forceinline__ int chunk_capacity() { return blockDim.x * NORM_PER_THREAD; }
 
@@ -319,7 +319,8 @@ __device__ void instance_norm_forward(const T* x, const T* residual, T* y, const
         int r, c;
         border_position(b, h, w, pad, &r, &c);
         const int sr = pad_source(r, h, pad, mode), sc = pad_source(c, w, pad, mode);
-        const T a = (sr < 0 || sc < 0) ? T(0) : activate((plane[sr * w + sc] - mean) * rstd, act, s);
+        const T a =
+            (sr < 0 || sc < 0) ? T(0) : activate((plane[sr * w + sc] - mean) * rstd, act, s);
         const int o = r * ow + c;
         y[o] = residual ? residual[o] + a : a;
     }
@@ -511,68 +512,67 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
     }
 }
 
-#define INSTANTIATE(T, SUFFIX)                                                                  \
-    extern "C" __global__ void pad2d_forward_##SUFFIX(const T* x, T* y, long long planes,      \
-                                                      int h, int w, int pad, int mode) {       \
-        pad2d_forward<T>(x, y, planes, h, w, pad, mode);                                       \
-    }                                                                                           \
-    extern "C" __global__ void pad2d_backward_##SUFFIX(const T* g, T* dx, long long planes,    \
-                                                       int h, int w, int pad, int mode) {      \
-        pad2d_backward<T>(g, dx, planes, h, w, pad, mode);                                     \
-    }                                                                                           \
-    extern "C" __global__ void NORM_BOUNDS instance_norm_stats_##SUFFIX(const T* x, double* partial,       \
-                                                            int len) {                          \
-        instance_norm_stats<T>(x, partial, len);                                                \
-    }                                                                                           \
-    extern "C" __global__ void NORM_BOUNDS instance_norm_forward_##SUFFIX(                                 \
-        const T* x, T* y, const double* partial, int h, int w, int pad, int mode, double eps,   \
-        int act, double slope) {                                                                \
-        instance_norm_forward<T>(x, nullptr, y, partial, h, w, pad, mode, eps, act, slope);    \
-    }                                                                                           \
-    extern "C" __global__ void NORM_BOUNDS instance_norm_add_forward_##SUFFIX(                             \
-        const T* x, const T* residual, T* y, const double* partial, int h, int w, int pad,      \
-        int mode, double eps, int act, double slope) {                                          \
-        instance_norm_forward<T>(x, residual, y, partial, h, w, pad, mode, eps, act, slope);   \
-    }                                                                                           \
-    extern "C" __global__ void NORM_BOUNDS instance_norm_backward_sums_##SUFFIX(                           \
-        const T* x, const T* g, const double* partial, double* sums, int h, int w, int pad,     \
-        int mode, double eps, int act, double slope) {                                          \
-        instance_norm_backward_sums<T>(x, g, partial, sums, h, w, pad, mode, eps, act, slope); \
-    }                                                                                           \
-    extern "C" __global__ void NORM_BOUNDS instance_norm_backward_##SUFFIX(                                \
-        const T* x, const T* g, T* dx, const double* partial, const double* sums, int h, int w, \
-        int pad, int mode, double eps, int act, double slope) {                                 \
-        instance_norm_backward<T>(x, g, dx, partial, sums, h, w, pad, mode, eps, act, slope);  \
-    }                                                                                           \
-    extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long planes,   \
-                                                         int channels, int len) {               \
-        channel_bias_add<T>(y, b, planes, channels, len);                                      \
-    }                                                                                           \
-    extern "C" __global__ void channel_bias_grad_##SUFFIX(                                     \
-        const T* dy, T* db, double* partial, int batch, int channels, int len, int chunk) {     \
-        channel_bias_grad<T>(dy, db, partial, batch, channels, len, chunk);                    \
-    }                                                                                           \
-    extern "C" __global__ void channel_bias_grad_finish_##SUFFIX(const double* partial, T* db,  \
-                                                                 int channels, int chunks) {    \
-        channel_bias_grad_finish<T>(partial, db, channels, chunks);                            \
-    }                                                                                           \
-    extern "C" __global__ void activation_forward_##SUFFIX(const T* x, T* y, long long n,       \
-                                                           int act, double slope) {             \
-        activation_forward<T>(x, y, n, act, slope);                                            \
-    }                                                                                           \
-    extern "C" __global__ void activation_backward_##SUFFIX(const T* x, const T* g, T* dx,      \
-                                                            long long n, int act,               \
-                                                            double slope) {                     \
-        activation_backward<T>(x, g, dx, n, act, slope);                                       \
-    }                                                                                           \
-    extern "C" __global__ void adam_moment_##SUFFIX(T* m, const T* g, long long n, double beta, \
-                                                    int square) {                               \
-        adam_moment<T>(m, g, n, beta, square);                                                  \
-    }                                                                                           \
-    extern "C" __global__ void adam_apply_##SUFFIX(T* p, const T* m, const T* v, long long n,   \
-                                                   double inv_bc2_sqrt, double eps,             \
-                                                   double step_size) {                          \
-        adam_apply<T>(p, m, v, n, inv_bc2_sqrt, eps, step_size);                                \
+#define INSTANTIATE(T, SUFFIX)                                                                     \
+    extern "C" __global__ void pad2d_forward_##SUFFIX(const T* x, T* y, long long planes,          \
+                                                      int h, int w, int pad, int mode) {           \
+        pad2d_forward<T>(x, y, planes, h, w, pad, mode);                                           \
+    }                                                                                              \
+    extern "C" __global__ void pad2d_backward_##SUFFIX(const T* g, T* dx, long long planes,        \
+                                                       int h, int w, int pad, int mode) {          \
+        pad2d_backward<T>(g, dx, planes, h, w, pad, mode);                                         \
+    }                                                                                              \
+    NORM_KERNEL instance_norm_stats_##SUFFIX(const T* x, double* partial, int len) {               \
+        instance_norm_stats<T>(x, partial, len);                                                   \
+    }                                                                                              \
+    NORM_KERNEL instance_norm_forward_##SUFFIX(                                                    \
+        const T* x, T* y, const double* partial, int h, int w, int pad, int mode, double eps,      \
+        int act, double slope) {                                                                   \
+        instance_norm_forward<T>(x, nullptr, y, partial, h, w, pad, mode, eps, act, slope);        \
+    }                                                                                              \
+    NORM_KERNEL instance_norm_add_forward_##SUFFIX(                                                \
+        const T* x, const T* residual, T* y, const double* partial, int h, int w, int pad,         \
+        int mode, double eps, int act, double slope) {                                             \
+        instance_norm_forward<T>(x, residual, y, partial, h, w, pad, mode, eps, act, slope);       \
+    }                                                                                              \
+    NORM_KERNEL instance_norm_backward_sums_##SUFFIX(                                              \
+        const T* x, const T* g, const double* partial, double* sums, int h, int w, int pad,        \
+        int mode, double eps, int act, double slope) {                                             \
+        instance_norm_backward_sums<T>(x, g, partial, sums, h, w, pad, mode, eps, act, slope);     \
+    }                                                                                              \
+    NORM_KERNEL instance_norm_backward_##SUFFIX(                                                   \
+        const T* x, const T* g, T* dx, const double* partial, const double* sums, int h, int w,    \
+        int pad, int mode, double eps, int act, double slope) {                                    \
+        instance_norm_backward<T>(x, g, dx, partial, sums, h, w, pad, mode, eps, act, slope);      \
+    }                                                                                              \
+    extern "C" __global__ void channel_bias_add_##SUFFIX(T* y, const T* b, long long planes,       \
+                                                         int channels, int len) {                  \
+        channel_bias_add<T>(y, b, planes, channels, len);                                          \
+    }                                                                                              \
+    extern "C" __global__ void channel_bias_grad_##SUFFIX(                                         \
+        const T* dy, T* db, double* partial, int batch, int channels, int len, int chunk) {        \
+        channel_bias_grad<T>(dy, db, partial, batch, channels, len, chunk);                        \
+    }                                                                                              \
+    extern "C" __global__ void channel_bias_grad_finish_##SUFFIX(const double* partial, T* db,     \
+                                                                 int channels, int chunks) {       \
+        channel_bias_grad_finish<T>(partial, db, channels, chunks);                                \
+    }                                                                                              \
+    extern "C" __global__ void activation_forward_##SUFFIX(const T* x, T* y, long long n,          \
+                                                           int act, double slope) {                \
+        activation_forward<T>(x, y, n, act, slope);                                                \
+    }                                                                                              \
+    extern "C" __global__ void activation_backward_##SUFFIX(const T* x, const T* g, T* dx,         \
+                                                            long long n, int act,                  \
+                                                            double slope) {                        \
+        activation_backward<T>(x, g, dx, n, act, slope);                                           \
+    }                                                                                              \
+    extern "C" __global__ void adam_moment_##SUFFIX(T* m, const T* g, long long n, double beta,    \
+                                                    int square) {                                  \
+        adam_moment<T>(m, g, n, beta, square);                                                     \
+    }                                                                                              \
+    extern "C" __global__ void adam_apply_##SUFFIX(T* p, const T* m, const T* v, long long n,      \
+                                                   double inv_bc2_sqrt, double eps,                \
+                                                   double step_size) {                             \
+        adam_apply<T>(p, m, v, n, inv_bc2_sqrt, eps, step_size);                                   \
     }
 
 INSTANTIATE(float, f32)
