@@ -3,18 +3,19 @@
 # Build here first (CUDA toolchain from ../shared/gpu/setup-cuda-toolchain.sh, cuDNN wheel added):
 #   scripts/gpu-build.sh          # -> target-gpu/*.xz (stripped, compressed; about 37 MiB in all)
 # then on the GPU machine, from the repository root, with target-gpu carried along:
-#   scripts/gpu-check.sh [quick|batch1|compare|full|train|ab]
+#   scripts/gpu-check.sh [quick|batch1|compare|full|train|ab|all]
 # quick: the tests on CUDA + one 256x256 comparison (eager PyTorch); batch1: the tests + 256x256
 # and 128x128 at batch 1 against eager and compiled PyTorch; compare: the tests + 256x256 batch 1
 # against eager and compiled (and ours with cuDNN's legacy calls), 128x128 batch 1 and 256x256
 # batch 4 against eager, and a host profile; full: the tests, 256x256 batch 4 against eager and
 # compiled, each side also with cuDNN's engines picked by timing (cudnn.benchmark), then what
-# batch1 runs: the issue's whole goal table (about 9 minutes, within one device call's 10: run it
-# with timeout_s 590); train: the tests + the default training run on the embedded emoji64
-# data, on CUDA; ab: the tests + ours at 256x256 batch 4 with the norm kernels' blocks of 128,
-# 256 (the default) and 512 threads (chunks of 2048, 4096 and 8192 elements), with cuDNN's
-# heuristics mode B instead of A, and with cuDNN's benchmark mode allowing engines 1 GiB (the
-# default) or 4 GiB of workspace, alternated (3 minutes). Every mode first checks the CUDA ops, the model parity fixtures and
+# batch1 runs: the issue's whole goal table (6 minutes on an H200); train: the tests + the
+# default training run on the embedded emoji64 data, on CUDA; ab: the tests + ours at 256x256
+# batch 4 with the norm kernels' blocks of 128, 256 (the default) and 512 threads (chunks of
+# 2048, 4096 and 8192 elements), with cuDNN's heuristics mode B instead of A, and with cuDNN's
+# benchmark mode allowing engines 1 GiB (the default) or 4 GiB of workspace, alternated (about
+# 1.5 minutes); all: what full and ab run, the tests once (about 7.5 minutes: one device call
+# with timeout_s 590). Every mode first checks the CUDA ops, the model parity fixtures and
 # cyclegan-translate on CUDA against the CPU.
 set -uo pipefail
 MODE=${1:-full}
@@ -68,12 +69,12 @@ elif [ "$MODE" = compare ]; then
   timeout 60 $BIN/bench_iteration --worker 256 --device cuda --iters 30 --warmup 5 --host-profile "$OUT/host256.folded"
 elif [ "$MODE" = batch1 ]; then
   timeout 240 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
-elif [ "$MODE" = full ]; then
+elif [ "$MODE" = full ] || [ "$MODE" = all ]; then
   # The open goal first (batch 4), so that a cut run keeps it; each side's line prints as it ends.
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-cudnn-benchmark
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
 fi
-if [ "$MODE" = ab ]; then
+if [ "$MODE" = ab ] || [ "$MODE" = all ]; then
   # Runs one worker of ours at 256x256 batch 4 and prints "$1: median".
   ours_b4() {
     timeout 60 $BIN/bench_iteration --worker 256 --device cuda --batch 4 --iters 10 --warmup 3 "${@:2}" \
