@@ -3,7 +3,8 @@
 // through a per-warp barrier, so the kernels' indexing and reductions run as written, without a
 // GPU. The norm kernels are launched as ops/cuda/mod.rs launches them (planes of one chunk, and
 // planes split into several chunks whose statistics are combined), with fewer threads per block
-// than there, so that small planes span several chunks. It checks:
+// than there, so that small planes span several chunks, and once with its blocks of 256 threads.
+// It checks:
 // - bit for bit, the fused kernels against the kernels they replace, applied in turn (which the
 //   GPU tests pin to the CPU ops): the norm with its padding forward and backward, and the norm
 //   with the residual add, for every padding mode and activation;
@@ -66,6 +67,7 @@ namespace base {
 #include BASE_KERNELS
 }
 #undef INSTANTIATE
+#undef NORM_KERNEL
 
 #include "../crates/cyclegan-layers/src/ops/cuda/kernels.cu"
 
@@ -203,6 +205,9 @@ struct Case {
     unsigned max_threads;
 };
 static const Case cases[] = {{7, 5, 32}, {30, 40, 96}, {30, 40, 32}, {30, 40, 64}, {27, 19, 32}};
+// And the launch ops/cuda/mod.rs makes, blocks of 256 threads: 64x70 planes in two chunks (4096 +
+// 384 elements), for the fused kernels and the direct computations.
+static const Case full_size = {64, 70, 256};
 
 // Every norm and padding kernel against the base revision's, with each padding the kernels take.
 static void compare_with_base(std::mt19937& rng) {
@@ -265,7 +270,9 @@ static void compare_with_base(std::mt19937& rng) {
 static void check_fused_and_direct(std::mt19937& rng) {
     auto random = [&](size_t n) { return random_floats(rng, n); };
     const int planes = 3, pad = 2;
-    for (auto [h, w, max_threads] : cases) {
+    std::vector<Case> all(std::begin(cases), std::end(cases));
+    all.push_back(full_size);
+    for (auto [h, w, max_threads] : all) {
         const int len = h * w, oh = h + 2 * pad, ow = w + 2 * pad;
         const auto x = random(planes * len), g = random(planes * oh * ow),
                    r = random(planes * len), g0 = random(planes * len);
