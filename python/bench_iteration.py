@@ -2,7 +2,8 @@
 
 One CycleGAN training iteration of the reference architecture (resnet_9blocks, basic D, instance
 norm, ngf = ndf = 64, pool 50, batch 1, f32; --ngf also sets ndf, --blocks the residual blocks)
-at --size, timed over --iters iterations after --warmup. Prints one JSON line: {"side": "pytorch", "size", "times": [...], "peak_rss_mb"}.
+at --size, timed over --iters iterations after --warmup. Prints one JSON line:
+{"side": "pytorch", "size", "times": [...], "peak_rss_mb"}.
 """
 
 import argparse

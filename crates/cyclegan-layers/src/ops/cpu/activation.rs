@@ -152,13 +152,6 @@ fn backward<T: Float>(
     (g, gl): (&CpuStorage, &Layout),
 ) -> Result<Vec<T>> {
     let (from, g) = (contiguous::<T>(from, fl)?, contiguous::<T>(g, gl)?);
-    if from.len() != g.len() {
-        candle_core::bail!(
-            "activation backward: {} inputs, {} gradients",
-            from.len(),
-            g.len()
-        )
-    }
     Ok(match activation {
         Activation::Tanh => zip_map(from, g, |y, g| g * (T::one() - y * y)),
         _ => with_act!(activation, T, |act| zip_map(from, g, |x, g| act.grad(x, g))),
@@ -203,6 +196,17 @@ impl CustomOp1 for Activate {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ActivateBackward(pub Activation);
 
+impl ActivateBackward {
+    /// The gradient must have one element per input element, on every device.
+    fn check_lengths(xl: &Layout, gl: &Layout) -> Result<()> {
+        let (n, m) = (xl.shape().elem_count(), gl.shape().elem_count());
+        if n != m {
+            candle_core::bail!("activation backward: {n} inputs, {m} gradients")
+        }
+        Ok(())
+    }
+}
+
 impl CustomOp2 for ActivateBackward {
     fn name(&self) -> &'static str {
         "fast-activation-backward"
@@ -215,6 +219,7 @@ impl CustomOp2 for ActivateBackward {
         g: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        Self::check_lengths(xl, gl)?;
         let dx = dispatch_float!(x, backward(self.0, (x, xl), (g, gl)))?;
         Ok((dx, xl.shape().clone()))
     }
@@ -227,6 +232,7 @@ impl CustomOp2 for ActivateBackward {
         g: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Self::check_lengths(xl, gl)?;
         let dx = crate::ops::cuda::activation_backward((x, xl), (g, gl), self.0)?;
         Ok((dx, xl.shape().clone()))
     }
