@@ -1,7 +1,8 @@
-//! The reference's `init_weights`, drawn from a seeded generator.
+//! The reference's `init_weights`, drawn from a seeded generator, and a [`VarBuilder`] whose new
+//! variables draw their first values on the host.
 
-use candle_core::{Result, Tensor};
-use candle_nn::VarMap;
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use candle_nn::{Init, VarBuilder, VarMap};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
@@ -131,4 +132,74 @@ fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut SeededRng) -> Vec<f
         }
     }
     out
+}
+
+/// A [`VarBuilder`] over `varmap` like [`VarBuilder::from_varmap`], except that a variable it
+/// creates draws its initial value on the host and is then moved to `device`. candle draws on
+/// the device, which on CUDA makes a cuRAND generator, device memory held for the process's
+/// life, for values that [`init_weights`] or a checkpoint replaces anyway.
+pub fn host_init_var_builder(
+    varmap: &VarMap,
+    dtype: DType,
+    device: &Device,
+) -> VarBuilder<'static> {
+    VarBuilder::from_backend(Box::new(HostInit(varmap.clone())), dtype, device.clone())
+}
+
+/// The backend of [`host_init_var_builder`].
+struct HostInit(VarMap);
+
+impl candle_nn::var_builder::SimpleBackend for HostInit {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        init: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor> {
+        {
+            let mut vars = self.0.data().lock().unwrap_or_else(|p| p.into_inner());
+            if !dev.is_cpu() && !vars.contains_key(name) {
+                let value = init.var(shape.clone(), dtype, &Device::Cpu)?;
+                let var = Var::from_tensor(&value.as_tensor().to_device(dev)?)?;
+                vars.insert(name.to_string(), var);
+            }
+        }
+        // Checks the shape of a variable made before, or makes one on the host.
+        self.0.get(shape, name, init, dtype, dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        candle_nn::var_builder::SimpleBackend::get_unchecked(&self.0, name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        candle_nn::var_builder::SimpleBackend::contains_tensor(&self.0, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_init_var_builder_fills_the_varmap_as_from_varmap_does() -> Result<()> {
+        let varmap = VarMap::new();
+        let vb = host_init_var_builder(&varmap, DType::F32, &Device::Cpu);
+        let w = vb.get_with_hints((4, 3), "conv.weight", Init::Const(0.5))?;
+        assert_eq!(w.to_vec2::<f32>()?, vec![vec![0.5f32; 3]; 4]);
+        // The same variable again, and a shape mismatch refused.
+        let again = vb.get_with_hints((4, 3), "conv.weight", Init::Const(1.0))?;
+        assert_eq!(again.to_vec2::<f32>()?, vec![vec![0.5f32; 3]; 4]);
+        assert!(vb
+            .get_with_hints((3, 4), "conv.weight", Init::Const(0.0))
+            .is_err());
+        let vars = varmap.all_vars();
+        assert_eq!(vars.len(), 1);
+        // The builder's tensor is the variable's: setting the variable changes it.
+        vars[0].set(&Tensor::ones((4, 3), DType::F32, &Device::Cpu)?)?;
+        assert_eq!(w.to_vec2::<f32>()?, vec![vec![1f32; 3]; 4]);
+        Ok(())
+    }
 }

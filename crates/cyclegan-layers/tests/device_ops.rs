@@ -411,3 +411,62 @@ fn adam_steps_match_the_cpu() -> Result<()> {
     }
     Ok(())
 }
+
+/// `host_init_var_builder` makes its variables on the device under test, drawn as asked.
+#[test]
+fn host_init_var_builder_makes_variables_on_the_device() -> Result<()> {
+    let device = test_device();
+    let varmap = candle_nn::VarMap::new();
+    let vb = cyclegan_layers::init::host_init_var_builder(&varmap, DType::F32, &device);
+    let init = candle_nn::Init::Randn {
+        mean: 0.0,
+        stdev: 0.02,
+    };
+    let w = vb.get_with_hints((64, 64, 3, 3), "conv.weight", init)?;
+    assert!(w.device().same_device(&device), "made on {:?}", w.device());
+    let var = &varmap.all_vars()[0];
+    assert!(var.as_tensor().device().same_device(&device));
+    let values = w.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?;
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (values
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    // 36864 draws: the mean's standard error is 1e-4, the deviation's about 7e-5.
+    assert!(
+        mean.abs() < 1e-3 && (std - 0.02).abs() < 1e-3,
+        "mean {mean}, std {std}"
+    );
+    Ok(())
+}
+
+/// The vendored candle-core makes its CUDA device's cuBLAS handle and cuRAND generator at
+/// first use (vendor/README.md): a matmul still matches the CPU, and on CUDA a seed still gives
+/// the same random numbers every time it is set, different ones for another seed.
+#[test]
+fn matmuls_and_seeded_random_tensors_work_on_the_device() -> Result<()> {
+    let device = test_device();
+    let (a, b) = (
+        random(&[3, 17, 9], 1, DType::F64)?,
+        random(&[3, 9, 5], 2, DType::F64)?,
+    );
+    let want = a.matmul(&b)?;
+    let got = a.to_device(&device)?.matmul(&b.to_device(&device)?)?;
+    let e = relative_error(&got, &want)?;
+    assert!(e <= 1e-12, "matmul on {device:?}: error {e:e}");
+    if device.is_cuda() {
+        let draw = |seed: u64| -> Result<Vec<f32>> {
+            device.set_seed(seed)?;
+            Tensor::rand(0f32, 1.0, 1001, &device)?.to_vec1::<f32>()
+        };
+        let first = draw(7)?;
+        assert_eq!(first, draw(7)?, "the same seed, the same numbers");
+        assert_ne!(first, draw(8)?, "another seed, other numbers");
+        let normal = Tensor::randn(0f32, 1.0, 1001, &device)?;
+        assert_eq!(normal.dims(), &[1001]);
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Device, ModuleT, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+use cyclegan_layers::init::host_init_var_builder;
 use cyclegan_layers::{init_weights, SeededRng, SharedRng};
 use cyclegan_losses::{l1_loss, CycleWeights, GanLoss, GanMode};
 use cyclegan_models::{
@@ -232,7 +233,7 @@ impl CycleGan {
         let build_g = |rng: &SharedRng| -> Result<Network<Generator>> {
             let varmap = VarMap::new();
             let net = Generator::new(
-                VarBuilder::from_varmap(&varmap, dtype, device),
+                host_init_var_builder(&varmap, dtype, device),
                 &config.generator,
                 rng,
             )?;
@@ -241,7 +242,7 @@ impl CycleGan {
         let build_d = || -> Result<Network<Discriminator>> {
             let varmap = VarMap::new();
             let net = Discriminator::new(
-                VarBuilder::from_varmap(&varmap, dtype, device),
+                host_init_var_builder(&varmap, dtype, device),
                 &config.discriminator,
             )?;
             Ok(Network { net, varmap })

@@ -62,8 +62,10 @@ pub struct CudaDevice {
     modules: Arc<std::sync::RwLock<ModuleStore>>,
     custom_modules: Arc<std::sync::RwLock<HashMap<String, Arc<cudarc::driver::CudaModule>>>>,
     stream: Arc<cudarc::driver::CudaStream>,
-    pub(crate) blas: Arc<cudarc::cublas::CudaBlas>,
-    curand: Arc<Mutex<CudaRng>>,
+    // Created at first use (patched, vendor/README.md): each takes device memory, and a
+    // program without matmuls or random tensors never needs them.
+    blas: Arc<Mutex<Option<Arc<cudarc::cublas::CudaBlas>>>>,
+    curand: Arc<Mutex<Option<CudaRng>>>,
     seed_value: Arc<RwLock<u64>>,
 }
 
@@ -356,8 +358,26 @@ impl CudaDevice {
         })
     }
 
-    pub fn cublas_handle(&self) -> Arc<cudarc::cublas::CudaBlas> {
-        self.blas.clone()
+    /// The device's cuBLAS handle, created at the first call.
+    pub fn cublas_handle(&self) -> Result<Arc<cudarc::cublas::CudaBlas>> {
+        let mut slot = self.blas.lock().unwrap();
+        if let Some(blas) = slot.as_ref() {
+            return Ok(blas.clone());
+        }
+        let blas = Arc::new(cudarc::cublas::CudaBlas::new(self.stream.clone()).w()?);
+        *slot = Some(blas.clone());
+        Ok(blas)
+    }
+
+    /// The random number generator in `slot` (the device's), created there with the seed last
+    /// set if there is none.
+    fn curand<'a>(&self, slot: &'a mut Option<CudaRng>) -> Result<&'a CudaRng> {
+        if slot.is_none() {
+            let seed = *self.seed_value.read().unwrap();
+            let rng = cudarc::curand::CudaRng::new(seed, self.stream.clone()).w()?;
+            *slot = Some(CudaRng(rng));
+        }
+        Ok(slot.as_ref().unwrap())
     }
 }
 
@@ -372,8 +392,6 @@ impl CudaDevice {
         context: Arc<cudarc::driver::CudaContext>,
         stream: Arc<cudarc::driver::CudaStream>,
     ) -> Result<Self> {
-        let blas = cudarc::cublas::CudaBlas::new(stream.clone()).w()?;
-        let curand = cudarc::curand::CudaRng::new(299792458, stream.clone()).w()?;
         let module_store = ModuleStore {
             mdls: [const { None }; kernels::ALL_IDS.len()],
         };
@@ -381,8 +399,8 @@ impl CudaDevice {
             id: DeviceId::new(),
             context,
             stream,
-            blas: Arc::new(blas),
-            curand: Arc::new(Mutex::new(CudaRng(curand))),
+            blas: Arc::new(Mutex::new(None)),
+            curand: Arc::new(Mutex::new(None)),
             modules: Arc::new(std::sync::RwLock::new(module_store)),
             custom_modules: Arc::new(std::sync::RwLock::new(HashMap::new())),
             seed_value: Arc::new(RwLock::new(299792458)),
@@ -400,10 +418,10 @@ impl BackendDevice for CudaDevice {
     }
 
     fn set_seed(&self, seed: u64) -> Result<()> {
-        // We do not call set_seed but instead create a new curand object. This ensures that the
-        // state will be identical and the same random numbers will be generated.
+        // We do not call set_seed but instead create a new curand object (at its next use). This
+        // ensures that the state will be identical and the same random numbers will be generated.
         let mut curand = self.curand.lock().unwrap();
-        curand.0 = cudarc::curand::CudaRng::new(seed, self.stream.clone()).w()?;
+        *curand = None;
         *self.seed_value.write().unwrap() = seed;
         Ok(())
     }
@@ -479,7 +497,8 @@ impl BackendDevice for CudaDevice {
 
     fn rand_uniform(&self, shape: &Shape, dtype: DType, lo: f64, up: f64) -> Result<CudaStorage> {
         let elem_count = shape.elem_count();
-        let curand = self.curand.lock().unwrap();
+        let mut slot = self.curand.lock().unwrap();
+        let curand = self.curand(&mut slot)?;
         let slice = match dtype {
             // TODO: Add support for F16 and BF16 though this is likely to require some upstream
             // cudarc changes.
@@ -529,7 +548,8 @@ impl BackendDevice for CudaDevice {
         // TODO: Add support for F16 and BF16 though this is likely to require some upstream
         // cudarc changes.
         let elem_count = shape.elem_count();
-        let curand = self.curand.lock().unwrap();
+        let mut slot = self.curand.lock().unwrap();
+        let curand = self.curand(&mut slot)?;
         // curand can only generate an odd number of values.
         // https://github.com/huggingface/candle/issues/734
         let elem_count_round = if elem_count % 2 == 1 {
