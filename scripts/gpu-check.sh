@@ -3,7 +3,7 @@
 # Build here first (CUDA toolchain from ../shared/gpu/setup-cuda-toolchain.sh, cuDNN wheel added):
 #   scripts/gpu-build.sh          # -> target-gpu/*.xz (stripped, compressed; about 37 MiB in all)
 # then on the GPU machine, from the repository root, with target-gpu carried along:
-#   scripts/gpu-check.sh [quick|batch1|compare|full|train|ab|all]
+#   scripts/gpu-check.sh [quick|batch1|compare|full|train|ab|diagnose|all]
 # quick: the tests on CUDA + one 256x256 comparison (eager PyTorch); batch1: the tests + 256x256
 # and 128x128 at batch 1 against eager and compiled PyTorch; compare: the tests + 256x256 batch 1
 # against eager and compiled (and ours with cuDNN's legacy calls), 128x128 batch 1 and 256x256
@@ -14,8 +14,11 @@
 # batch 4 with the norm kernels' blocks of 128, 256 (the default) and 512 threads (chunks of
 # 2048, 4096 and 8192 elements), with cuDNN's heuristics mode B instead of A, and with cuDNN's
 # benchmark mode allowing engines 1 GiB (the default) or 4 GiB of workspace, alternated (about
-# 1.5 minutes); all: what full and ab run, the tests once (about 7.5 minutes: one device call
-# with timeout_s 590). Every mode first checks the CUDA ops, the model parity fixtures and
+# 1.5 minutes); diagnose: the tests + the device memory after each set-up step of ours and of
+# PyTorch (the 128x128 memory goal), and the cuDNN passes of one iteration at 256x256 batch 4
+# and 1 timed in NCHW and in NHWC (what a channels-last path would gain; under a minute);
+# all: what full, diagnose and ab run, the tests once (about 8.5 minutes: one device call with
+# timeout_s 590). Every mode first checks the CUDA ops, the model parity fixtures and
 # cyclegan-translate on CUDA against the CPU.
 set -uo pipefail
 MODE=${1:-full}
@@ -73,6 +76,28 @@ elif [ "$MODE" = full ] || [ "$MODE" = all ]; then
   # The open goal first (batch 4), so that a cut run keeps it; each side's line prints as it ends.
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-cudnn-benchmark
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
+fi
+if [ "$MODE" = diagnose ] || [ "$MODE" = all ]; then
+  echo "== device memory after each set-up step: ours (bench_iteration --memory-probe), then PyTorch's =="
+  timeout 60 $BIN/bench_iteration --memory-probe
+  timeout 60 python3 - <<'PY'
+import torch
+def step(what):
+    torch.cuda.synchronize()
+    free, total = torch.cuda.mem_get_info()
+    print(f"{(total - free) / 2**20:8.1f} MiB in use after {what}")
+x = torch.ones(1, 8, 32, 32, device="cuda")
+step("PyTorch's CUDA context and a tensor")
+y = torch.nn.functional.instance_norm(x).relu()
+step("an instance norm")
+torch.nn.functional.conv2d(y, torch.ones(8, 8, 3, 3, device="cuda"), padding=1)
+step("a convolution (cuDNN)")
+PY
+  echo "== cuDNN passes of one iteration, NCHW against NHWC (bench_iteration --conv-layouts) =="
+  for b in 4 1; do
+    echo "-- 256x256 batch $b"
+    timeout 120 $BIN/bench_iteration --worker 256 --device cuda --batch $b --iters 1 --warmup 2 --conv-layouts 2>&1 >/dev/null | tail -n 80
+  done
 fi
 if [ "$MODE" = ab ] || [ "$MODE" = all ]; then
   # Runs one worker of ours at 256x256 batch 4 and prints "$1: median".

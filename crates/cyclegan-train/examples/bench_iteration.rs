@@ -25,6 +25,11 @@
 //! a GPU machine without perf. `--profile-measured` (a `--worker` on CUDA) brackets the timed
 //! iterations with `cuProfilerStart`/`cuProfilerStop`, so that a GPU profiler started with its
 //! collection off (Nsight Compute's `--profile-from-start off`) records them and nothing else.
+//! `--conv-layouts` (a `--worker` on CUDA, cuDNN build) then times the cuDNN passes of the timed
+//! iterations again with their tensors channels last (NHWC) as well as NCHW
+//! (`cudnn_layout_report`), on standard error. `--memory-probe` (CUDA builds) prints the device
+//! memory in use after each thing a training process sets up on the GPU: the context, candle's
+//! and this project's kernels, cuDNN, and the cuBLAS and cuRAND handles it does not need.
 
 use candle_core::{DType, Device, Tensor};
 use cyclegan_models::GeneratorArch;
@@ -117,18 +122,33 @@ fn model_config((ngf, blocks): (usize, usize)) -> ModelConfig {
     config
 }
 
+/// What a worker measures besides the time: `--host-profile FILE`, `--profile-measured`,
+/// `--conv-layouts`.
+struct WorkerDiagnostics<'a> {
+    host_profile: Option<&'a str>,
+    profile_measured: bool,
+    conv_layouts: bool,
+}
+
 fn worker(
     (size, batch, width): (usize, usize, (usize, usize)),
     iters: usize,
     warmup: usize,
     fast: bool,
     device: &Device,
-    (host_profile, profile_measured): (Option<&str>, bool),
+    diagnostics: WorkerDiagnostics,
 ) -> anyhow::Result<()> {
+    let WorkerDiagnostics {
+        host_profile,
+        profile_measured,
+        conv_layouts,
+    } = diagnostics;
     cyclegan_layers::ops::set_fast_kernels(fast);
     let mut model = CycleGan::new(model_config(width), device, DType::F32, 0)?;
-    let a = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
-    let b = Tensor::rand(-1f32, 1.0, (batch, 3, size, size), device)?;
+    // Drawn on the CPU: on CUDA, candle would make a cuRAND generator for them, which a
+    // training run never needs (nor does PyTorch's side, with generators of its own).
+    let input = || Tensor::rand(-1f32, 1.0, (batch, 3, size, size), &Device::Cpu);
+    let (a, b) = (input()?.to_device(device)?, input()?.to_device(device)?);
     let mut times = Vec::new();
     let mut profiler = None;
     let mut cpu_start = thread_cpu();
@@ -139,6 +159,7 @@ fn worker(
                 gpu_profiler(device, true)?;
             }
             cpu_start = thread_cpu();
+            cyclegan_layers::ops::reset_cudnn_pass_counts();
         }
         let start = Instant::now();
         model.train_step(&a, &b)?;
@@ -153,6 +174,11 @@ fn worker(
     }
     if let (Some(profiler), Some(path)) = (profiler, host_profile) {
         profile::finish(profiler, path)?;
+    }
+    if conv_layouts {
+        for line in cyclegan_layers::ops::cudnn_layout_report(device, iters)? {
+            eprintln!("{line}");
+        }
     }
     let side = if fast { "ours" } else { "ours-stock-candle" };
     let per_iter = |v: f64| v / iters.max(1) as f64;
@@ -169,6 +195,54 @@ fn worker(
         })
     );
     Ok(())
+}
+
+/// `--memory-probe`: the device memory in use after each thing a training process sets up on
+/// GPU 0, as the driver counts it (device-wide: run it alone on the GPU).
+#[cfg(feature = "cuda")]
+fn memory_probe() -> anyhow::Result<()> {
+    use cyclegan_layers::Activation;
+    let device = Device::new_cuda(0)?;
+    let Device::Cuda(dev) = &device else {
+        anyhow::bail!("Device::new_cuda made no CUDA device")
+    };
+    let context = dev.cuda_stream().context().clone();
+    let in_use = || -> anyhow::Result<f64> {
+        let (free, total) = context.mem_get_info()?;
+        Ok((total - free) as f64 / (1 << 20) as f64)
+    };
+    let mut last = 0.0;
+    let mut step = |what: &str| -> anyhow::Result<()> {
+        device.synchronize()?;
+        let now = in_use()?;
+        println!("{now:8.1} MiB in use (+{:6.1}) after {what}", now - last);
+        last = now;
+        Ok(())
+    };
+    step("the CUDA context (candle's device)")?;
+    let x = Tensor::ones((1, 8, 32, 32), DType::F32, &device)?;
+    let _ = (
+        ((&x + &x)? * 2.0)?.exp()?.sum_all()?,
+        x.to_dtype(DType::F64)?,
+    );
+    step("candle's kernels (fill, binary, affine, unary, reduce, cast)")?;
+    let normed = cyclegan_layers::ops::instance_norm(&x, 1e-5, Activation::Relu)?;
+    step("this project's kernels (an instance norm)")?;
+    let w = Tensor::ones((8, 8, 3, 3), DType::F32, &device)?;
+    let _ = cyclegan_layers::ops::conv2d(&normed, &w, None, 1, 1)?;
+    step("cuDNN (its handles and one convolution)")?;
+    let _ = dev.cublas_handle()?;
+    step("a cuBLAS handle (made only for a matmul)")?;
+    let _ = x.reshape((8, 1024))?.matmul(&x.reshape((1024, 8))?)?;
+    step("a matmul")?;
+    let _ = Tensor::rand(0f32, 1.0, 16, &device)?;
+    step("a cuRAND generator (made only for random tensors on the device)")?;
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn memory_probe() -> anyhow::Result<()> {
+    anyhow::bail!("--memory-probe needs a build with `--features cuda`")
 }
 
 #[cfg(feature = "host-profile")]
@@ -286,16 +360,22 @@ fn main() -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
         let fast = !args.iter().any(|a| a == "--stock");
         cyclegan_layers::ops::set_cudnn_benchmark(args.iter().any(|a| a == "--cudnn-benchmark"));
-        let host_profile = value(&args, "--host-profile");
-        let profile_measured = args.iter().any(|a| a == "--profile-measured");
+        let diagnostics = WorkerDiagnostics {
+            host_profile: value(&args, "--host-profile"),
+            profile_measured: args.iter().any(|a| a == "--profile-measured"),
+            conv_layouts: args.iter().any(|a| a == "--conv-layouts"),
+        };
         return worker(
             (size.parse()?, batch, (ngf, blocks)),
             iters,
             warmup,
             fast,
             &device,
-            (host_profile, profile_measured),
+            diagnostics,
         );
+    }
+    if args.iter().any(|a| a == "--memory-probe") {
+        return memory_probe();
     }
     let sizes: Vec<usize> = arg(&args, "--sizes", "128,256".to_string())
         .split(',')

@@ -147,6 +147,28 @@ pub fn cudnn_algorithms() -> Vec<String> {
     Vec::new()
 }
 
+/// Starts afresh the count of cuDNN convolution passes that [`cudnn_layout_report`] times (a
+/// diagnostic; nothing without the `cudnn` feature).
+pub fn reset_cudnn_pass_counts() {
+    #[cfg(feature = "cudnn")]
+    cuda::conv::reset_pass_counts();
+}
+
+/// The cuDNN convolution passes run on the calling thread since [`reset_cudnn_pass_counts`],
+/// timed again on `device` with their tensors laid out NCHW (this crate's layout) and channels
+/// last (NHWC, where cuDNN's tensor-core engines need no layout transposes): one line per pass
+/// and shape, then the totals per iteration, `iterations` having run. A diagnostic, to measure
+/// what a channels-last path would gain; it synchronises with the device. An error without the
+/// `cudnn` feature or on another device.
+pub fn cudnn_layout_report(device: &Device, iterations: usize) -> Result<Vec<String>> {
+    #[cfg(feature = "cudnn")]
+    if let Device::Cuda(dev) = device {
+        return cuda::conv::layout_report(dev, iterations);
+    }
+    let _ = (device, iterations);
+    candle_core::bail!("the cuDNN layout report needs a CUDA device and the `cudnn` feature")
+}
+
 /// Whether this build has fast kernels for tensors on `device`.
 fn has_fast_kernels(device: &Device) -> bool {
     device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())

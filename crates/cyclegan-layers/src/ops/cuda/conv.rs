@@ -341,8 +341,14 @@ thread_local! {
     // keeps the legacy routine). Each plan holds its handle, so it outlives the plan.
     static PLAN_HANDLES: RefCell<HashMap<DeviceId, Option<Rc<plan::Handle>>>> =
         RefCell::new(HashMap::new());
-    static PLANS: RefCell<HashMap<AlgoKey, std::result::Result<Rc<plan::Plan>, String>>> =
-        RefCell::new(HashMap::new());
+    static PLANS: RefCell<HashMap<AlgoKey, PlanEntry>> = RefCell::new(HashMap::new());
+}
+
+/// A shape's execution plan (an error: why the shape keeps the legacy routine) and how often it
+/// was asked for since the last [`reset_pass_counts`].
+struct PlanEntry {
+    plan: std::result::Result<Rc<plan::Plan>, String>,
+    calls: u64,
 }
 
 /// What an algorithm choice depends on: the device and the problem.
@@ -365,7 +371,7 @@ pub(crate) fn chosen_algorithms() -> Vec<String> {
     let mut engines: Vec<String> = PLANS.with(|p| {
         p.borrow()
             .iter()
-            .map(|(k, plan)| match plan {
+            .map(|(k, entry)| match &entry.plan {
                 Ok(plan) => format!("{k:?}: engine {}", plan.engine),
                 Err(e) => format!("{k:?}: legacy routine ({e})"),
             })
@@ -419,20 +425,16 @@ fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<Rc<plan::Plan>> {
     if !plan::enabled() {
         return None;
     }
-    if let Some(found) = PLANS.with(|p| p.borrow().get(&key).cloned()) {
+    let found = PLANS.with(|p| {
+        let mut plans = p.borrow_mut();
+        let entry = plans.get_mut(&key)?;
+        entry.calls += 1;
+        Some(entry.plan.clone())
+    });
+    if let Some(found) = found {
         return found.ok();
     }
-    let handle = PLAN_HANDLES.with(|handles| {
-        if let Some(h) = handles.borrow().get(&dev.id()) {
-            return h.clone();
-        }
-        let h = plan::Handle::new(dev.cuda_stream().as_ref())
-            .map(Rc::new)
-            .map_err(|e| tracing::warn!("cuDNN handle for execution plans: {e}; legacy routines"))
-            .ok();
-        handles.borrow_mut().insert(dev.id(), h.clone());
-        h
-    })?;
+    let handle = plan_handle(dev)?;
     let limit = if crate::ops::cudnn_benchmark() {
         BENCHMARK_ENGINES
     } else {
@@ -447,8 +449,28 @@ fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<Rc<plan::Plan>> {
             );
             e.to_string()
         });
-    PLANS.with(|p| p.borrow_mut().insert(key, built.clone()));
+    let entry = PlanEntry {
+        plan: built.clone(),
+        calls: 1,
+    };
+    PLANS.with(|p| p.borrow_mut().insert(key, entry));
     built.ok()
+}
+
+/// The backend API's cuDNN handle for `dev` on this thread, made on first use; `None` where
+/// none can be made (said once, in a warning).
+fn plan_handle(dev: &CudaDevice) -> Option<Rc<plan::Handle>> {
+    PLAN_HANDLES.with(|handles| {
+        if let Some(h) = handles.borrow().get(&dev.id()) {
+            return h.clone();
+        }
+        let h = plan::Handle::new(dev.cuda_stream().as_ref())
+            .map(Rc::new)
+            .map_err(|e| tracing::warn!("cuDNN handle for execution plans: {e}; legacy routines"))
+            .ok();
+        handles.borrow_mut().insert(dev.id(), h.clone());
+        h
+    })
 }
 
 /// How many engines, in cuDNN's heuristic order, a benchmark times per shape.
@@ -470,25 +492,60 @@ fn benchmark_workspace() -> usize {
 }
 
 /// The fastest of `plans` (for [`crate::ops::set_cudnn_benchmark`]; the first when there is one)
-/// on scratch buffers of the problem's shapes, timed with CUDA events: a warm-up run, then three
-/// timed ones. This synchronises with the device, once per shape.
+/// on scratch buffers of the problem's shapes ([`time_plans`]). This synchronises with the
+/// device, once per shape.
 fn fastest(
     dev: &CudaDevice,
     problem: &plan::Problem,
     mut plans: Vec<plan::Plan>,
 ) -> Result<plan::Plan> {
-    use candle_core::cuda_backend::cudarc::driver::sys::CUevent_flags;
-    use candle_core::cuda_backend::WrapErr;
-    let cap = plans
-        .first()
-        .map_or(0, |p| p.workspace)
-        .max(benchmark_workspace());
-    plans.retain(|p| p.workspace <= cap);
+    retain_benchmark_workspace(&mut plans);
     if plans.len() <= 1 {
         return plans
             .pop()
             .ok_or_else(|| candle_core::Error::Msg("no cuDNN plan to benchmark".into()));
     }
+    let times = time_plans(dev, problem, &plans)?;
+    let mut best: Option<(f32, usize)> = None;
+    let mut report = Vec::new();
+    for (i, (plan, time)) in plans.iter().zip(&times).enumerate() {
+        match time {
+            Ok(ms) => {
+                report.push(format!("engine {} {ms:.3} ms", plan.engine));
+                if best.is_none_or(|(fastest, _)| *ms < fastest) {
+                    best = Some((*ms, i));
+                }
+            }
+            Err(e) => report.push(format!("engine {} failed: {e}", plan.engine)),
+        }
+    }
+    tracing::debug!("cuDNN benchmark of {problem:?}: {}", report.join(", "));
+    match best {
+        Some((_, i)) => Ok(plans.swap_remove(i)),
+        None => candle_core::bail!("no cuDNN plan ran: {}", report.join(", ")),
+    }
+}
+
+/// Keeps the plans whose workspace a benchmark allows: the heuristic's first choice's, or up to
+/// [`benchmark_workspace`].
+fn retain_benchmark_workspace(plans: &mut Vec<plan::Plan>) {
+    let cap = plans
+        .first()
+        .map_or(0, |p| p.workspace)
+        .max(benchmark_workspace());
+    plans.retain(|p| p.workspace <= cap);
+}
+
+/// The time of one run of each of `plans` in ms, or why it failed, on scratch buffers of the
+/// problem's shapes, timed with CUDA events: a warm-up run, then the mean of three timed ones.
+/// This synchronises with the device.
+fn time_plans(
+    dev: &CudaDevice,
+    problem: &plan::Problem,
+    plans: &[plan::Plan],
+) -> Result<Vec<Result<f32>>> {
+    use candle_core::cuda_backend::cudarc::driver::sys::CUevent_flags;
+    use candle_core::cuda_backend::WrapErr;
     let elem = if problem.double { 8 } else { 4 };
     let buffer = |d: [usize; 4]| dev.alloc_zeros::<u8>(d.iter().product::<usize>() * elem);
     let [xs, ws, ys] = problem.shapes;
@@ -514,26 +571,93 @@ fn fastest(
         let end = stream
             .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
             .w()?;
-        start.elapsed_ms(&end).w()
+        Ok(start.elapsed_ms(&end).w()? / 3.0)
     };
-    let mut best: Option<(f32, usize)> = None;
-    let mut report = Vec::new();
-    for (i, plan) in plans.iter().enumerate() {
-        match time(plan) {
-            Ok(ms) => {
-                report.push(format!("engine {} {:.3} ms", plan.engine, ms / 3.0));
-                if best.is_none_or(|(fastest, _)| ms < fastest) {
-                    best = Some((ms, i));
+    Ok(plans.iter().map(time).collect())
+}
+
+/// Starts [`layout_report`]'s count of the passes run on this thread afresh.
+pub(crate) fn reset_pass_counts() {
+    PLANS.with(|p| p.borrow_mut().values_mut().for_each(|e| e.calls = 0));
+}
+
+/// What the convolution passes run on this thread for `dev` since [`reset_pass_counts`] (with
+/// execution plans, in `f32`) would take with their tensors laid out NCHW, as this crate's are,
+/// and channels last (NHWC), where cuDNN's tensor-core engines need no layout transposes: each
+/// pass's shape timed again on scratch buffers in both layouts, the heuristic's first engine
+/// and the fastest of up to [`BENCHMARK_ENGINES`], and the totals per iteration (`iterations`
+/// ran since the reset). A diagnostic that synchronises with the device: a measurement to
+/// decide on a channels-last path, which this crate does not have.
+pub(crate) fn layout_report(dev: &CudaDevice, iterations: usize) -> Result<Vec<String>> {
+    let handle = plan_handle(dev)
+        .ok_or_else(|| candle_core::Error::Msg("no cuDNN handle for execution plans".into()))?;
+    let mut passes: Vec<(plan::Problem, u64)> = PLANS.with(|p| {
+        p.borrow()
+            .iter()
+            .filter(|(k, e)| k.device == dev.id() && e.calls > 0 && e.plan.is_ok())
+            .filter(|(k, _)| !k.problem.double)
+            .map(|(k, e)| (k.problem, e.calls))
+            .collect()
+    });
+    passes.sort_by_key(|(p, _)| format!("{p:?}"));
+    let per_iteration = 1.0 / iterations.max(1) as f64;
+    // Per iteration, ms: NCHW first engine, NCHW fastest, NHWC first, NHWC fastest (a shape
+    // without an NHWC plan counted at its NCHW time).
+    let mut totals = [0f64; 4];
+    let mut lines = vec![format!(
+        "cuDNN passes of {iterations} iteration(s), ms per run: NCHW first engine / fastest, \
+         NHWC first engine / fastest"
+    )];
+    for (problem, calls) in passes {
+        let mut cells = Vec::new();
+        let mut times = [f64::NAN; 4];
+        for (i, channels_last) in [false, true].into_iter().enumerate() {
+            let problem = plan::Problem {
+                channels_last,
+                ..problem
+            };
+            let timed =
+                plan::Plan::build(&handle, &problem, BENCHMARK_ENGINES).and_then(|mut p| {
+                    retain_benchmark_workspace(&mut p);
+                    let t = time_plans(dev, &problem, &p)?;
+                    Ok((p, t))
+                });
+            match timed {
+                Ok((plans, t)) => {
+                    let first = t.first().and_then(|r| r.as_ref().ok()).copied();
+                    let best = plans
+                        .iter()
+                        .zip(&t)
+                        .filter_map(|(p, t)| t.as_ref().ok().map(|ms| (*ms, p.engine)))
+                        .min_by(|a, b| a.0.total_cmp(&b.0));
+                    let first_ms = first.map_or(f64::NAN, f64::from);
+                    let (best_ms, engine) = best.map_or((f64::NAN, -1), |(ms, e)| (ms.into(), e));
+                    times[2 * i] = first_ms;
+                    times[2 * i + 1] = best_ms;
+                    cells.push(format!("{first_ms:.3} / {best_ms:.3} (engine {engine})"));
                 }
+                Err(e) => cells.push(format!("no plan ({e})")),
             }
-            Err(e) => report.push(format!("engine {} failed: {e}", plan.engine)),
         }
+        for (i, total) in totals.iter_mut().enumerate() {
+            let ms = if times[i].is_nan() {
+                times[i % 2]
+            } else {
+                times[i]
+            };
+            *total += calls as f64 * ms * per_iteration;
+        }
+        let [x, w, y] = problem.shapes;
+        lines.push(format!(
+            "{:?} x{x:?} w{w:?} y{y:?} stride {} pad {}, {calls} run(s): NCHW {}, NHWC {}",
+            problem.pass, problem.stride, problem.pad, cells[0], cells[1]
+        ));
     }
-    tracing::debug!("cuDNN benchmark of {problem:?}: {}", report.join(", "));
-    match best {
-        Some((_, i)) => Ok(plans.swap_remove(i)),
-        None => candle_core::bail!("no cuDNN plan ran: {}", report.join(", ")),
-    }
+    lines.push(format!(
+        "per iteration: NCHW {:.2} ms (first engines) / {:.2} ms (fastest); NHWC {:.2} / {:.2} ms",
+        totals[0], totals[1], totals[2], totals[3]
+    ));
+    Ok(lines)
 }
 
 /// The cached algorithm for `key` and its workspace size in bytes, or `pick()`'s choice,
@@ -615,6 +739,7 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
             pad: op.pad,
             double,
             tf32,
+            channels_last: false,
         },
     };
     let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);

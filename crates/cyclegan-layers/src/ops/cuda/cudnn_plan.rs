@@ -158,6 +158,10 @@ pub(crate) struct Problem {
     /// Whether `f32` may round through TF32 tensor cores (any engine); otherwise only engines
     /// with no tensor cores, reduced-precision, FFT or Winograd arithmetic qualify.
     pub tf32: bool,
+    /// Whether the tensors lie in memory channels last (NHWC, the weight KRSC) instead of NCHW
+    /// (KCRS). Only [`super::conv::layout_report`] builds such plans so far: it measures what
+    /// cuDNN's NCHW engines lose to their layout transposes.
+    pub channels_last: bool,
 }
 
 /// A finalized execution plan and the descriptors it was built from. Fields drop in order: the
@@ -183,10 +187,15 @@ fn data_type(double: bool) -> sys::cudnnDataType_t {
     }
 }
 
-/// A packed NCHW tensor descriptor of `dims` with unique id `uid`.
-fn tensor(uid: i64, dims: [usize; 4], double: bool) -> Result<Descriptor> {
+/// A packed tensor descriptor of `dims` (always in NCHW order) with unique id `uid`, laid out
+/// NCHW or, `channels_last`, NHWC.
+fn tensor(uid: i64, dims: [usize; 4], double: bool, channels_last: bool) -> Result<Descriptor> {
     let d = dims.map(|v| v as i64);
-    let strides = [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1];
+    let strides = if channels_last {
+        [d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]]
+    } else {
+        [d[1] * d[2] * d[3], d[2] * d[3], d[3], 1]
+    };
     let t = Descriptor::new(Kind::CUDNN_BACKEND_TENSOR_DESCRIPTOR)?;
     t.set(
         Attr::CUDNN_ATTR_TENSOR_DATA_TYPE,
@@ -270,11 +279,11 @@ impl Plan {
     /// are what a benchmark chooses among. At least one, or an error.
     pub(crate) fn build(handle: &Rc<Handle>, problem: &Problem, limit: usize) -> Result<Vec<Self>> {
         let [xs, ws, ys] = problem.shapes;
-        let double = problem.double;
+        let (double, last) = (problem.double, problem.channels_last);
         let (x, w, y) = (
-            tensor(UIDS[0], xs, double)?,
-            tensor(UIDS[1], ws, double)?,
-            tensor(UIDS[2], ys, double)?,
+            tensor(UIDS[0], xs, double, last)?,
+            tensor(UIDS[1], ws, double, last)?,
+            tensor(UIDS[2], ys, double, last)?,
         );
         let conv = Descriptor::new(Kind::CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR)?;
         let (s, p) = (problem.stride as i64, problem.pad as i64);
