@@ -202,7 +202,8 @@ fn worker(
 #[cfg(feature = "cuda")]
 fn memory_probe() -> anyhow::Result<()> {
     use cyclegan_layers::Activation;
-    let device = Device::new_cuda(0)?;
+    // Opened as the trainer opens it (its memory pool set up as there).
+    let device = cyclegan_translate::parse_device("cuda").map_err(anyhow::Error::msg)?;
     let Device::Cuda(dev) = &device else {
         anyhow::bail!("Device::new_cuda made no CUDA device")
     };
