@@ -17,6 +17,8 @@
 //! - [`Dropout`]: dropout driven by a seedable, saveable RNG ([`SharedRng`]);
 //! - [`ResnetBlock`]: the generator's residual block;
 //! - [`init_weights`]: the reference's `init_weights` (normal, xavier, kaiming, orthogonal);
+//!   [`init::host_init_var_builder`] draws new variables' first values on the host (on a GPU,
+//!   candle's own would make a cuRAND generator for values that get replaced);
 //! - [`device::parse_device`]: `cpu`, `cuda`, `cuda:N`.
 
 pub mod conv;
