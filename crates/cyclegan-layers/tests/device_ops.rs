@@ -470,3 +470,32 @@ fn matmuls_and_seeded_random_tensors_work_on_the_device() -> Result<()> {
     }
     Ok(())
 }
+
+/// `cudnn_layout_report` (a diagnostic of `bench_iteration --conv-layouts`) times the passes
+/// run on this thread since its reset, in both layouts; without cuDNN or a GPU it says what it
+/// needs.
+#[test]
+fn cudnn_layout_report_times_the_passes_run_since_its_reset() -> Result<()> {
+    let device = test_device();
+    ops::reset_cudnn_pass_counts();
+    let x = random(&[2, 8, 16, 16], 3, DType::F32)?.to_device(&device)?;
+    let w = random(&[8, 8, 3, 3], 4, DType::F32)?.to_device(&device)?;
+    ops::conv2d(&x, &w, None, 1, 1)?;
+    match ops::cudnn_layout_report(&device, 1) {
+        Ok(lines) => {
+            eprintln!("{}", lines.join("\n"));
+            let pass = lines
+                .iter()
+                .find(|l| l.starts_with("Forward x[2, 8, 16, 16]"));
+            let pass = pass.expect("a line for the convolution run");
+            assert!(pass.contains("1 run(s)") && pass.contains("NHWC"), "{pass}");
+            let total = lines.last().expect("a total");
+            assert!(total.starts_with("per iteration: NCHW "), "{total}");
+        }
+        Err(e) => {
+            assert!(!(cfg!(feature = "cudnn") && device.is_cuda()), "{e}");
+            assert!(e.to_string().contains("needs a CUDA device"), "{e}");
+        }
+    }
+    Ok(())
+}
