@@ -31,7 +31,8 @@ pub fn parse_device(spec: &str) -> Result<Device, String> {
 /// and this workspace do: cudarc's event tracking, which creates two CUDA events per allocation
 /// to order work across streams, is turned off; and the device's memory pool keeps freed memory
 /// for reuse instead of handing it back to the driver at every synchronisation (each training
-/// step reads its losses once), as PyTorch's caching allocator does. Nothing to do on the CPU.
+/// step reads its losses once), as PyTorch's caching allocator does. It logs the GPU's name,
+/// memory and compute capability. Nothing to do on the CPU.
 pub fn configure_cuda(device: &Device) -> candle_core::Result<()> {
     #[cfg(feature = "cuda")]
     if let Device::Cuda(dev) = device {
@@ -56,6 +57,13 @@ pub fn configure_cuda(device: &Device) -> candle_core::Result<()> {
             .result()
             .w()?;
         }
+        let name = context.name().w()?;
+        let (major, minor) = context.compute_capability().w()?;
+        let gib = context.total_mem().w()? as f64 / (1u64 << 30) as f64;
+        tracing::info!(
+            "cuda:{}: {name}, {gib:.1} GiB, compute capability {major}.{minor}",
+            context.ordinal()
+        );
     }
     #[cfg(not(feature = "cuda"))]
     let _ = device;
