@@ -17,7 +17,7 @@
 # 1.5 minutes); diagnose: the tests + the device memory after each set-up step of ours and of
 # PyTorch (the 128x128 memory goal), and the cuDNN passes of one iteration at 256x256 batch 4
 # timed in NCHW and in NHWC (what a channels-last path would gain; about a minute);
-# all: what full, diagnose and ab run, the tests once (about 8.5 minutes: one device call with
+# all: what full, diagnose and ab run, the tests once (about 9 minutes: one device call with
 # timeout_s 590). Every mode first checks the CUDA ops, the model parity fixtures and
 # cyclegan-translate on CUDA against the CPU.
 set -uo pipefail
