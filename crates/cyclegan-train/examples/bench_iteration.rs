@@ -205,7 +205,7 @@ fn memory_probe() -> anyhow::Result<()> {
     // Opened as the trainer opens it (its memory pool set up as there).
     let device = cyclegan_translate::parse_device("cuda").map_err(anyhow::Error::msg)?;
     let Device::Cuda(dev) = &device else {
-        anyhow::bail!("Device::new_cuda made no CUDA device")
+        anyhow::bail!("parse_device(\"cuda\") opened no CUDA device")
     };
     let context = dev.cuda_stream().context().clone();
     let in_use = || -> anyhow::Result<f64> {

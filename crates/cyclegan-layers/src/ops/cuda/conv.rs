@@ -506,24 +506,28 @@ fn fastest(
             .ok_or_else(|| candle_core::Error::Msg("no cuDNN plan to benchmark".into()));
     }
     let times = time_plans(dev, problem, &plans)?;
-    let mut best: Option<(f32, usize)> = None;
-    let mut report = Vec::new();
-    for (i, (plan, time)) in plans.iter().zip(&times).enumerate() {
-        match time {
-            Ok(ms) => {
-                report.push(format!("engine {} {ms:.3} ms", plan.engine));
-                if best.is_none_or(|(fastest, _)| *ms < fastest) {
-                    best = Some((*ms, i));
-                }
-            }
-            Err(e) => report.push(format!("engine {} failed: {e}", plan.engine)),
-        }
-    }
+    let report: Vec<String> = plans
+        .iter()
+        .zip(&times)
+        .map(|(plan, time)| match time {
+            Ok(ms) => format!("engine {} {ms:.3} ms", plan.engine),
+            Err(e) => format!("engine {} failed: {e}", plan.engine),
+        })
+        .collect();
     tracing::debug!("cuDNN benchmark of {problem:?}: {}", report.join(", "));
-    match best {
-        Some((_, i)) => Ok(plans.swap_remove(i)),
+    match fastest_time(&times) {
+        Some((i, _)) => Ok(plans.swap_remove(i)),
         None => candle_core::bail!("no cuDNN plan ran: {}", report.join(", ")),
     }
+}
+
+/// The index and time of the fastest of [`time_plans`]' results (the first of equals), if any ran.
+fn fastest_time(times: &[Result<f32>]) -> Option<(usize, f32)> {
+    times
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.as_ref().ok().map(|&ms| (i, ms)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// Keeps the plans whose workspace a benchmark allows: the heuristic's first choice's, or up to
@@ -594,63 +598,51 @@ pub(crate) fn layout_report(dev: &CudaDevice, iterations: usize) -> Result<Vec<S
     let mut passes: Vec<(plan::Problem, u64)> = PLANS.with(|p| {
         p.borrow()
             .iter()
-            .filter(|(k, e)| k.device == dev.id() && e.calls > 0 && e.plan.is_ok())
-            .filter(|(k, _)| !k.problem.double)
+            .filter(|(k, e)| {
+                k.device == dev.id() && !k.problem.double && e.calls > 0 && e.plan.is_ok()
+            })
             .map(|(k, e)| (k.problem, e.calls))
             .collect()
     });
     passes.sort_by_key(|(p, _)| format!("{p:?}"));
     let per_iteration = 1.0 / iterations.max(1) as f64;
-    // Per iteration, ms: NCHW first engine, NCHW fastest, NHWC first, NHWC fastest (a shape
-    // without an NHWC plan counted at its NCHW time).
+    // Per iteration, ms: NCHW first engine, NCHW fastest, NHWC first, NHWC fastest.
     let mut totals = [0f64; 4];
     let mut lines = vec![format!(
         "cuDNN passes of {iterations} iteration(s), ms per run: NCHW first engine / fastest, \
          NHWC first engine / fastest"
     )];
     for (problem, calls) in passes {
-        let mut cells = Vec::new();
-        let mut times = [f64::NAN; 4];
-        for (i, channels_last) in [false, true].into_iter().enumerate() {
+        let [nchw, nhwc] = [false, true].map(|channels_last| {
             let problem = plan::Problem {
                 channels_last,
                 ..problem
             };
-            let timed =
-                plan::Plan::build(&handle, &problem, BENCHMARK_ENGINES).and_then(|mut p| {
-                    retain_benchmark_workspace(&mut p);
-                    let t = time_plans(dev, &problem, &p)?;
-                    Ok((p, t))
-                });
-            match timed {
-                Ok((plans, t)) => {
-                    let first = t.first().and_then(|r| r.as_ref().ok()).copied();
-                    let best = plans
-                        .iter()
-                        .zip(&t)
-                        .filter_map(|(p, t)| t.as_ref().ok().map(|ms| (*ms, p.engine)))
-                        .min_by(|a, b| a.0.total_cmp(&b.0));
-                    let first_ms = first.map_or(f64::NAN, f64::from);
-                    let (best_ms, engine) = best.map_or((f64::NAN, -1), |(ms, e)| (ms.into(), e));
-                    times[2 * i] = first_ms;
-                    times[2 * i + 1] = best_ms;
-                    cells.push(format!("{first_ms:.3} / {best_ms:.3} (engine {engine})"));
-                }
-                Err(e) => cells.push(format!("no plan ({e})")),
-            }
-        }
-        for (i, total) in totals.iter_mut().enumerate() {
-            let ms = if times[i].is_nan() {
-                times[i % 2]
-            } else {
-                times[i]
-            };
+            time_layout(dev, &handle, &problem)
+        });
+        let ms = |t: &Result<LayoutTimes>| t.as_ref().map_or([f64::NAN; 2], |t| [t.first, t.best]);
+        let nchw_ms = ms(&nchw);
+        // A shape without an NHWC plan (or time) counts at its NCHW time.
+        let nhwc_ms = ms(&nhwc);
+        let nhwc_ms = [0, 1].map(|i| match nhwc_ms[i] {
+            v if v.is_nan() => nchw_ms[i],
+            v => v,
+        });
+        for (total, ms) in totals.iter_mut().zip(nchw_ms.into_iter().chain(nhwc_ms)) {
             *total += calls as f64 * ms * per_iteration;
         }
+        let cell = |t: &Result<LayoutTimes>| match t {
+            Ok(t) => format!("{:.3} / {:.3} (engine {})", t.first, t.best, t.engine),
+            Err(e) => format!("no plan ({e})"),
+        };
         let [x, w, y] = problem.shapes;
         lines.push(format!(
             "{:?} x{x:?} w{w:?} y{y:?} stride {} pad {}, {calls} run(s): NCHW {}, NHWC {}",
-            problem.pass, problem.stride, problem.pad, cells[0], cells[1]
+            problem.pass,
+            problem.stride,
+            problem.pad,
+            cell(&nchw),
+            cell(&nhwc)
         ));
     }
     lines.push(format!(
@@ -658,6 +650,36 @@ pub(crate) fn layout_report(dev: &CudaDevice, iterations: usize) -> Result<Vec<S
         totals[0], totals[1], totals[2], totals[3]
     ));
     Ok(lines)
+}
+
+/// A problem's times in one layout, ms per run: the heuristic's first engine, the fastest of up
+/// to [`BENCHMARK_ENGINES`] and its engine (NaN and -1 where none ran).
+struct LayoutTimes {
+    first: f64,
+    best: f64,
+    engine: i64,
+}
+
+/// [`LayoutTimes`] of `problem`, its plans built afresh on `handle` and timed by [`time_plans`].
+fn time_layout(
+    dev: &CudaDevice,
+    handle: &Rc<plan::Handle>,
+    problem: &plan::Problem,
+) -> Result<LayoutTimes> {
+    let mut plans = plan::Plan::build(handle, problem, BENCHMARK_ENGINES)?;
+    retain_benchmark_workspace(&mut plans);
+    let times = time_plans(dev, problem, &plans)?;
+    let first = times
+        .first()
+        .and_then(|t| t.as_ref().ok())
+        .map_or(f64::NAN, |&ms| ms.into());
+    let (best, engine) =
+        fastest_time(&times).map_or((f64::NAN, -1), |(i, ms)| (ms.into(), plans[i].engine));
+    Ok(LayoutTimes {
+        first,
+        best,
+        engine,
+    })
 }
 
 /// The cached algorithm for `key` and its workspace size in bytes, or `pick()`'s choice,
