@@ -2,8 +2,10 @@
 
 One CycleGAN training iteration of the reference architecture (resnet_9blocks, basic D, instance
 norm, ngf = ndf = 64, pool 50, batch 1, f32; --ngf also sets ndf, --blocks the residual blocks)
-at --size, timed over --iters iterations after --warmup. Prints one JSON line:
-{"side": "pytorch", "size", "times": [...], "peak_rss_mb"}.
+at --size, timed over --iters iterations after --warmup. With --translate, one generator's
+forward pass instead, as the reference's test.py runs it: the batch moved from host memory to the
+device and back, under torch.no_grad(), the network in training mode (test.py's default). Prints
+one JSON line: {"side": "pytorch", "size", "times": [...], "peak_rss_mb"}.
 """
 
 import argparse
@@ -31,6 +33,8 @@ def main():
     p.add_argument("--compile", action="store_true")
     p.add_argument("--cudnn-benchmark", action="store_true",
                    help="torch.backends.cudnn.benchmark = True (off by default, as in the reference)")
+    p.add_argument("--translate", action="store_true",
+                   help="time one generator's forward pass (translation) instead of a training iteration")
     p.add_argument("--profile", action="store_true",
                    help="after the timed iterations, print torch.profiler's table of 3 more to stderr")
     args = p.parse_args()
@@ -40,21 +44,32 @@ def main():
     g = {"netG": f"resnet_{args.blocks}blocks", "input_nc": 3, "output_nc": 3, "ngf": args.ngf, "norm": "instance",
          "use_dropout": False}
     d = {"netD": "basic", "input_nc": 3, "ndf": args.ngf, "norm": "instance"}
-    nets = [ref.define_G(g), ref.define_G(g), ref.define_D(d), ref.define_D(d)]
+    nets = [ref.define_G(g)] if args.translate else [ref.define_G(g), ref.define_G(g), ref.define_D(d), ref.define_D(d)]
     for n in nets:
         ref.init_weights(n)
         n.to(dev).train()
     if args.compile:
         nets = [torch.compile(n) for n in nets]
-    model = ref.CycleGAN(*nets, pool_a=ref.ImagePool(50).query, pool_b=ref.ImagePool(50).query)
-    a = torch.rand(args.batch, 3, args.size, args.size, device=dev) * 2 - 1
-    b = torch.rand(args.batch, 3, args.size, args.size, device=dev) * 2 - 1
+    if args.translate:
+        net = nets[0]
+        images = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
+
+        def step():
+            with torch.no_grad():
+                net(images.to(dev)).cpu()
+    else:
+        model = ref.CycleGAN(*nets, pool_a=ref.ImagePool(50).query, pool_b=ref.ImagePool(50).query)
+        a = torch.rand(args.batch, 3, args.size, args.size, device=dev) * 2 - 1
+        b = torch.rand(args.batch, 3, args.size, args.size, device=dev) * 2 - 1
+
+        def step():
+            model.step(a, b)
     times = []
     for i in range(args.warmup + args.iters):
         if dev.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        model.step(a, b)
+        step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i >= args.warmup:
@@ -64,7 +79,7 @@ def main():
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
         with profile(activities=activities) as prof:
             for _ in range(3):
-                model.step(a, b)
+                step()
             if dev.type == "cuda":
                 torch.cuda.synchronize()
         key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"

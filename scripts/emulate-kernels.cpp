@@ -13,7 +13,8 @@
 //   (`KERNELS_BASE`, the last commit by default), so that a change of their index arithmetic
 //   shows whether it computes anything else: planes of one and of several chunks, every padding;
 // - the channel bias kernel and the bias gradient (one block per channel, or split) against
-//   direct computations.
+//   direct computations;
+// - bit for bit, Adam over several parameters in one launch against the CPU's formula.
 // Not a substitute for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check
 // of the index arithmetic for sessions without one.
 //
@@ -402,16 +403,72 @@ static void check_channel_bias_grad(std::mt19937& rng) {
     }
 }
 
+// Adam over several parameters in one launch, as ops/cuda/mod.rs fills its argument, against
+// the CPU's formula (`ops/cpu/adam.rs`, whose tests pin it to the unfused candle operations)
+// computed element by element in float, bit for bit.
+static void check_adam_multi(std::mt19937& rng) {
+    const double beta1 = 0.5, beta2 = 0.999, eps = 1e-8;
+    const int sizes[] = {5000, 1, 2048, 3000, 4097};
+    const int count = sizeof(sizes) / sizeof(sizes[0]);
+    std::vector<std::vector<float>> p, g, m, v;
+    for (int n : sizes) {
+        p.push_back(random_floats(rng, n));
+        g.push_back(random_floats(rng, n));
+        m.push_back(random_floats(rng, n));
+        auto sq = random_floats(rng, n);
+        for (float& x : sq) x = std::fabs(x);
+        v.push_back(sq);
+    }
+    auto want_p = p, want_m = m, want_v = v;
+    for (int step = 1; step <= 2; step++) {
+        const double bc2_sqrt = std::sqrt(1.0 - std::pow(beta2, step));
+        const double step_size = 2e-4 / (1.0 - std::pow(beta1, step));
+        const float b1 = beta1, c1 = 1.0 - beta1, b2 = beta2, c2 = 1.0 - beta2;
+        const float r = 1.0 / bc2_sqrt, e = eps, s = step_size;
+        for (int k = 0; k < count; k++)
+            for (int i = 0; i < sizes[k]; i++) {
+                const float gi = g[k][i];
+                want_m[k][i] = want_m[k][i] * b1 + gi * c1;
+                want_v[k][i] = want_v[k][i] * b2 + (gi * gi) * c2;
+                const float denom = std::sqrt(want_v[k][i]) * r + e;
+                want_p[k][i] -= (want_m[k][i] / denom) * s;
+            }
+        AdamTensors t = {};
+        int blocks = 0;
+        for (int k = 0; k < count; k++) {
+            t.p[k] = p[k].data();
+            t.g[k] = g[k].data();
+            t.m[k] = m[k].data();
+            t.v[k] = v[k].data();
+            t.n[k] = sizes[k];
+            t.first_block[k] = blocks;
+            blocks += (sizes[k] + ADAM_BLOCK_ELEMENTS - 1) / ADAM_BLOCK_ELEMENTS;
+        }
+        t.first_block[count] = blocks;
+        t.count = count;
+        launch(blocks, 64, [&] {
+            adam_step_multi_f32(t, beta1, beta2, 1.0 / bc2_sqrt, eps, step_size);
+        });
+    }
+    for (int k = 0; k < count; k++) {
+        expect_same("adam, parameter", p[k], want_p[k]);
+        expect_same("adam, first moment", m[k], want_m[k]);
+        expect_same("adam, second moment", v[k], want_v[k]);
+    }
+}
+
 int main() {
     std::mt19937 rng(7);
     check_fused_and_direct(rng);
     compare_with_base(rng);
     check_channel_bias(rng);
     check_channel_bias_grad(rng);
+    check_adam_multi(rng);
     std::printf(failures ? "%d FAILED\n"
                          : "all fused kernels match the kernels in turn and direct computations, "
                            "every norm and padding kernel its base revision's, the channel bias "
-                           "and its gradient direct sums\n",
+                           "and its gradient direct sums, Adam over many parameters the CPU's "
+                           "formula\n",
                 failures);
     return failures ? 1 : 0;
 }

@@ -9,7 +9,8 @@
 # against eager and compiled (and ours with cuDNN's legacy calls), 128x128 batch 1 and 256x256
 # batch 4 against eager, and a host profile; full: the tests, 256x256 batch 4 against eager and
 # compiled, each side also with cuDNN's engines picked by timing (cudnn.benchmark), then what
-# batch1 runs: the issue's whole goal table (6 minutes on an H200); train: the tests + the
+# batch1 runs: the issue's whole goal table, and translation at 256x256 against eager and
+# compiled PyTorch (7 minutes on an H200); train: the tests + the
 # default training run on the embedded emoji64 data, on CUDA; ab: the tests + ours at 256x256
 # batch 4 with the norm kernels' blocks of 128, 256 (the default) and 512 threads (chunks of
 # 2048, 4096 and 8192 elements), with cuDNN's heuristics mode B instead of A, and with cuDNN's
@@ -17,9 +18,10 @@
 # 1.5 minutes); diagnose: the tests + the device memory after each set-up step of ours and of
 # PyTorch (the 128x128 memory goal), and the cuDNN passes of one iteration at 256x256 batch 4
 # timed in NCHW and in NHWC (what a channels-last path would gain; about a minute);
-# all: what full, diagnose and ab run, the tests once (about 9 minutes: one device call with
-# timeout_s 590). Every mode first checks the CUDA ops, the model parity fixtures and
-# cyclegan-translate on CUDA against the CPU.
+# all: what full, diagnose and ab run, the tests once (about 10 minutes: one device call with
+# timeout_s 600; ab comes last, so a run cut at the limit loses only its last lines). Every
+# mode first checks the CUDA ops, the model parity fixtures and cyclegan-translate on CUDA
+# against the CPU.
 set -uo pipefail
 MODE=${1:-full}
 OUT=${OUT:-/tmp/gpu-out}
@@ -76,6 +78,8 @@ elif [ "$MODE" = full ] || [ "$MODE" = all ]; then
   # The open goal first (batch 4), so that a cut run keeps it; each side's line prints as it ends.
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-cudnn-benchmark
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
+  echo "== translation (one generator's forward pass, host to host, no gradients), ours vs PyTorch =="
+  timeout 120 $BIN/bench_iteration --device cuda --translate --sizes 256 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
 fi
 if [ "$MODE" = diagnose ] || [ "$MODE" = all ]; then
   echo "== device memory after each set-up step: ours (bench_iteration --memory-probe), then PyTorch's =="

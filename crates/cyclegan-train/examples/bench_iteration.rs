@@ -30,10 +30,17 @@
 //! (`cudnn_layout_report`), on standard error. `--memory-probe` (CUDA builds) prints the device
 //! memory in use after each thing a training process sets up on the GPU: the context, candle's
 //! and this project's kernels, cuDNN, and the cuBLAS and cuRAND handles it does not need.
+//!
+//! `--translate` times translation instead of training, on both sides: one generator's forward
+//! pass over a batch read from host memory and written back to it, without gradients, as
+//! `cyclegan-translate` runs it (a `Translator` over plain tensors) and as the reference's
+//! `test.py` does (`torch.no_grad()`, the network in training mode, its default; for instance
+//! norm the same computation as evaluation mode).
 
 use candle_core::{DType, Device, Tensor};
-use cyclegan_models::GeneratorArch;
+use cyclegan_models::{Generator, GeneratorArch};
 use cyclegan_train::model::{CycleGan, ModelConfig};
+use cyclegan_translate::Translator;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -130,11 +137,86 @@ struct WorkerDiagnostics<'a> {
     conv_layouts: bool,
 }
 
+/// A translator over a generator of the reference architecture with `width`, its weights plain
+/// tensors (no gradients recorded) as `Translator::load` makes them, initialised as for training.
+fn translator(width: (usize, usize), device: &Device) -> anyhow::Result<Translator> {
+    let config = model_config(width).generator;
+    let varmap = candle_nn::VarMap::new();
+    let vb = cyclegan_layers::init::host_init_var_builder(&varmap, DType::F32, device);
+    let rng = cyclegan_layers::SharedRng::new(0);
+    Generator::new(vb, &config, &rng)?;
+    let mut init_rng = <cyclegan_layers::SeededRng as rand::SeedableRng>::seed_from_u64(0);
+    cyclegan_layers::init_weights(
+        &varmap,
+        cyclegan_layers::InitType::Normal,
+        0.02,
+        &mut init_rng,
+    )?;
+    let tensors = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("variable map poisoned"))?
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+        .collect();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, device);
+    let generator = Generator::new(vb, &config, &rng)?;
+    Ok(Translator::new(generator, config, device))
+}
+
+/// What a worker runs each timed iteration: a training step, or a translation (`--translate`).
+enum Workload {
+    Train {
+        model: Box<CycleGan>,
+        a: Tensor,
+        b: Tensor,
+    },
+    Translate {
+        translator: Box<Translator>,
+        images: Tensor,
+    },
+}
+
+impl Workload {
+    fn new(
+        translate: bool,
+        (size, batch, width): (usize, usize, (usize, usize)),
+        device: &Device,
+    ) -> anyhow::Result<Self> {
+        // Drawn on the CPU: on CUDA, candle would make a cuRAND generator for them, which a
+        // training run never needs (nor does PyTorch's side, with generators of its own).
+        let input = || Tensor::rand(-1f32, 1.0, (batch, 3, size, size), &Device::Cpu);
+        Ok(if translate {
+            Self::Translate {
+                translator: Box::new(translator(width, device)?),
+                images: input()?,
+            }
+        } else {
+            Self::Train {
+                model: Box::new(CycleGan::new(model_config(width), device, DType::F32, 0)?),
+                a: input()?.to_device(device)?,
+                b: input()?.to_device(device)?,
+            }
+        })
+    }
+
+    fn run(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Train { model, a, b } => {
+                model.train_step(a, b)?;
+            }
+            Self::Translate { translator, images } => {
+                translator.translate(images)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn worker(
-    (size, batch, width): (usize, usize, (usize, usize)),
-    iters: usize,
-    warmup: usize,
-    fast: bool,
+    shape: (usize, usize, (usize, usize)),
+    (iters, warmup): (usize, usize),
+    (fast, translate): (bool, bool),
     device: &Device,
     diagnostics: WorkerDiagnostics,
 ) -> anyhow::Result<()> {
@@ -144,11 +226,8 @@ fn worker(
         conv_layouts,
     } = diagnostics;
     cyclegan_layers::ops::set_fast_kernels(fast);
-    let mut model = CycleGan::new(model_config(width), device, DType::F32, 0)?;
-    // Drawn on the CPU: on CUDA, candle would make a cuRAND generator for them, which a
-    // training run never needs (nor does PyTorch's side, with generators of its own).
-    let input = || Tensor::rand(-1f32, 1.0, (batch, 3, size, size), &Device::Cpu);
-    let (a, b) = (input()?.to_device(device)?, input()?.to_device(device)?);
+    let size = shape.0;
+    let mut workload = Workload::new(translate, shape, device)?;
     let mut times = Vec::new();
     let mut profiler = None;
     let mut cpu_start = thread_cpu();
@@ -162,7 +241,7 @@ fn worker(
             cyclegan_layers::ops::reset_cudnn_pass_counts();
         }
         let start = Instant::now();
-        model.train_step(&a, &b)?;
+        workload.run()?;
         device.synchronize()?;
         if i >= warmup {
             times.push(start.elapsed().as_secs_f64());
@@ -368,9 +447,8 @@ fn main() -> anyhow::Result<()> {
         };
         return worker(
             (size.parse()?, batch, (ngf, blocks)),
-            iters,
-            warmup,
-            fast,
+            (iters, warmup),
+            (fast, args.iter().any(|a| a == "--translate")),
             &device,
             diagnostics,
         );
@@ -398,8 +476,14 @@ fn main() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let device = arg(&args, "--device", "cpu".to_string());
     let gpu = device.starts_with("cuda");
+    let translate = args.iter().any(|a| a == "--translate");
+    let workload = if translate {
+        "translation (one generator's forward pass, host to host, no gradients)"
+    } else {
+        "training iteration"
+    };
     println!(
-        "machine: {} cores; device {device}; resnet_{blocks}blocks, ngf = ndf = {ngf}; batch {batch}; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds",
+        "machine: {} cores; device {device}; {workload}; resnet_{blocks}blocks, ngf = ndf = {ngf}; batch {batch}; {iters} timed iterations after {warmup} warm-up per process, {rounds} rounds",
         std::thread::available_parallelism()?.get()
     );
     for size in sizes {
@@ -422,7 +506,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         for round in 0..rounds {
-            let common = [
+            let mut common = vec![
                 "--iters".to_string(),
                 iters.to_string(),
                 "--warmup".into(),
@@ -436,6 +520,9 @@ fn main() -> anyhow::Result<()> {
                 "--blocks".into(),
                 blocks.to_string(),
             ];
+            if translate {
+                common.push("--translate".into());
+            }
             for (name, runs) in sides.iter_mut() {
                 let mut cmd = if name.starts_with("ours") {
                     let mut c = Command::new(&exe);

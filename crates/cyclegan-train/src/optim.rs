@@ -1,7 +1,7 @@
 //! Adam exactly as `torch.optim.Adam` computes it, with state that can be saved and restored.
 
 use candle_core::{backprop::GradStore, Result, Tensor, Var};
-use cyclegan_layers::ops::{adam_step, AdamStep};
+use cyclegan_layers::ops::{adam_step_all, AdamSlot, AdamStep};
 use std::collections::HashMap;
 
 /// Adam's hyper-parameters (the reference: `lr` 0.0002, betas (`beta1` 0.5, 0.999), eps 1e-8,
@@ -77,15 +77,21 @@ impl Adam {
             eps,
         } = self.config;
         let step = AdamStep::new(lr, beta1, beta2, eps, self.step as i32);
-        for (i, (_, var)) in self.params.iter().enumerate() {
-            let Some(grad) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let (m, v) = adam_step(var, &self.exp_avg[i], &self.exp_avg_sq[i], grad, &step)?;
-            self.exp_avg[i] = m;
-            self.exp_avg_sq[i] = v;
-        }
-        Ok(())
+        let mut slots: Vec<AdamSlot<'_>> = self
+            .params
+            .iter()
+            .zip(self.exp_avg.iter_mut().zip(self.exp_avg_sq.iter_mut()))
+            .filter_map(|((_, param), (exp_avg, exp_avg_sq))| {
+                let grad = grads.get(param.as_tensor())?;
+                Some(AdamSlot {
+                    param,
+                    exp_avg,
+                    exp_avg_sq,
+                    grad,
+                })
+            })
+            .collect();
+        adam_step_all(&mut slots, &step)
     }
 
     /// The moments as tensors named `{prefix}.exp_avg.{param}` / `{prefix}.exp_avg_sq.{param}`.

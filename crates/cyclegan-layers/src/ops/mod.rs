@@ -457,9 +457,10 @@ impl AdamStep {
 /// One Adam step of `param` with `grad`: `m = beta1 m + (1 - beta1) g`,
 /// `v = beta2 v + (1 - beta2) g^2`, `param -= step_size * m / (sqrt(v) / bias_correction2_sqrt + eps)`.
 /// Returns the new `(m, v)`. With the fast kernels (f32/f64 on the CPU or CUDA, contiguous
-/// moments) the update runs in place in three fused passes, and the returned moments are
-/// `exp_avg` and `exp_avg_sq` themselves, updated; otherwise it takes stock candle operations
-/// and returns new tensors. Both round identically on the CPU.
+/// moments) the update runs in place, in three fused passes on the CPU and one kernel on CUDA,
+/// and the returned moments are `exp_avg` and `exp_avg_sq` themselves, updated; otherwise it
+/// takes stock candle operations and returns new tensors. Both round identically on the CPU.
+/// For many parameters, [`adam_step_all`] updates them together.
 pub fn adam_step(
     param: &candle_core::Var,
     exp_avg: &Tensor,
@@ -467,18 +468,20 @@ pub fn adam_step(
     grad: &Tensor,
     step: &AdamStep,
 ) -> Result<(Tensor, Tensor)> {
-    let p = param.as_tensor();
-    let fused = fast_path_with(p, &[Some(exp_avg), Some(exp_avg_sq), Some(grad)])
-        && [exp_avg, exp_avg_sq, grad]
-            .iter()
-            .all(|t| t.dims() == p.dims())
-        && p.is_contiguous()
-        && exp_avg.is_contiguous()
-        && exp_avg_sq.is_contiguous();
-    if !fused {
+    if !adam_fuses(param, exp_avg, exp_avg_sq, grad) {
         return reference::adam_step(param, exp_avg, exp_avg_sq, grad, step);
     }
+    let p = param.as_tensor();
     let grad = grad.contiguous()?;
+    #[cfg(feature = "cuda")]
+    if p.device().is_cuda() {
+        let tensors = [p, &grad, exp_avg, exp_avg_sq].map(|t| t.clone());
+        if !one_cuda_stream(&tensors) {
+            return reference::adam_step(param, exp_avg, exp_avg_sq, &grad, step);
+        }
+        cuda::adam_step_many(&[tensors], step)?;
+        return Ok((exp_avg.clone(), exp_avg_sq.clone()));
+    }
     let moment = |beta, square| cpu::adam::Moment { beta, square };
     exp_avg.inplace_op2(&grad, &moment(step.beta1, false))?;
     exp_avg_sq.inplace_op2(&grad, &moment(step.beta2, true))?;
@@ -489,6 +492,82 @@ pub fn adam_step(
     };
     p.inplace_op3(exp_avg, exp_avg_sq, &apply)?;
     Ok((exp_avg.clone(), exp_avg_sq.clone()))
+}
+
+/// Whether [`adam_step`] of these tensors takes the fused in-place kernels.
+fn adam_fuses(
+    param: &candle_core::Var,
+    exp_avg: &Tensor,
+    exp_avg_sq: &Tensor,
+    grad: &Tensor,
+) -> bool {
+    let p = param.as_tensor();
+    fast_path_with(p, &[Some(exp_avg), Some(exp_avg_sq), Some(grad)])
+        && [exp_avg, exp_avg_sq, grad]
+            .iter()
+            .all(|t| t.dims() == p.dims())
+        && p.is_contiguous()
+        && exp_avg.is_contiguous()
+        && exp_avg_sq.is_contiguous()
+}
+
+/// Whether `tensors` are on one candle CUDA device, which has one stream (candle gives each
+/// opening of a GPU its own).
+#[cfg(feature = "cuda")]
+fn one_cuda_stream(tensors: &[Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().same_device(tensors[0].device()))
+}
+
+/// One parameter's part in [`adam_step_all`]: the variable, its moments (replaced by the updated
+/// ones, which are the same tensors when updated in place) and its gradient.
+#[derive(Debug)]
+pub struct AdamSlot<'a> {
+    pub param: &'a candle_core::Var,
+    pub exp_avg: &'a mut Tensor,
+    pub exp_avg_sq: &'a mut Tensor,
+    pub grad: &'a Tensor,
+}
+
+/// One Adam step of every parameter in `slots`, each computed exactly as [`adam_step`] computes
+/// it. On a CUDA device, the parameters that take the fused kernels are updated together: one
+/// kernel launch per 64 parameters, each element of parameter, gradient and moments read once,
+/// instead of three launches per parameter (`BENCHMARKS.md`). Elsewhere it is [`adam_step`] in
+/// turn.
+pub fn adam_step_all(slots: &mut [AdamSlot<'_>], step: &AdamStep) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    let mut batch: Vec<[Tensor; 4]> = Vec::new();
+    for slot in slots.iter_mut() {
+        #[cfg(feature = "cuda")]
+        if slot.param.device().is_cuda()
+            && adam_fuses(slot.param, slot.exp_avg, slot.exp_avg_sq, slot.grad)
+        {
+            let p = slot.param.as_tensor();
+            let tensors = [p, slot.grad, slot.exp_avg, slot.exp_avg_sq].map(|t| t.clone());
+            // One launch takes one type on one stream.
+            let fits = one_cuda_stream(&tensors)
+                && batch.first().is_none_or(|first| {
+                    first[0].dtype() == p.dtype() && first[0].device().same_device(p.device())
+                });
+            if fits {
+                batch.push(tensors);
+                continue;
+            }
+        }
+        let (m, v) = adam_step(slot.param, slot.exp_avg, slot.exp_avg_sq, slot.grad, step)?;
+        *slot.exp_avg = m;
+        *slot.exp_avg_sq = v;
+    }
+    #[cfg(feature = "cuda")]
+    if !batch.is_empty() {
+        // The kernel reads contiguous gradients; the moments and parameters are (`adam_fuses`).
+        for tensors in &mut batch {
+            tensors[1] = tensors[1].contiguous()?;
+        }
+        cuda::adam_step_many(&batch, step)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! Adam's update of one parameter as two in-place ops: the moments (`m`, then `v`), then the
-//! parameter. The unfused version makes about fourteen passes and allocations per parameter
-//! (and as many kernel launches on a GPU); these make three. They compute exactly what the
-//! unfused candle operations compute, rounding included: the same operations in the same order
-//! (products by the constants rounded separately, a product by `1 / sqrt(1 - beta2^t)`).
+//! Adam's update of one parameter on the CPU as two in-place ops: the moments (`m`, then `v`),
+//! then the parameter. The unfused version makes about fourteen passes and allocations per
+//! parameter; these make three. They compute exactly what the unfused candle operations
+//! compute, rounding included: the same operations in the same order (products by the constants
+//! rounded separately, a product by `1 / sqrt(1 - beta2^t)`). On CUDA one kernel updates many
+//! parameters at once with the same operations (`adam_step_multi` in `ops/cuda/kernels.cu`).
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
 use rayon::prelude::*;
@@ -74,17 +75,6 @@ impl InplaceOp2 for Moment {
             _ => candle_core::bail!("fused Adam takes f32 or f64 tensors of one type"),
         }
     }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        m: &mut candle_core::CudaStorage,
-        ml: &Layout,
-        g: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<()> {
-        crate::ops::cuda::adam_moment(m, ml, g, gl, self.beta, self.square)
-    }
 }
 
 impl InplaceOp3 for Apply {
@@ -111,18 +101,5 @@ impl InplaceOp3 for Apply {
             }
             _ => candle_core::bail!("fused Adam takes f32 or f64 tensors of one type"),
         }
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        p: &mut candle_core::CudaStorage,
-        pl: &Layout,
-        m: &candle_core::CudaStorage,
-        ml: &Layout,
-        v: &candle_core::CudaStorage,
-        vl: &Layout,
-    ) -> Result<()> {
-        crate::ops::cuda::adam_apply((p, pl), (m, ml), (v, vl), self)
     }
 }

@@ -1,7 +1,8 @@
 // CUDA kernels of the fused CycleGAN layers: 2-d padding (reflect, replicate, zero) and
 // affine-free instance normalisation fused with its activation (and optionally the padding
 // after it), forward and backward, a convolution's channel bias and its gradient, and the
-// in-place Adam update, for f32 and f64; and an activation on its own.
+// in-place Adam update of many parameters in one launch, for f32 and f64; and an activation on
+// its own.
 // They compute what the CPU kernels of `ops/cpu` compute (same formulas, statistics
 // accumulated in double); `ops/cuda/mod.rs` launches them.
 
@@ -120,7 +121,7 @@ __device__ __forceinline__ double tanh_of(double z) { return tanh(z); }
 __device__ __forceinline__ float sqrt_of(float z) { return sqrtf(z); }
 __device__ __forceinline__ double sqrt_of(double z) { return sqrt(z); }
 // Rounded products that the compiler may not fuse into the following addition, so that the
-// Adam kernels round like the unfused operations they replace.
+// Adam kernel rounds like the unfused operations it replaces.
 __device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
 __device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
 
@@ -486,29 +487,52 @@ __device__ void activation_backward(const T* x, const T* g, T* dx, long long n, 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Adam, in place (the same operations in the same order as the unfused candle version)
+// Adam, in place
 // ---------------------------------------------------------------------------------------------
 
-// m = m * beta + g * (1 - beta), or with g * g when `square`.
-template <typename T>
-__device__ void adam_moment(T* m, const T* g, long long n, double beta, int square) {
-    const T b = (T)beta, c = (T)(1.0 - beta);
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
-         i += (long long)gridDim.x * blockDim.x) {
-        const T gi = square ? g[i] * g[i] : g[i];
-        m[i] = mul_rn(m[i], b) + mul_rn(gi, c);
-    }
-}
+// One Adam step of up to ADAM_MAX_TENSORS parameters in one launch, each element of p, g, m and
+// v read once: m = m * beta1 + g * (1 - beta1), v = v * beta2 + (g * g) * (1 - beta2), then
+// p = p - (m / (sqrt(v) * (1 / bias_correction2_sqrt) + eps)) * step_size, the products rounded
+// on their own (mul_rn) like the CPU's `ops/cpu/adam.rs` and the unfused candle operations. The
+// addresses travel in the kernel's argument (under its 4 KiB limit); `ops/cuda/mod.rs` fills
+// `AdamTensors` alike.
+#define ADAM_MAX_TENSORS 64
+// Elements of one parameter that one block updates.
+#define ADAM_BLOCK_ELEMENTS 2048
 
-// p = p - (m / (sqrt(v) * (1 / bias_correction2_sqrt) + eps)) * step_size.
+struct AdamTensors {
+    void* p[ADAM_MAX_TENSORS];
+    const void* g[ADAM_MAX_TENSORS];
+    void* m[ADAM_MAX_TENSORS];
+    void* v[ADAM_MAX_TENSORS];
+    long long n[ADAM_MAX_TENSORS];
+    // The first block of each parameter; `first_block[count]` is the grid's size.
+    int first_block[ADAM_MAX_TENSORS + 1];
+    int count;
+};
+
 template <typename T>
-__device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv_bc2_sqrt,
-                           double eps, double step_size) {
+__device__ void adam_step_multi(const AdamTensors& t, double beta1, double beta2,
+                                double inv_bc2_sqrt, double eps, double step_size) {
+    // This block's parameter: the last whose first block is at most the block's index.
+    int k = 0;
+    while (k + 1 < t.count && t.first_block[k + 1] <= (int)blockIdx.x) k++;
+    T* __restrict__ p = (T*)t.p[k];
+    const T* __restrict__ g = (const T*)t.g[k];
+    T* __restrict__ m = (T*)t.m[k];
+    T* __restrict__ v = (T*)t.v[k];
+    const long long start = (long long)(blockIdx.x - t.first_block[k]) * ADAM_BLOCK_ELEMENTS;
+    const long long stop = start + ADAM_BLOCK_ELEMENTS, end = stop < t.n[k] ? stop : t.n[k];
+    const T b1 = (T)beta1, c1 = (T)(1.0 - beta1), b2 = (T)beta2, c2 = (T)(1.0 - beta2);
     const T r = (T)inv_bc2_sqrt, e = (T)eps, s = (T)step_size;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;
-         i += (long long)gridDim.x * blockDim.x) {
-        const T denom = mul_rn(sqrt_of(v[i]), r) + e;
-        p[i] = p[i] - mul_rn(m[i] / denom, s);
+    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {
+        const T gi = g[i];
+        const T mi = mul_rn(m[i], b1) + mul_rn(gi, c1);
+        const T vi = mul_rn(v[i], b2) + mul_rn(gi * gi, c2);
+        m[i] = mi;
+        v[i] = vi;
+        const T denom = mul_rn(sqrt_of(vi), r) + e;
+        p[i] = p[i] - mul_rn(mi / denom, s);
     }
 }
 
@@ -565,14 +589,10 @@ __device__ void adam_apply(T* p, const T* m, const T* v, long long n, double inv
                                                             double slope) {                        \
         activation_backward<T>(x, g, dx, n, act, slope);                                           \
     }                                                                                              \
-    extern "C" __global__ void adam_moment_##SUFFIX(T* m, const T* g, long long n, double beta,    \
-                                                    int square) {                                  \
-        adam_moment<T>(m, g, n, beta, square);                                                     \
-    }                                                                                              \
-    extern "C" __global__ void adam_apply_##SUFFIX(T* p, const T* m, const T* v, long long n,      \
-                                                   double inv_bc2_sqrt, double eps,                \
-                                                   double step_size) {                             \
-        adam_apply<T>(p, m, v, n, inv_bc2_sqrt, eps, step_size);                                   \
+    extern "C" __global__ void adam_step_multi_##SUFFIX(const AdamTensors t, double beta1,         \
+                                                        double beta2, double inv_bc2_sqrt,         \
+                                                        double eps, double step_size) {            \
+        adam_step_multi<T>(t, beta1, beta2, inv_bc2_sqrt, eps, step_size);                         \
     }
 
 INSTANTIATE(float, f32)

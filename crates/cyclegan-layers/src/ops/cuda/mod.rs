@@ -1,5 +1,5 @@
 //! CUDA kernels behind the fused ops of [`super::cpu`] (padding, instance norm + activation,
-//! forward and backward, an activation on its own, Adam) and, with the `cudnn` feature,
+//! forward and backward, an activation on its own) and Adam over many parameters at once, and, with the `cudnn` feature,
 //! convolutions through cuDNN ([`conv`], with execution plans of its backend API from
 //! `cudnn_plan`) and their channel bias.
 //!
@@ -15,15 +15,15 @@ mod cudnn_plan;
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
     CudaFunction, CudaSlice, CudaStream, CudaView, DeviceRepr, LaunchArgs, LaunchConfig,
-    PushKernelArg,
+    PushKernelArg, SyncOnDrop,
 };
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorageSlice, DeviceId, WrapErr};
-use candle_core::{CudaStorage, Layout, Result};
+use candle_core::{CudaStorage, Layout, Result, Storage, Tensor};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::ops::{contiguous_range as range, Activation};
+use crate::ops::{contiguous_range as range, Activation, AdamStep};
 use crate::padding::PaddingType;
 
 mod ptx {
@@ -143,6 +143,7 @@ macro_rules! dispatch_float {
 
 /// Calls `$f::<T>(suffix, &device, slice, args..)` with `$target`'s slice as `&mut CudaSlice<T>`
 /// (`f32` or `f64`) when `$other` has the same type; `$what` names the op in the error.
+#[cfg(feature = "cudnn")]
 macro_rules! dispatch_in_place {
     ($what:literal, $target:expr, $other:expr, $f:ident ( $($arg:expr),* $(,)? )) => {{
         let dev = $target.device.clone();
@@ -683,77 +684,129 @@ pub(crate) fn activation_backward(
     dispatch_float!(x, run((x, xl), (g, gl), activation))
 }
 
-/// Adam's moment update in place: `m = m * beta + g * (1 - beta)` (`g * g` when `square`).
-pub(crate) fn adam_moment(
-    m: &mut CudaStorage,
-    ml: &Layout,
-    g: &CudaStorage,
-    gl: &Layout,
-    beta: f64,
-    square: bool,
-) -> Result<()> {
-    fn run<T: CudaDType + DeviceRepr>(
-        suffix: &'static str,
-        dev: &CudaDevice,
-        m: &mut CudaSlice<T>,
-        (mr, g): (std::ops::Range<usize>, CudaView<T>),
-        (beta, square): (f64, bool),
-    ) -> Result<()> {
-        let n = mr.len();
-        if g.len() != n {
-            candle_core::bail!("fused Adam: {n} moments for {} gradients", g.len())
-        }
-        let mut m = m.slice_mut(mr);
-        let func = kernel(dev, "adam_moment", suffix)?;
-        let (n, square) = (n as i64, square as i32);
-        let mut b = func.builder();
-        b.arg(&mut m).arg(&g).arg(&n).arg(&beta).arg(&square);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(elementwise(n as usize)) }.w()?;
-        Ok(())
-    }
-    let mr = range(ml)?;
-    dispatch_in_place!("fused Adam", m, g, run((mr, view(g, gl)?), (beta, square)))
+/// Parameters per launch of [`adam_step_many`] (`ADAM_MAX_TENSORS` in `kernels.cu`).
+const ADAM_MAX_TENSORS: usize = 64;
+
+/// Elements of a parameter that one block of `adam_step_multi` updates (`ADAM_BLOCK_ELEMENTS`).
+const ADAM_BLOCK_ELEMENTS: usize = 2048;
+
+/// The argument of `adam_step_multi`: `AdamTensors` of `kernels.cu`, field for field.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct AdamTensors {
+    p: [u64; ADAM_MAX_TENSORS],
+    g: [u64; ADAM_MAX_TENSORS],
+    m: [u64; ADAM_MAX_TENSORS],
+    v: [u64; ADAM_MAX_TENSORS],
+    n: [i64; ADAM_MAX_TENSORS],
+    first_block: [i32; ADAM_MAX_TENSORS + 1],
+    count: i32,
 }
 
-/// Adam's parameter update in place (see `cpu::adam::Apply`).
-pub(crate) fn adam_apply(
-    (p, pl): (&mut CudaStorage, &Layout),
-    (m, ml): (&CudaStorage, &Layout),
-    (v, vl): (&CudaStorage, &Layout),
-    op: &super::cpu::adam::Apply,
-) -> Result<()> {
-    fn run<T: CudaDType + DeviceRepr>(
-        suffix: &'static str,
-        dev: &CudaDevice,
-        p: &mut CudaSlice<T>,
-        (pr, m, v): (std::ops::Range<usize>, CudaView<T>, CudaView<T>),
-        op: &super::cpu::adam::Apply,
-    ) -> Result<()> {
-        let n = pr.len();
-        if m.len() != n || v.len() != n {
-            candle_core::bail!("fused Adam: moments of another size than the parameter")
+// SAFETY: plain integers, laid out as the kernel's C struct (`repr(C)`, the same fields in the
+// same order), passed by value.
+unsafe impl DeviceRepr for AdamTensors {}
+
+/// One Adam step of each `[parameter, gradient, m, v]` in `params` (contiguous tensors of one
+/// size per parameter, all of one type on one device), in place: one launch of
+/// `adam_step_multi` per [`ADAM_MAX_TENSORS`] parameters.
+pub(crate) fn adam_step_many(params: &[[Tensor; 4]], step: &AdamStep) -> Result<()> {
+    for group in params.chunks(ADAM_MAX_TENSORS) {
+        let locked: Vec<[(candle_core::StorageRef<'_>, &Layout); 4]> = group
+            .iter()
+            .map(|tensors| tensors.each_ref().map(|t| t.storage_and_layout()))
+            .collect();
+        let Storage::Cuda(first) = &*locked[0][0].0 else {
+            candle_core::bail!("fused Adam: a parameter not on a CUDA device")
+        };
+        let dev = first.device.clone();
+        match &first.slice {
+            CudaStorageSlice::F32(_) => launch_adam_group::<f32>("f32", &dev, &locked, step)?,
+            CudaStorageSlice::F64(_) => launch_adam_group::<f64>("f64", &dev, &locked, step)?,
+            _ => candle_core::bail!("fused Adam takes f32 or f64 tensors"),
         }
-        let mut p = p.slice_mut(pr);
-        let func = kernel(dev, "adam_apply", suffix)?;
-        let n64 = n as i64;
-        let mut b = func.builder();
-        b.arg(&mut p)
-            .arg(&m)
-            .arg(&v)
-            .arg(&n64)
-            .arg(&op.inv_bias_correction2_sqrt)
-            .arg(&op.eps)
-            .arg(&op.step_size);
-        // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(elementwise(n)) }.w()?;
-        Ok(())
     }
-    let pr = range(pl)?;
-    dispatch_in_place!(
-        "fused Adam",
-        p,
-        m,
-        run((pr, view(m, ml)?, view(v, vl)?), op)
-    )
+    Ok(())
+}
+
+/// One launch of [`adam_step_many`] over the locked storages of up to [`ADAM_MAX_TENSORS`]
+/// parameters.
+fn launch_adam_group<T: CudaDType + DeviceRepr>(
+    suffix: &'static str,
+    dev: &CudaDevice,
+    locked: &[[(candle_core::StorageRef<'_>, &Layout); 4]],
+    step: &AdamStep,
+) -> Result<()> {
+    let stream = dev.cuda_stream();
+    let mut args = AdamTensors {
+        p: [0; ADAM_MAX_TENSORS],
+        g: [0; ADAM_MAX_TENSORS],
+        m: [0; ADAM_MAX_TENSORS],
+        v: [0; ADAM_MAX_TENSORS],
+        n: [0; ADAM_MAX_TENSORS],
+        first_block: [0; ADAM_MAX_TENSORS + 1],
+        count: 0,
+    };
+    // Each address's record of its use, dropped once the launch is queued.
+    let mut uses: Vec<SyncOnDrop<'_>> = Vec::new();
+    let mut blocks = 0usize;
+    for tensors in locked {
+        let mut addresses = [0u64; 4];
+        let mut len = None;
+        for (address, (storage, layout)) in addresses.iter_mut().zip(tensors) {
+            let Storage::Cuda(storage) = &**storage else {
+                candle_core::bail!("fused Adam: a tensor not on a CUDA device")
+            };
+            if storage.device.id() != dev.id() {
+                candle_core::bail!("fused Adam: tensors on different CUDA devices")
+            }
+            let view = view::<T>(storage, layout)?;
+            if *len.get_or_insert(view.len()) != view.len() {
+                candle_core::bail!(
+                    "fused Adam: moments or gradient of another size than the parameter"
+                )
+            }
+            let (ptr, used) = view.view_ptr(&stream);
+            *address = ptr;
+            uses.push(used);
+        }
+        let len = len.unwrap_or(0);
+        if len == 0 {
+            continue;
+        }
+        let k = args.count as usize;
+        [args.p[k], args.g[k], args.m[k], args.v[k]] = addresses;
+        args.n[k] = len as i64;
+        args.first_block[k] = blocks as i32;
+        blocks += len.div_ceil(ADAM_BLOCK_ELEMENTS);
+        args.count += 1;
+    }
+    if args.count == 0 {
+        return Ok(());
+    }
+    args.first_block[args.count as usize] = i32::try_from(blocks).map_err(|_| {
+        candle_core::Error::Msg("fused Adam: too many elements for one launch".into())
+    })?;
+    let func = kernel(dev, "adam_step_multi", suffix)?;
+    let mut b = func.builder();
+    let inv_bias_correction2_sqrt = 1.0 / step.bias_correction2_sqrt;
+    b.arg(&args)
+        .arg(&step.beta1)
+        .arg(&step.beta2)
+        .arg(&inv_bias_correction2_sqrt)
+        .arg(&step.eps)
+        .arg(&step.step_size);
+    let config = LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the argument list matches the kernel's signature, `AdamTensors` its struct. The
+    // addresses are the contiguous elements of the tensors locked in `locked`, `len` each; the
+    // kernel writes the parameters and moments through them on the device's stream, which
+    // orders the write after every earlier use of the buffers and before every later one (a
+    // buffer freed later is freed in stream order), like any in-place op of candle's.
+    unsafe { b.launch(config) }.w()?;
+    drop(uses);
+    Ok(())
 }
