@@ -531,10 +531,9 @@ pub struct AdamSlot<'a> {
 }
 
 /// One Adam step of every parameter in `slots`, each computed exactly as [`adam_step`] computes
-/// it. On a CUDA device, the parameters that take the fused kernels are updated together: one
-/// kernel launch per 64 parameters, each element of parameter, gradient and moments read once,
-/// instead of three launches per parameter (`BENCHMARKS.md`). Elsewhere it is [`adam_step`] in
-/// turn.
+/// it. On a CUDA device, the parameters that take the fused kernel are updated together, one
+/// launch per 64 parameters instead of one per parameter (a launch costs the host a few
+/// microseconds; `BENCHMARKS.md`). Elsewhere it is [`adam_step`] in turn.
 pub fn adam_step_all(slots: &mut [AdamSlot<'_>], step: &AdamStep) -> Result<()> {
     #[cfg(feature = "cuda")]
     let mut batch: Vec<[Tensor; 4]> = Vec::new();
