@@ -10,7 +10,7 @@
 # batch 4 against eager, and a host profile; full: the tests, 256x256 batch 4 against eager and
 # compiled, each side also with cuDNN's engines picked by timing (cudnn.benchmark), then what
 # batch1 runs: the issue's whole goal table, and translation at 256x256 against eager and
-# compiled PyTorch (7 minutes on an H200); train: the tests + the
+# compiled PyTorch, one generator pass and a folder end to end (7 minutes on an H200); train: the tests + the
 # default training run on the embedded emoji64 data, on CUDA; ab: the tests + ours at 256x256
 # batch 4 with the norm kernels' blocks of 128, 256 (the default) and 512 threads (chunks of
 # 2048, 4096 and 8192 elements), with cuDNN's heuristics mode B instead of A, and with cuDNN's
@@ -80,6 +80,8 @@ elif [ "$MODE" = full ] || [ "$MODE" = all ]; then
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
   echo "== translation (one generator's forward pass, host to host, no gradients), ours vs PyTorch =="
   timeout 120 $BIN/bench_iteration --device cuda --translate --sizes 256 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
+  echo "== a folder translated end to end on CUDA (186 PNGs of 256x256; the reference side needs Pillow) =="
+  TRANSLATE_BIN=$BIN/cyclegan-translate timeout 120 bash scripts/bench-translate-folder.sh cuda 2
 fi
 if [ "$MODE" = diagnose ] || [ "$MODE" = all ]; then
   echo "== device memory after each set-up step: ours (bench_iteration --memory-probe), then PyTorch's =="

@@ -85,10 +85,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         resize,
         progress: true,
     };
+    let start = std::time::Instant::now();
     let summary = translate_files(&translator, &opts)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let count = summary.translated.len();
     tracing::info!(
-        "translated {} image(s), skipped {}; open {}",
-        summary.translated.len(),
+        "translated {count} image(s) in {seconds:.2} s ({:.1} per second), skipped {}; open {}",
+        count as f64 / seconds,
         summary.skipped.len(),
         summary.index.display()
     );

@@ -140,6 +140,82 @@ fn reference_resizing_reproduces_test_py_sizes() {
     assert_eq!((fake.width(), fake.height()), (32, 32));
 }
 
+/// Many images through the pipeline (more than it decodes or writes at once), a corrupt one and
+/// two sharing a stem among them: each written file is what translating its image alone and
+/// saving it writes, in input order, the corrupt one skipped.
+#[test]
+fn a_folder_translates_as_each_image_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("g.safetensors");
+    write_generator(&ckpt, generator_config("resnet_1blocks"));
+    let input = tmp.path().join("in");
+    for i in 0..23u32 {
+        write_image(
+            &input.join(format!("img{i:02}.png")),
+            12 + i % 5,
+            12 + i % 3,
+        );
+    }
+    write_image(&input.join("sub/img03.png"), 9, 9);
+    std::fs::write(input.join("img05b.png"), b"not a png").unwrap();
+    let output = tmp.path().join("out");
+    let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
+    let summary = translate_files(
+        &translator,
+        &TranslateOptions {
+            input: input.clone(),
+            output: output.clone(),
+            resize: Resize::Native,
+            progress: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(summary.skipped.len(), 1);
+    assert!(summary.skipped[0].0.ends_with("img05b.png"));
+    let inputs: Vec<_> = summary.translated.iter().map(|t| t.0.clone()).collect();
+    let mut sorted = inputs.clone();
+    sorted.sort();
+    assert_eq!(inputs, sorted, "in input order");
+    assert_eq!(inputs.len(), 24);
+    let alone = tmp.path().join("alone.png");
+    for (path, real_path, fake_path) in &summary.translated {
+        let real = cyclegan_data::image_to_tensor(&cyclegan_data::load_image(path, 3).unwrap())
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        cyclegan_data::save_image(&translator.translate(&real).unwrap(), &alone).unwrap();
+        assert_eq!(
+            std::fs::read(fake_path).unwrap(),
+            std::fs::read(&alone).unwrap(),
+            "{}",
+            path.display()
+        );
+        cyclegan_data::save_image(&real, &alone).unwrap();
+        assert_eq!(
+            std::fs::read(real_path).unwrap(),
+            std::fs::read(&alone).unwrap()
+        );
+    }
+    // The second image called img03 gets a stem of its own.
+    assert!(output.join("images/img03_2_fake.png").exists());
+
+    // A file that cannot be written is an error that names it, not a panic or a silent gap.
+    let blocked = tmp.path().join("blocked");
+    std::fs::create_dir_all(blocked.join("images/img07_fake.png")).unwrap();
+    let err = translate_files(
+        &translator,
+        &TranslateOptions {
+            input,
+            output: blocked,
+            resize: Resize::Native,
+            progress: false,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("img07_fake.png"), "{err}");
+}
+
 #[test]
 fn wrong_files_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
