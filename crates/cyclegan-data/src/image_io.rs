@@ -38,11 +38,20 @@ pub(crate) fn check_nc(nc: usize) -> Result<()> {
 }
 
 fn decode(path: &Path) -> Result<DynamicImage> {
-    let reader = ImageReader::open(path)
-        .map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // JPEGs through Pillow's decoder (libjpeg-turbo's), unless of a colour space it keeps.
+    if image::guess_format(&bytes).ok() == Some(image::ImageFormat::Jpeg) {
+        if let Some(decoded) = crate::jpeg::decode(&bytes) {
+            return decoded.map_err(|reason| DataError::Decode {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+    }
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| DataError::Io {
             path: path.to_path_buf(),

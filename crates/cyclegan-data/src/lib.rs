@@ -3,7 +3,8 @@
 //!
 //! * [`list_images`]: the reference's `make_dataset` (recursive, sorted, `.jpg .jpeg .png .ppm
 //!   .bmp .tif .tiff` in any case).
-//! * [`load_image`]: decode and convert like Pillow's `.convert('RGB')` / `.convert('L')`.
+//! * [`load_image`]: decode and convert like Pillow's `.convert('RGB')` / `.convert('L')`
+//!   (JPEGs through libjpeg-turbo's decoder, as Pillow decodes them).
 //! * [`UnalignedDataset`] (`dataroot/{phase}A` + `{phase}B`) and [`SingleDataset`] (a folder or
 //!   one file), transformed as the reference's `get_transform` does ([`DataOptions`],
 //!   [`Preprocess`]); bicubic resizing equals Pillow's ([`resize_bicubic`]).
@@ -29,6 +30,7 @@ mod dataset;
 mod error;
 mod folder;
 mod image_io;
+mod jpeg;
 mod loader;
 mod options;
 mod resize;

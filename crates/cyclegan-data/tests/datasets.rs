@@ -180,14 +180,31 @@ fn a_corrupt_image_is_an_error_naming_the_file_not_a_panic() {
             image::ImageFormat::Jpeg,
         )
         .unwrap();
-    bytes.truncate(bytes.len() / 2);
-    fs::write(&path, &bytes).unwrap();
-    for nc in [1, 3] {
-        match load_image(&path, nc) {
-            Err(e) => assert!(e.to_string().contains("broken.jpg"), "{e}"),
-            // Some decoders fill in a truncated JPEG; that is not an error either way.
-            Ok(img) => assert_eq!((img.width(), img.height()), (32, 32)),
+    // A JPEG cut in half, or missing only its end marker: Pillow's "image file is truncated".
+    for cut in [bytes.len() / 2, bytes.len() - 2] {
+        fs::write(&path, &bytes[..cut]).unwrap();
+        for nc in [1, 3] {
+            let err = load_image(&path, nc).unwrap_err();
+            assert!(err.is_bad_image(), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("broken.jpg") && text.contains("truncated"),
+                "{text}"
+            );
         }
+    }
+    // The whole file decodes.
+    fs::write(&path, &bytes).unwrap();
+    assert_eq!(load_image(&path, 3).unwrap().width(), 32);
+    // Garbage after the header: an error naming the file.
+    let mut garbled = bytes.clone();
+    let from = garbled.len() / 3;
+    garbled[from..].fill(0xFF);
+    fs::write(&path, &garbled).unwrap();
+    match load_image(&path, 3) {
+        Err(e) => assert!(e.to_string().contains("broken.jpg"), "{e}"),
+        // libjpeg, like Pillow, takes some damage in its stride.
+        Ok(img) => assert_eq!((img.width(), img.height()), (32, 32)),
     }
     let err = load_image(root.path().join("absent.png"), 3).unwrap_err();
     assert!(
