@@ -707,6 +707,10 @@ struct AdamTensors {
 // same order), passed by value.
 unsafe impl DeviceRepr for AdamTensors {}
 
+// The size nvcc gives the kernel's parameter (`.param .align 8 .b8 adam_step_multi_f32_param_0
+// [2824]` in the PTX): no padding on either side, and within the 4 KiB of kernel arguments.
+const _: () = assert!(std::mem::size_of::<AdamTensors>() == 2824);
+
 /// One Adam step of each `[parameter, gradient, m, v]` in `params` (contiguous tensors of one
 /// size per parameter, all of one type on one device), in place: one launch of
 /// `adam_step_multi` per [`ADAM_MAX_TENSORS`] parameters.
