@@ -18,8 +18,9 @@
 # 1.5 minutes); diagnose: the tests + the device memory after each set-up step of ours and of
 # PyTorch (the 128x128 memory goal), and the cuDNN passes of one iteration at 256x256 batch 4
 # timed in NCHW and in NHWC (what a channels-last path would gain; about a minute);
-# all: what full, diagnose and ab run, the tests once (about 10 minutes: one device call with
-# timeout_s 600; ab comes last, so a run cut at the limit loses only its last lines). Every
+# all: what full, diagnose and ab run, the tests once, in the order goal table, diagnose,
+# translation, ab (about 11 minutes: one device call with timeout_s 600 loses the last lines
+# of ab, the least needed). Every
 # mode first checks the CUDA ops, the model parity fixtures and cyclegan-translate on CUDA
 # against the CPU.
 set -uo pipefail
@@ -78,10 +79,6 @@ elif [ "$MODE" = full ] || [ "$MODE" = all ]; then
   # The open goal first (batch 4), so that a cut run keeps it; each side's line prints as it ends.
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-cudnn-benchmark
   timeout 220 $BIN/bench_iteration --device cuda --sizes 256,128 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
-  echo "== translation (one generator's forward pass, host to host, no gradients), ours vs PyTorch =="
-  timeout 120 $BIN/bench_iteration --device cuda --translate --sizes 256 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
-  echo "== a folder translated end to end on CUDA (186 PNGs of 256x256; the reference side needs Pillow) =="
-  TRANSLATE_BIN=$BIN/cyclegan-translate timeout 120 bash scripts/bench-translate-folder.sh cuda 2
 fi
 if [ "$MODE" = diagnose ] || [ "$MODE" = all ]; then
   echo "== device memory after each set-up step: ours (bench_iteration --memory-probe), then PyTorch's =="
@@ -101,6 +98,13 @@ step("a convolution (cuDNN)")
 PY
   echo "== cuDNN passes of one iteration at 256x256 batch 4, NCHW against NHWC (bench_iteration --conv-layouts) =="
   timeout 150 $BIN/bench_iteration --worker 256 --device cuda --batch 4 --iters 1 --warmup 2 --conv-layouts 2>&1 >/dev/null | tail -n 80
+fi
+if [ "$MODE" = full ] || [ "$MODE" = all ]; then
+  # After diagnose in `all`, whose figures decide the next changes.
+  echo "== translation (one generator's forward pass, host to host, no gradients), ours vs PyTorch =="
+  timeout 120 $BIN/bench_iteration --device cuda --translate --sizes 256 --batch 1 --rounds 1 --iters 30 --warmup 5 --torch-compile
+  echo "== a folder translated end to end on CUDA (186 PNGs of 256x256; the reference side needs Pillow) =="
+  TRANSLATE_BIN=$BIN/cyclegan-translate timeout 120 bash scripts/bench-translate-folder.sh cuda 2
 fi
 if [ "$MODE" = ab ] || [ "$MODE" = all ]; then
   # Runs one worker of ours at 256x256 batch 4 and prints "$1: median".
