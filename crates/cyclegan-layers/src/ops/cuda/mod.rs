@@ -1,7 +1,7 @@
 //! CUDA kernels behind the fused ops of [`super::cpu`] (padding, instance norm + activation,
-//! forward and backward, an activation on its own) and Adam over many parameters at once, and, with the `cudnn` feature,
-//! convolutions through cuDNN ([`conv`], with execution plans of its backend API from
-//! `cudnn_plan`) and their channel bias.
+//! forward and backward, an activation on its own), Adam over many parameters at once and, with
+//! the `cudnn` feature, convolutions through cuDNN ([`conv`], with execution plans of its
+//! backend API from `cudnn_plan`) and their channel bias.
 //!
 //! The kernels live in `kernels.cu`, compiled to PTX by the build script and
 //! loaded once per device. Like the CPU kernels they read contiguous inputs only, compute in the
