@@ -12,6 +12,11 @@ use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
 use std::ffi::CStr;
 use std::os::raw::c_int;
 
+/// The most pixels decoded: Pillow refuses images of more (`Image.MAX_IMAGE_PIXELS` twice,
+/// its `DecompressionBombError`), and a header can claim up to 65535 x 65535, which would not
+/// fit in memory (the `image` crate, for other formats, stops at 512 MiB likewise).
+const MAX_PIXELS: u64 = 2 * 89_478_485;
+
 /// Decodes a JPEG file's bytes to 8-bit RGB, or 8-bit gray for a one-channel JPEG, as Pillow's
 /// `Image.open` does. `None` for a colour space that Pillow keeps as such (CMYK, YCCK), which the
 /// caller decodes otherwise; an error says why the data cannot be decoded.
@@ -22,6 +27,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Result<DynamicImage, String>> {
             .from_mem(bytes)
             .map_err(|e| e.to_string())?;
         let (width, height) = (image.width() as u32, image.height() as u32);
+        if u64::from(width) * u64::from(height) > MAX_PIXELS {
+            return Err(format!(
+                "{width}x{height} pixels: more than the {MAX_PIXELS} pixels that Pillow decodes \
+                 (its DecompressionBombError); resize the image first"
+            ));
+        }
         let too_large = || format!("{width}x{height} pixels do not fit in memory");
         Ok(Some(match image.color_space() {
             ColorSpace::JCS_GRAYSCALE => {

@@ -206,6 +206,17 @@ fn a_corrupt_image_is_an_error_naming_the_file_not_a_panic() {
         // libjpeg, like Pillow, takes some damage in its stride.
         Ok(img) => assert_eq!((img.width(), img.height()), (32, 32)),
     }
+    // A header claiming 60000 x 60000 pixels: refused before anything is allocated, as Pillow
+    // refuses it (DecompressionBombError), instead of aborting the process out of memory.
+    let mut bomb = bytes.clone();
+    let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+    fs::write(&path, &bomb).unwrap();
+    let err = load_image(&path, 3).unwrap_err().to_string();
+    assert!(
+        err.contains("broken.jpg") && err.contains("60000x60000"),
+        "{err}"
+    );
     let err = load_image(root.path().join("absent.png"), 3).unwrap_err();
     assert!(
         err.is_bad_image() && err.to_string().contains("absent.png"),
