@@ -20,6 +20,13 @@ cargo build --release --target-dir $TD -p cyclegan-translate -F cyclegan-transla
 cargo test --release --no-run --target-dir $TD -p cyclegan-layers -p cyclegan-models -p cyclegan-train \
   -F cyclegan-layers/cudnn -F cyclegan-models/cudnn -F cyclegan-train/cudnn \
   --test device_ops --test parity --test train_step_parity
+# What the GPU will run of this project's kernels, as ptxas compiles them for an H100/H200:
+# registers, stack and spills of each f32 kernel (a spill would put registers in local memory).
+PTX=$(ls -t $TD/release/build/cyclegan-layers-*/out/kernels.ptx | head -1)
+ptxas -arch=sm_90a -v "$PTX" -o /dev/null 2>&1 | sed -E 's/^ptxas info *: //' |
+  awk '/^Compiling entry/ { name = $4; gsub("\x27", "", name) }
+       /stack frame/ { stack = $1; spills = $5 + $9 }
+       /^Used/ && name ~ /_f32$/ { printf "  %-34s %3d registers, %3d bytes stack, %d bytes spilled\n", name, $2, stack, spills }'
 mkdir -p target-gpu
 # Packs binary $1 as target-gpu/$2.xz unless that is already newer; strip options $3.
 pack() {
