@@ -468,20 +468,17 @@ pub fn adam_step(
     grad: &Tensor,
     step: &AdamStep,
 ) -> Result<(Tensor, Tensor)> {
-    if !adam_fuses(param, exp_avg, exp_avg_sq, grad) {
+    #[cfg(feature = "cuda")]
+    if let Some(tensors) = cuda_adam_tensors(param, exp_avg, exp_avg_sq, grad)? {
+        cuda::adam_step_many(&[tensors], step)?;
+        return Ok((exp_avg.clone(), exp_avg_sq.clone()));
+    }
+    // CUDA tensors the kernel does not take, and CPU tensors the fused passes do not.
+    if param.device().is_cuda() || !adam_fuses(param, exp_avg, exp_avg_sq, grad) {
         return reference::adam_step(param, exp_avg, exp_avg_sq, grad, step);
     }
     let p = param.as_tensor();
     let grad = grad.contiguous()?;
-    #[cfg(feature = "cuda")]
-    if p.device().is_cuda() {
-        let tensors = [p, &grad, exp_avg, exp_avg_sq].map(|t| t.clone());
-        if !one_cuda_stream(&tensors) {
-            return reference::adam_step(param, exp_avg, exp_avg_sq, &grad, step);
-        }
-        cuda::adam_step_many(&[tensors], step)?;
-        return Ok((exp_avg.clone(), exp_avg_sq.clone()));
-    }
     let moment = |beta, square| cpu::adam::Moment { beta, square };
     exp_avg.inplace_op2(&grad, &moment(step.beta1, false))?;
     exp_avg_sq.inplace_op2(&grad, &moment(step.beta2, true))?;
@@ -511,13 +508,31 @@ fn adam_fuses(
         && exp_avg_sq.is_contiguous()
 }
 
-/// Whether `tensors` are on one candle CUDA device, which has one stream (candle gives each
-/// opening of a GPU its own).
+/// `[param, grad, exp_avg, exp_avg_sq]`, the gradient made contiguous, when the CUDA Adam kernel
+/// takes them: arguments of the fused path ([`adam_fuses`]) on one candle CUDA device, which has
+/// one stream (candle gives each opening of a GPU its own). `None` otherwise.
 #[cfg(feature = "cuda")]
-fn one_cuda_stream(tensors: &[Tensor]) -> bool {
-    tensors
-        .iter()
-        .all(|t| t.device().same_device(tensors[0].device()))
+fn cuda_adam_tensors(
+    param: &candle_core::Var,
+    exp_avg: &Tensor,
+    exp_avg_sq: &Tensor,
+    grad: &Tensor,
+) -> Result<Option<[Tensor; 4]>> {
+    let p = param.as_tensor();
+    let fits = p.device().is_cuda()
+        && adam_fuses(param, exp_avg, exp_avg_sq, grad)
+        && [exp_avg, exp_avg_sq, grad]
+            .iter()
+            .all(|t| t.device().same_device(p.device()));
+    if !fits {
+        return Ok(None);
+    }
+    Ok(Some([
+        p.clone(),
+        grad.contiguous()?,
+        exp_avg.clone(),
+        exp_avg_sq.clone(),
+    ]))
 }
 
 /// One parameter's part in [`adam_step_all`]: the variable, its moments (replaced by the updated
@@ -539,16 +554,14 @@ pub fn adam_step_all(slots: &mut [AdamSlot<'_>], step: &AdamStep) -> Result<()> 
     let mut batch: Vec<[Tensor; 4]> = Vec::new();
     for slot in slots.iter_mut() {
         #[cfg(feature = "cuda")]
-        if slot.param.device().is_cuda()
-            && adam_fuses(slot.param, slot.exp_avg, slot.exp_avg_sq, slot.grad)
+        if let Some(tensors) =
+            cuda_adam_tensors(slot.param, slot.exp_avg, slot.exp_avg_sq, slot.grad)?
         {
-            let p = slot.param.as_tensor();
-            let tensors = [p, slot.grad, slot.exp_avg, slot.exp_avg_sq].map(|t| t.clone());
             // One launch takes one type on one stream.
-            let fits = one_cuda_stream(&tensors)
-                && batch.first().is_none_or(|first| {
-                    first[0].dtype() == p.dtype() && first[0].device().same_device(p.device())
-                });
+            let p = &tensors[0];
+            let fits = batch.first().is_none_or(|first| {
+                first[0].dtype() == p.dtype() && first[0].device().same_device(p.device())
+            });
             if fits {
                 batch.push(tensors);
                 continue;
@@ -560,10 +573,6 @@ pub fn adam_step_all(slots: &mut [AdamSlot<'_>], step: &AdamStep) -> Result<()> 
     }
     #[cfg(feature = "cuda")]
     if !batch.is_empty() {
-        // The kernel reads contiguous gradients; the moments and parameters are (`adam_fuses`).
-        for tensors in &mut batch {
-            tensors[1] = tensors[1].contiguous()?;
-        }
         cuda::adam_step_many(&batch, step)?;
     }
     Ok(())
