@@ -27,6 +27,31 @@ pub fn parse_device(spec: &str) -> Result<Device, String> {
     }
 }
 
+/// The device spec ([`parse_device`]) that the reference's `--gpu_ids` names: `-1` (or any
+/// negative id) is the CPU, `N` is `cuda:N`. Several ids (`0,1`), which the reference spreads a
+/// batch over with `DataParallel`, are refused: this workspace trains on one device.
+pub fn device_from_gpu_ids(gpu_ids: &str) -> Result<String, String> {
+    let ids = gpu_ids
+        .split(',')
+        .map(|id| id.trim())
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            id.parse::<i64>().map_err(|_| {
+                format!("--gpu_ids '{gpu_ids}': expected GPU numbers such as 0, or -1 for the CPU")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let gpus: Vec<i64> = ids.iter().copied().filter(|&id| id >= 0).collect();
+    match gpus.as_slice() {
+        [] => Ok("cpu".into()),
+        [id] => Ok(format!("cuda:{id}")),
+        _ => Err(format!(
+            "--gpu_ids '{gpu_ids}': several GPUs at once are not supported; pass one (--gpu_ids {}) or --device cuda:N",
+            gpus[0]
+        )),
+    }
+}
+
 /// Sets up an opened GPU for a process that drives it from one thread and one stream, as candle
 /// and this workspace do: cudarc's event tracking, which creates two CUDA events per allocation
 /// to order work across streams, is turned off; and the device's memory pool keeps freed memory
@@ -109,6 +134,19 @@ mod tests {
                 .unwrap_err()
                 .contains("--features cuda"));
         }
+    }
+
+    #[test]
+    fn reference_gpu_ids_name_one_device() {
+        assert_eq!(device_from_gpu_ids("-1").unwrap(), "cpu");
+        assert_eq!(device_from_gpu_ids("0").unwrap(), "cuda:0");
+        assert_eq!(device_from_gpu_ids(" 2 ").unwrap(), "cuda:2");
+        assert!(device_from_gpu_ids("0,1")
+            .unwrap_err()
+            .contains("several GPUs"));
+        assert!(device_from_gpu_ids("gpu0")
+            .unwrap_err()
+            .contains("-1 for the CPU"));
     }
 
     #[test]

@@ -72,6 +72,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         None
     };
     let config = TrainConfig::resolve(cli, base).map_err(anyhow::Error::msg)?;
+    if cli.display_id.is_some_and(|id| id > 0) || cli.use_wandb {
+        tracing::info!(
+            "visdom and wandb are not supported: the losses go to loss_log.jsonl and loss_log.txt, the curves and samples to web/index.html"
+        );
+    }
     if config.embedded {
         tracing::info!(
             "no --dataroot: training on the embedded {} with a preset for a small CPU (pass --dataroot for the reference's defaults)",

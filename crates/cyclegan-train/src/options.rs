@@ -108,7 +108,7 @@ pub struct Cli {
     #[arg(long = "max-dataset-size", alias = "max_dataset_size")]
     pub max_dataset_size: Option<usize>,
     /// Threads decoding and augmenting images [default: 1 on 2 cores].
-    #[arg(long)]
+    #[arg(long, alias = "num_threads")]
     pub workers: Option<usize>,
     /// What to do with an unreadable image: skip (with a warning) or fail [default: fail].
     #[arg(long = "on-bad-image", alias = "on_bad_image", value_parser = ["skip", "fail"])]
@@ -136,12 +136,12 @@ pub struct Cli {
     #[arg(long)]
     pub beta1: Option<f64>,
     /// Epochs at the initial learning rate [default: 100].
-    #[arg(long = "n-epochs", alias = "n_epochs")]
+    #[arg(long = "n-epochs", aliases = ["n_epochs", "niter"])]
     pub n_epochs: Option<usize>,
     /// Epochs of linear decay to zero [default: 100].
-    #[arg(long = "n-epochs-decay", alias = "n_epochs_decay")]
+    #[arg(long = "n-epochs-decay", aliases = ["n_epochs_decay", "niter_decay"])]
     pub n_epochs_decay: Option<usize>,
-    /// linear, step, plateau, cosine [default: linear].
+    /// linear (or lambda, its older name), step, plateau, cosine [default: linear].
     #[arg(long = "lr-policy", alias = "lr_policy")]
     pub lr_policy: Option<LrPolicy>,
     /// Epochs between tenfold decays of the step policy [default: 50].
@@ -163,18 +163,80 @@ pub struct Cli {
     /// Save the latest checkpoint every this many images [default: 5000].
     #[arg(long = "save-latest-freq", alias = "save_latest_freq")]
     pub save_latest_freq: Option<usize>,
+    /// At each --save-latest-freq, also keep the networks as iter_<images>_net_*.safetensors.
+    #[arg(long = "save-by-iter", alias = "save_by_iter")]
+    pub save_by_iter: bool,
+    /// With --continue-train: start from the networks iter_<N>_net_* (saved by --save-by-iter)
+    /// instead of --epoch, with fresh optimisers [default: 0, off].
+    #[arg(long = "load-iter", alias = "load_iter")]
+    pub load_iter: Option<u64>,
     /// Log the losses every this many images [default: 100].
     #[arg(long = "print-freq", alias = "print_freq")]
     pub print_freq: Option<usize>,
     /// Refresh the sample images of web/index.html every this many images [default: 400].
     #[arg(long = "display-freq", alias = "display_freq")]
     pub display_freq: Option<usize>,
+    /// With it, a --display-freq refresh saves new images only at multiples of this many images
+    /// (and at the first one of each epoch), as the reference does [default: every refresh].
+    #[arg(long = "update-html-freq", alias = "update_html_freq")]
+    pub update_html_freq: Option<usize>,
+    /// Write no web/index.html nor its images.
+    #[arg(long = "no-html", alias = "no_html")]
+    pub no_html: bool,
+    /// The folders to train on: <dataroot>/<phase>A and <phase>B [default: train].
+    #[arg(long)]
+    pub phase: Option<String>,
+    /// Appended to --name as _<suffix>, with {option} replaced by its value (e.g. {netG}_size{load_size}).
+    #[arg(long)]
+    pub suffix: Option<String>,
+    /// Also log every parameter of each network, with its shape.
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// The model: cycle_gan, the only one this toolkit trains.
+    #[arg(long, value_parser = parse_model, help_heading = REFERENCE_HEADING)]
+    pub model: Option<String>,
+    /// How the data is read: unaligned, the only mode CycleGAN trains on.
+    #[arg(long = "dataset-mode", alias = "dataset_mode", value_parser = parse_dataset_mode, help_heading = REFERENCE_HEADING)]
+    pub dataset_mode: Option<String>,
+    /// Visdom window id; visdom is not supported (see web/index.html and loss_log.jsonl).
+    #[arg(long = "display-id", alias = "display_id", allow_hyphen_values = true, help_heading = REFERENCE_HEADING)]
+    pub display_id: Option<i64>,
+    /// Visdom server; not supported.
+    #[arg(long = "display-server", alias = "display_server", help_heading = REFERENCE_HEADING)]
+    pub display_server: Option<String>,
+    /// Visdom environment; not supported.
+    #[arg(long = "display-env", alias = "display_env", help_heading = REFERENCE_HEADING)]
+    pub display_env: Option<String>,
+    /// Visdom port; not supported.
+    #[arg(long = "display-port", alias = "display_port", help_heading = REFERENCE_HEADING)]
+    pub display_port: Option<u16>,
+    /// Images per row of the visdom panel; not supported.
+    #[arg(long = "display-ncols", alias = "display_ncols", help_heading = REFERENCE_HEADING)]
+    pub display_ncols: Option<i64>,
+    /// Visdom and HTML image size; accepted, no effect.
+    #[arg(long = "display-winsize", alias = "display_winsize", help_heading = REFERENCE_HEADING)]
+    pub display_winsize: Option<u32>,
+    /// Weights & Biases logging; not supported (see loss_log.jsonl).
+    #[arg(long = "use-wandb", alias = "use_wandb", help_heading = REFERENCE_HEADING)]
+    pub use_wandb: bool,
+    /// Weights & Biases project; not supported.
+    #[arg(long = "wandb-project-name", alias = "wandb_project_name", help_heading = REFERENCE_HEADING)]
+    pub wandb_project_name: Option<String>,
     /// Seed of every random choice (initialisation, data order, crops, flips, pools, dropout) [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
     /// cpu, cuda or cuda:N [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
+    /// The reference's device choice: a GPU number (0 is cuda:0) or -1 for the CPU; one GPU.
+    #[arg(
+        long = "gpu-ids",
+        alias = "gpu_ids",
+        allow_hyphen_values = true,
+        conflicts_with = "device"
+    )]
+    pub gpu_ids: Option<String>,
     /// Stop when the run's total iteration count (across resumes) reaches N, saving the latest checkpoint.
     #[arg(long = "max-steps", alias = "max_steps")]
     pub max_steps: Option<u64>,
@@ -192,6 +254,30 @@ pub struct Cli {
     /// fastest, as PyTorch's `cudnn.benchmark` (off: its heuristic's first choice, reproducible).
     #[arg(long = "cudnn-benchmark", alias = "cudnn_benchmark")]
     pub cudnn_benchmark: bool,
+}
+
+/// The `--help` heading of the reference options that are accepted so that its command lines
+/// run unchanged, though they choose nothing here.
+const REFERENCE_HEADING: &str = "Reference options accepted for compatibility";
+
+/// `--model`: the reference's train.py also trains pix2pix and colorization models.
+fn parse_model(value: &str) -> Result<String, String> {
+    match value {
+        "cycle_gan" => Ok(value.into()),
+        other => Err(format!(
+            "this toolkit trains CycleGAN models only (--model cycle_gan), not '{other}'"
+        )),
+    }
+}
+
+/// `--dataset_mode`: CycleGAN trains on two unpaired folders.
+fn parse_dataset_mode(value: &str) -> Result<String, String> {
+    match value {
+        "unaligned" => Ok(value.into()),
+        other => Err(format!(
+            "CycleGAN trains on two unpaired folders (--dataset_mode unaligned), not '{other}'"
+        )),
+    }
 }
 
 /// The fully resolved configuration of a run, saved as `options.json` in the run folder.
@@ -227,6 +313,27 @@ pub struct TrainConfig {
     /// invocation's choice, not kept on resuming).
     #[serde(default)]
     pub cudnn_benchmark: bool,
+    /// Whether every `--save-latest-freq` save also keeps `iter_<images>_net_*`.
+    #[serde(default)]
+    pub save_by_iter: bool,
+    /// `--load-iter`: continue from `iter_<N>_net_*` (0: from `epoch`; this invocation's choice).
+    #[serde(default)]
+    pub load_iter: u64,
+    /// `--update-html-freq`: the sample images are saved only at its multiples (and at the
+    /// first refresh of each epoch); `None`: at every `display_freq` refresh.
+    #[serde(default)]
+    pub update_html_freq: Option<usize>,
+    /// Whether `web/index.html` is written (`--no-html` turns it off).
+    #[serde(default = "html_default")]
+    pub html: bool,
+    /// `--verbose`: log every parameter of each network (this invocation's choice).
+    #[serde(default)]
+    pub verbose: bool,
+}
+
+/// The web page is written unless `--no-html` (and for options files written before it).
+fn html_default() -> bool {
+    true
 }
 
 /// TF32 on, as in PyTorch (and for options files written before the option existed).
@@ -287,6 +394,11 @@ impl TrainConfig {
             embedded: false,
             tf32: true,
             cudnn_benchmark: false,
+            save_by_iter: false,
+            load_iter: 0,
+            update_html_freq: None,
+            html: true,
+            verbose: false,
         }
     }
 
@@ -320,6 +432,12 @@ impl TrainConfig {
     /// Resolves the command line: explicit options over `base` (the continued run's options,
     /// the embedded preset, or the reference's defaults).
     pub fn resolve(cli: &Cli, base: Option<TrainConfig>) -> Result<Self, String> {
+        // The name a --suffix extends: the one given, else a new run's default (not a continued
+        // run's, which already carries the suffix).
+        let suffix_base = cli.name.clone().unwrap_or_else(|| match &cli.dataroot {
+            Some(root) => Self::reference(root.clone()).name,
+            None => Self::embedded().name,
+        });
         let mut c = match (base, &cli.dataroot) {
             (Some(base), _) => base,
             (None, Some(root)) => Self::reference(root.clone()),
@@ -376,7 +494,7 @@ impl TrainConfig {
         if cli.max_dataset_size.is_some() {
             data.max_dataset_size = cli.max_dataset_size;
         }
-        data.phase = "train".into();
+        data.phase = cli.phase.clone().unwrap_or_else(|| "train".into());
         // The generators map between the two domains' channel counts.
         c.model.generator.input_nc = c.data.input_nc;
         c.model.generator.output_nc = c.data.output_nc;
@@ -409,8 +527,18 @@ impl TrainConfig {
         set!(c.save_latest_freq, cli.save_latest_freq);
         set!(c.print_freq, cli.print_freq);
         set!(c.display_freq, cli.display_freq);
+        if cli.update_html_freq.is_some() {
+            c.update_html_freq = cli.update_html_freq;
+        }
+        c.html &= !cli.no_html;
+        c.save_by_iter |= cli.save_by_iter;
+        c.load_iter = cli.load_iter.unwrap_or(0);
+        c.verbose = cli.verbose;
         set!(c.seed, cli.seed);
         set!(c.device, cli.device);
+        if let Some(ids) = &cli.gpu_ids {
+            c.device = cyclegan_layers::device::device_from_gpu_ids(ids)?;
+        }
         c.max_steps = cli
             .max_steps
             .or(c.max_steps.filter(|_| !cli.continue_train));
@@ -418,8 +546,23 @@ impl TrainConfig {
         c.progress = !cli.no_progress;
         c.tf32 &= !cli.no_tf32;
         c.cudnn_benchmark = cli.cudnn_benchmark;
+        if let Some(template) = cli.suffix.as_deref().filter(|s| !s.is_empty()) {
+            c.name = suffix_base;
+            let suffix = expand_suffix(template, &c, cli)?;
+            c.name = format!("{}_{suffix}", c.name);
+        }
         c.validate()?;
         Ok(c)
+    }
+
+    /// The label of the networks a continued run starts from: `iter_<N>` with `--load-iter`,
+    /// else `--epoch` (`latest` or a number).
+    pub fn load_label(&self) -> String {
+        if self.load_iter > 0 {
+            format!("iter_{}", self.load_iter)
+        } else {
+            self.epoch.clone()
+        }
     }
 
     /// Checks what the reference would refuse, with a message saying what to change.
@@ -470,6 +613,15 @@ impl TrainConfig {
                 self.epoch
             ));
         }
+        if self.data.phase.is_empty() || self.data.phase.contains(['/', '\\']) {
+            return Err(format!(
+                "--phase '{}' must name the folders <dataroot>/<phase>A and <phase>B, e.g. train",
+                self.data.phase
+            ));
+        }
+        if self.update_html_freq == Some(0) {
+            return Err("--update-html-freq must be at least 1".into());
+        }
         if self.schedule.lr <= 0.0 || !self.schedule.lr.is_finite() {
             return Err("--lr must be a positive number".into());
         }
@@ -511,6 +663,116 @@ impl TrainConfig {
     }
 }
 
+/// `--suffix` with each `{option}` replaced by the option's value as the reference's Python
+/// `str.format(**vars(opt))` writes it (`True`, `0.0002`, `10.0`); format specifications
+/// (`{lr:.1e}`) are not supported.
+fn expand_suffix(template: &str, c: &TrainConfig, cli: &Cli) -> Result<String, String> {
+    let g = &c.model.generator;
+    let d = &c.model.discriminator;
+    let net_d = cli.net_d.clone().unwrap_or_else(|| {
+        match d.arch {
+            DiscriminatorArch::NLayers(3) => "basic",
+            DiscriminatorArch::NLayers(_) => "n_layers",
+            DiscriminatorArch::Pixel => "pixel",
+        }
+        .into()
+    });
+    let n_layers_d = match d.arch {
+        DiscriminatorArch::NLayers(n) => n,
+        DiscriminatorArch::Pixel => 3,
+    };
+    let py_bool = |b: bool| if b { "True" } else { "False" }.to_string();
+    let serde_name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let value = |key: &str| -> Option<String> {
+        Some(match key {
+            "name" => c.name.clone(),
+            "model" => "cycle_gan".into(),
+            "dataset_mode" => "unaligned".into(),
+            "dataroot" => c.dataroot.display().to_string(),
+            "checkpoints_dir" => c.checkpoints_dir.display().to_string(),
+            "netG" => g.arch.to_string(),
+            "netD" => net_d.clone(),
+            "n_layers_D" => n_layers_d.to_string(),
+            "ngf" => g.ngf.to_string(),
+            "ndf" => d.ndf.to_string(),
+            "norm" => g.norm.to_string(),
+            "no_dropout" => py_bool(!g.use_dropout),
+            "init_type" => serde_name(serde_json::to_value(c.model.init.init_type).ok()?),
+            "init_gain" => py_float(c.model.init.init_gain),
+            "load_size" => c.data.load_size.to_string(),
+            "crop_size" => c.data.crop_size.to_string(),
+            "preprocess" => c.data.preprocess.to_string(),
+            "no_flip" => py_bool(c.data.no_flip),
+            "serial_batches" => py_bool(c.data.serial_batches),
+            "batch_size" => c.batch_size.to_string(),
+            "num_threads" => c.workers.to_string(),
+            "input_nc" => c.data.input_nc.to_string(),
+            "output_nc" => c.data.output_nc.to_string(),
+            "direction" => c.data.direction.to_string(),
+            "phase" => c.data.phase.clone(),
+            "max_dataset_size" => c
+                .data
+                .max_dataset_size
+                .map_or("inf".into(), |n| n.to_string()),
+            "lambda_A" => py_float(c.model.weights.lambda_a),
+            "lambda_B" => py_float(c.model.weights.lambda_b),
+            "lambda_identity" => py_float(c.model.weights.lambda_identity),
+            "pool_size" => c.model.pool_size.to_string(),
+            "gan_mode" => c.model.gan_mode.to_string(),
+            "lr" => py_float(c.model.lr),
+            "beta1" => py_float(c.model.beta1),
+            "n_epochs" | "niter" => c.schedule.n_epochs.to_string(),
+            "n_epochs_decay" | "niter_decay" => c.schedule.n_epochs_decay.to_string(),
+            "lr_policy" => serde_name(serde_json::to_value(c.schedule.policy).ok()?),
+            "lr_decay_iters" => c.schedule.lr_decay_iters.to_string(),
+            "epoch_count" => c.schedule.epoch_count.to_string(),
+            "epoch" => c.epoch.clone(),
+            "load_iter" => c.load_iter.to_string(),
+            "continue_train" => py_bool(c.continue_train),
+            "save_epoch_freq" => c.save_epoch_freq.to_string(),
+            "save_latest_freq" => c.save_latest_freq.to_string(),
+            "save_by_iter" => py_bool(c.save_by_iter),
+            "print_freq" => c.print_freq.to_string(),
+            "display_freq" => c.display_freq.to_string(),
+            _ => return None,
+        })
+    };
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("--suffix '{template}': a '{{' without its '}}'"))?;
+        let key = &after[..close];
+        out.push_str(&value(key).ok_or_else(|| {
+            format!("--suffix '{template}': no option '{key}' to put in its place (write {{netG}}, {{load_size}}, ... without format specifications)")
+        })?);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A float as Python's `str` writes it: `10.0`, `0.0002`, `1e-05`.
+fn py_float(v: f64) -> String {
+    let magnitude = v.abs();
+    if v != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        let text = format!("{v:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let (sign, digits) = match exponent.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exponent),
+        };
+        format!("{mantissa}e{sign}{digits:0>2}")
+    } else if v.fract() == 0.0 {
+        format!("{v:.1}")
+    } else {
+        v.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,6 +780,57 @@ mod tests {
     fn resolve(args: &[&str]) -> TrainConfig {
         let cli = Cli::try_parse_from(["cyclegan-train"].iter().chain(args)).unwrap();
         TrainConfig::resolve(&cli, None).unwrap()
+    }
+
+    #[test]
+    fn floats_are_written_as_python_writes_them() {
+        for (value, python) in [
+            (0.0002, "0.0002"),
+            (10.0, "10.0"),
+            (0.5, "0.5"),
+            (0.0, "0.0"),
+            (1e-5, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (2e16, "2e+16"),
+            (-3.0, "-3.0"),
+        ] {
+            assert_eq!(py_float(value), python, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_suffix_names_the_run_after_its_options() {
+        let c = resolve(&[
+            "--name",
+            "h2z",
+            "--suffix",
+            "{model}_{netG}_size{load_size}",
+        ]);
+        assert_eq!(c.name, "h2z_cycle_gan_resnet_6blocks_size72");
+        let c = resolve(&["--suffix", "{netD}{n_layers_D}_{no_flip}_{lambda_A}"]);
+        assert_eq!(c.name, "emoji64_basic3_False_10.0");
+        // An empty suffix changes nothing, as in the reference.
+        assert_eq!(resolve(&["--suffix", ""]).name, "emoji64");
+        let cli = Cli::try_parse_from(["cyclegan-train", "--suffix", "size{load_size"]).unwrap();
+        let err = TrainConfig::resolve(&cli, None).unwrap_err();
+        assert!(err.contains("without its"), "{err}");
+    }
+
+    #[test]
+    fn a_continued_run_is_not_suffixed_twice() {
+        let first = resolve(&["--suffix", "{ngf}"]);
+        assert_eq!(first.name, "emoji64_16");
+        let cli = Cli::try_parse_from(["cyclegan-train", "--suffix", "{ngf}", "--continue-train"])
+            .unwrap();
+        let continued = TrainConfig::resolve(&cli, Some(first)).unwrap();
+        assert_eq!(continued.name, "emoji64_16");
+    }
+
+    #[test]
+    fn gpu_ids_choose_the_device() {
+        assert_eq!(resolve(&["--gpu_ids", "-1"]).device, "cpu");
+        assert_eq!(resolve(&["--gpu_ids", "1"]).device, "cuda:1");
+        assert_eq!(resolve(&[]).device, "cpu");
     }
 
     #[test]

@@ -23,7 +23,8 @@ impl std::str::FromStr for LrPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "linear" => Ok(Self::Linear),
+            // "lambda": the name older versions of the reference gave the linear policy.
+            "linear" | "lambda" => Ok(Self::Linear),
             "step" => Ok(Self::Step),
             "plateau" => Ok(Self::Plateau),
             "cosine" => Ok(Self::Cosine),

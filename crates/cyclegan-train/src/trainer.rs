@@ -48,15 +48,19 @@ struct MetricsRecord<'a> {
     metrics: &'a TestMetrics,
 }
 
-/// Appends one JSON line to `path`.
-fn append_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+/// Appends one line to `path`.
+fn append_line(path: &Path, line: &str) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(file, "{}", serde_json::to_string(value)?)?;
-    Ok(())
+    writeln!(file, "{line}").with_context(|| format!("cannot write to {}", path.display()))
+}
+
+/// Appends one JSON line to `path`.
+fn append_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    append_line(path, &serde_json::to_string(value)?)
 }
 
 /// Reads `(images, losses)` back from a loss log, for the plot of a resumed run.
@@ -73,6 +77,58 @@ fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
             ))
         })
         .collect()
+}
+
+/// The labels of the networks saved in `run_dir` (`latest`, `5`, `iter_5000`, ...), from the
+/// files `<label>_net_G_A.*`, sorted.
+fn saved_labels(run_dir: &Path) -> Vec<String> {
+    let mut labels: Vec<String> = std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let (label, rest) = name.split_once("_net_G_A.")?;
+            matches!(rest, "safetensors" | "pth").then(|| label.to_string())
+        })
+        .collect();
+    labels.sort();
+    labels.dedup();
+    labels
+}
+
+/// The reference's line of losses (its console and `loss_log.txt`): the epoch, the images seen
+/// in it, the computation time per image and the time waited for data, then each loss.
+fn loss_line(epoch: usize, images: usize, seconds: f64, data: f64, losses: &Losses) -> String {
+    let mut line =
+        format!("(epoch: {epoch}, iters: {images}, time: {seconds:.3}, data: {data:.3}) ");
+    for (name, value) in losses.named() {
+        line.push_str(&format!("{name}: {value:.3} "));
+    }
+    line
+}
+
+/// Logs each network's parameter count as the reference prints it, and with `verbose` each
+/// parameter's name and shape.
+fn log_networks(model: &CycleGan, verbose: bool) {
+    let networks = [
+        ("G_A", model.g_a.parameters()),
+        ("G_B", model.g_b.parameters()),
+        ("D_A", model.d_a.parameters()),
+        ("D_B", model.d_b.parameters()),
+    ];
+    for (name, parameters) in networks {
+        if verbose {
+            for (key, var) in &parameters {
+                tracing::info!("[Network {name}] {key} {:?}", var.dims());
+            }
+        }
+        let count: usize = parameters.iter().map(|(_, v)| v.elem_count()).sum();
+        tracing::info!(
+            "[Network {name}] Total number of parameters : {:.3} M",
+            count as f64 / 1e6
+        );
+    }
 }
 
 /// Whether a running count crossed a multiple of `freq` when it went from `before` to `after`
@@ -144,15 +200,24 @@ pub fn train(
                 run_dir.display()
             );
         }
-        let loaded = state::load_networks(&run_dir, &config.epoch, &model)?;
+        let label = config.load_label();
+        let loaded = state::load_networks(&run_dir, &label, &model)?;
         if loaded == 0 {
+            let saved = saved_labels(&run_dir);
             anyhow::bail!(
-                "--continue-train: no {}_net_*.safetensors (or .pth) in {}",
-                config.epoch,
-                run_dir.display()
+                "--continue-train: no {label}_net_*.safetensors (or .pth) in {}; {}",
+                run_dir.display(),
+                if saved.is_empty() {
+                    "it holds no networks".to_string()
+                } else {
+                    format!(
+                        "it holds {} (pick one with --epoch, or --load-iter for iter_N)",
+                        saved.join(", ")
+                    )
+                }
             );
         }
-        match state::load_state(&run_dir, &config.epoch, &mut model)? {
+        match state::load_state(&run_dir, &label, &mut model)? {
             Some((p, s, saved_seed)) => {
                 tracing::info!(
                     "resuming {} at epoch {}, iteration {} of the epoch ({} steps done)",
@@ -166,8 +231,7 @@ pub fn train(
                 seed = saved_seed;
             }
             None => tracing::info!(
-                "no training state for '{}': continuing from epoch {} with fresh optimisers",
-                config.epoch,
+                "no training state for '{label}': continuing from epoch {} with fresh optimisers",
                 config.schedule.epoch_count
             ),
         }
@@ -211,9 +275,19 @@ pub fn train(
         config.data.output_nc,
     );
     let loss_log = run_dir.join("loss_log.jsonl");
+    // loss_log.txt, as the reference writes it: a header at each start, then the loss lines.
+    let loss_text_log = run_dir.join("loss_log.txt");
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    append_line(
+        &loss_text_log,
+        &format!("================ Training Loss ({now}) ================"),
+    )?;
     let metrics_log = run_dir.join("metrics.jsonl");
-    let mut web = WebPage::new(&run_dir);
-    web.restore(&read_loss_log(&loss_log));
+    let mut web = config.html.then(|| WebPage::new(&run_dir));
+    if let Some(web) = &mut web {
+        web.restore(&read_loss_log(&loss_log));
+    }
+    log_networks(&model, config.verbose);
 
     let bar = progress_bar.cloned().unwrap_or_else(ProgressBar::hidden);
     bar.set_length(planned);
@@ -244,6 +318,8 @@ pub fn train(
     let mut reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
     let mut data_wait = 0.0;
     let mut wait_started = Instant::now();
+    // Whether this epoch's sample images were saved yet (for --update-html-freq).
+    let mut html_saved_in_epoch = false;
     for batch in loader {
         if reached_max {
             break;
@@ -285,29 +361,42 @@ pub fn train(
                     seconds: progress.seconds,
                 },
             )?;
-            web.record_losses(progress.total_images, losses);
-            let named: Vec<String> = losses
-                .named()
-                .iter()
-                .map(|(n, v)| format!("{n}: {v:.3}"))
-                .collect();
-            tracing::info!(
-                "(epoch: {}, iters: {}, time: {:.3}, data: {:.3}) {}",
+            if let Some(web) = &mut web {
+                web.record_losses(progress.total_images, losses);
+            }
+            // The reference's console and loss_log.txt line: the step's time per image.
+            let batch_images = (progress.total_images - images_before).max(1) as f64;
+            let line = loss_line(
                 progress.epoch,
                 progress.epoch_iter * config.batch_size,
-                step_started.elapsed().as_secs_f64(),
+                step_started.elapsed().as_secs_f64() / batch_images,
                 data_wait,
-                named.join(" ")
+                &losses,
             );
+            tracing::info!("{line}");
+            append_line(&loss_text_log, &line)?;
         }
         data_wait = 0.0;
-        if crossed(images_before, progress.total_images, config.display_freq) {
-            web.display(progress.epoch, &visuals)?;
+        if let Some(web) = &mut web {
+            if crossed(images_before, progress.total_images, config.display_freq) {
+                // The reference saves the first refresh of each epoch, then those at multiples
+                // of --update-html-freq.
+                let save = config.update_html_freq.is_none_or(|freq| {
+                    !html_saved_in_epoch || crossed(images_before, progress.total_images, freq)
+                });
+                if save {
+                    web.display(progress.epoch, &visuals)?;
+                    html_saved_in_epoch = true;
+                }
+            }
         }
 
         if batch.pos.is_last_in_epoch() {
             let epoch = progress.epoch;
-            web.display(epoch, &visuals)?;
+            if let Some(web) = &mut web {
+                web.display(epoch, &visuals)?;
+            }
+            html_saved_in_epoch = false;
             if let Some(test_set) = &test_set {
                 let metrics = evaluate(&model, test_set)?;
                 tracing::info!(
@@ -346,6 +435,17 @@ pub fn train(
             }
         }
         reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
+        if config.save_by_iter
+            && crossed(
+                images_before,
+                progress.total_images,
+                config.save_latest_freq,
+            )
+        {
+            let label = format!("iter_{}", progress.total_images);
+            state::save(&run_dir, &label, &model, None)?;
+            tracing::info!("saved the networks as {label}");
+        }
         if (crossed(
             images_before,
             progress.total_images,

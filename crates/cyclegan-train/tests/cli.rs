@@ -124,3 +124,136 @@ fn bad_flags_and_values_are_refused_with_a_reason() {
     let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--crop-size", "30"]);
     assert!(err.contains("multiple of 4"), "{err}");
 }
+
+/// The reference's train.py command line, snake_case options and all, runs unchanged: the
+/// options it names that choose nothing here are accepted, the others take effect.
+#[test]
+fn a_reference_command_line_runs_and_its_options_take_effect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = small_run(
+        train_cmd().args([
+            "--model",
+            "cycle_gan",
+            "--dataset_mode",
+            "unaligned",
+            "--gpu_ids",
+            "-1",
+            "--num_threads",
+            "1",
+            "--display_id",
+            "0",
+            "--display_port",
+            "8097",
+            "--display_winsize",
+            "256",
+            "--niter",
+            "1",
+            "--niter_decay",
+            "1",
+            "--lr_policy",
+            "lambda",
+            "--suffix",
+            "{netG}_size{load_size}_lr{lr}",
+            "--max-steps",
+            "4",
+            "--print_freq",
+            "1",
+            "--save_latest_freq",
+            "2",
+            "--save_by_iter",
+            "--no_html",
+        ]),
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // --suffix extends --name with the options' values as Python's str.format writes them.
+    let run = tmp
+        .path()
+        .join("checkpoints/cli_resnet_1blocks_size40_lr0.0002");
+    assert!(run.is_dir(), "{stderr}");
+    let options: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).unwrap()).unwrap();
+    assert_eq!(options["device"], "cpu", "--gpu_ids -1 is the CPU");
+    assert_eq!(options["schedule"]["n_epochs"], 1, "--niter");
+    assert_eq!(options["schedule"]["n_epochs_decay"], 1, "--niter_decay");
+    assert_eq!(
+        options["schedule"]["policy"], "linear",
+        "--lr_policy lambda"
+    );
+    assert_eq!(options["workers"], 1, "--num_threads");
+    // --save_by_iter keeps the networks at each --save_latest_freq, by images seen.
+    for label in ["iter_2", "iter_4", "latest"] {
+        assert!(
+            run.join(format!("{label}_net_G_A.safetensors")).is_file(),
+            "{label}"
+        );
+    }
+    assert!(!run.join("web").exists(), "--no_html writes no page");
+    // loss_log.txt as the reference writes it: a header, then one line per print step.
+    let log = std::fs::read_to_string(run.join("loss_log.txt")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 5, "{log}");
+    assert!(lines[0].starts_with("================ Training Loss ("));
+    assert!(
+        lines[4].starts_with("(epoch: 1, iters: 4, time: ")
+            && lines[4].contains(", data: ")
+            && lines[4].contains(") D_A: ")
+            && lines[4].contains(" cycle_B: "),
+        "{}",
+        lines[4]
+    );
+    // The parameter counts, as the reference prints them.
+    assert!(
+        stderr.contains("[Network G_A] Total number of parameters : "),
+        "{stderr}"
+    );
+
+    // --continue_train --load_iter N starts from iter_N's networks, with fresh optimisers.
+    let out = small_run(
+        train_cmd().args([
+            "--suffix",
+            "{netG}_size{load_size}_lr{lr}",
+            "--continue_train",
+            "--load_iter",
+            "2",
+            "--max-steps",
+            "1",
+        ]),
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no training state for 'iter_2'"),
+        "{stderr}"
+    );
+    // A label that was never saved is named, with those that were.
+    let out = small_run(
+        train_cmd().args([
+            "--suffix",
+            "{netG}_size{load_size}_lr{lr}",
+            "--continue_train",
+            "--load_iter",
+            "3",
+        ]),
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no iter_3_net_") && stderr.contains("iter_2, iter_4, latest"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn reference_options_this_toolkit_cannot_honour_are_refused_with_a_reason() {
+    assert!(failure(&["--model", "pix2pix"]).contains("CycleGAN models only"));
+    assert!(failure(&["--dataset_mode", "aligned"]).contains("unaligned"));
+    assert!(failure(&["--gpu_ids", "0,1"]).contains("several GPUs"));
+    assert!(failure(&["--gpu_ids", "0", "--device", "cpu"]).contains("cannot be used with"));
+    assert!(failure(&["--suffix", "{lr:.1e}"]).contains("no option 'lr:.1e'"));
+    let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--phase", "val"]);
+    assert!(err.contains("valA"), "{err}");
+}
