@@ -45,3 +45,18 @@ pub fn write_index(
         io::Write::write_all(f, html.as_bytes())
     })
 }
+
+/// [`write_index`] into `dir`, returning the page's path; a failure names the page.
+pub(crate) fn write_page(
+    dir: &Path,
+    title: &str,
+    rows: &[(String, Vec<(String, String)>)],
+    width: u32,
+) -> Result<std::path::PathBuf, crate::TranslateError> {
+    let index = dir.join("index.html");
+    write_index(dir, title, rows, width).map_err(|source| crate::TranslateError::Write {
+        path: index.clone(),
+        source,
+    })?;
+    Ok(index)
+}

@@ -4,16 +4,20 @@
 //! converted from the reference, or a reference `.pth` read directly). By default each image
 //! is translated at its own size: mirrored out to the multiple the architecture needs (4 for
 //! ResNet generators, 2^depth for U-Nets), translated, and cropped back. [`translate_files`]
-//! runs it over a file or a folder and writes the reference's test page.
+//! runs it over a file or a folder and writes the reference's test page; [`run_test`] is the
+//! reference's `test.py` (`--dataroot`, `--name`, `--model test|cycle_gan`, ...): the
+//! checkpoints of a run folder in, the reference's result folder out.
 
 mod html;
 mod pad;
 mod run;
+mod test_py;
 
 pub use cyclegan_layers::device::parse_device;
 pub use html::write_index;
 pub use pad::{crop_to, pad_to_multiple};
 pub use run::{translate_files, Resize, TranslateError, TranslateOptions, TranslateSummary};
+pub use test_py::{run_test, TestModel, TestOptions, TestSummary};
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::VarBuilder;

@@ -33,6 +33,24 @@ pub enum TranslateError {
     },
     #[error("no image of {input} could be translated")]
     NothingTranslated { input: PathBuf },
+    /// A network file of the reference's layout (`--dataroot` form) is not there.
+    #[error("no checkpoint for {network}: tried {}; {hint}", display_paths(tried))]
+    MissingCheckpoint {
+        network: String,
+        tried: Vec<PathBuf>,
+        hint: String,
+    },
+    /// Options that cannot work (the `--dataroot` form's).
+    #[error("{0}")]
+    InvalidOptions(String),
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// Images decoded, or translated and waiting to be written, at most, besides those being worked
@@ -42,21 +60,54 @@ const QUEUE: usize = 4;
 /// Images decoded, or encoded and written, at once.
 const PARALLEL_IMAGES: usize = 8;
 
-/// A translated image's PNG files to write: `(tensor [1, C, H, W] in [-1, 1], path)`.
+/// A sample's PNG files to write: `(tensor [1, C, H, W] in [-1, 1], path)` each.
 struct Output {
-    images: [(Tensor, PathBuf); 2],
+    images: Vec<(Tensor, PathBuf)>,
+}
+
+/// The reference's `save_image` resize for `--aspect_ratio`, as `(width, height)`, for an image
+/// of `h` rows and `w` columns; `None` when it is saved as it is. The reference passes
+/// `(h, int(w * r))` to PIL's `resize`, which takes `(width, height)`: a ratio above 1 makes
+/// the image `h` wide, so non-square images come out transposed in shape. Kept as it is, so
+/// that the files match the reference's.
+pub(crate) fn aspect_size(h: u32, w: u32, aspect_ratio: f64) -> Option<(u32, u32)> {
+    if aspect_ratio > 1.0 {
+        Some((h, (w as f64 * aspect_ratio) as u32))
+    } else if aspect_ratio < 1.0 {
+        Some(((h as f64 / aspect_ratio) as u32, w))
+    } else {
+        None
+    }
+}
+
+/// Saves one output image, resized for `aspect_ratio` as the reference's `save_image` does.
+fn save_output(tensor: &Tensor, path: &Path, aspect_ratio: f64) -> Result<(), DataError> {
+    let img = cyclegan_data::tensor_to_image(tensor)?;
+    let img = match aspect_size(img.height(), img.width(), aspect_ratio) {
+        None => image::DynamicImage::ImageRgb8(img),
+        Some((w, h)) => cyclegan_data::resize_bicubic(&image::DynamicImage::ImageRgb8(img), w, h),
+    };
+    img.save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| DataError::Encode {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
 }
 
 /// Writes the outputs as they arrive, up to [`PARALLEL_IMAGES`] at once, until the sender is
-/// dropped or a write fails. Counts each written image on `bar`.
-fn write_outputs(outputs: mpsc::Receiver<Output>, bar: &ProgressBar) -> Result<(), TranslateError> {
+/// dropped or a write fails. Counts each written sample on `bar`.
+fn write_outputs(
+    outputs: mpsc::Receiver<Output>,
+    aspect_ratio: f64,
+    bar: &ProgressBar,
+) -> Result<(), TranslateError> {
     let mut batch = Vec::with_capacity(PARALLEL_IMAGES);
     while let Ok(first) = outputs.recv() {
         batch.push(first);
         batch.extend(outputs.try_iter().take(PARALLEL_IMAGES - 1));
         batch.par_drain(..).try_for_each(|output| {
             for (tensor, path) in &output.images {
-                cyclegan_data::save_image(tensor, path)?;
+                save_output(tensor, path, aspect_ratio)?;
             }
             bar.inc(1);
             Ok::<_, TranslateError>(())
@@ -99,17 +150,148 @@ pub struct TranslateSummary {
 
 /// A unique file stem per input: the file's stem, with `_2`, `_3`... when two inputs share one.
 fn unique_stem(path: &Path, used: &mut HashSet<String>) -> String {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    let mut candidate = stem.clone();
+    let mut candidate = file_stem(path);
+    let stem = candidate.clone();
     let mut n = 1;
     while !used.insert(candidate.clone()) {
         n += 1;
         candidate = format!("{stem}_{n}");
     }
     candidate
+}
+
+/// The file name without its extension (the reference's `splitext(basename(path))[0]`).
+pub(crate) fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into())
+}
+
+/// A sample's labelled images, in the page's order.
+pub(crate) type Visuals = Vec<(&'static str, Tensor)>;
+
+/// The samples a [`run_samples`] call translates.
+pub(crate) struct Samples<'a, T> {
+    /// For each sample, the file it is named after (and named by in messages).
+    pub inputs: &'a [PathBuf],
+    /// Decodes sample `i` (on other threads). A bad image ([`DataError::is_bad_image`]) skips
+    /// the sample with a warning; another error stops the run.
+    pub load: &'a (dyn Fn(usize) -> Result<T, DataError> + Sync),
+    /// Translates a decoded sample into its labelled images.
+    pub translate: &'a mut dyn FnMut(T) -> candle_core::Result<Visuals>,
+    /// The stem of a sample's files, from its input file.
+    pub stem: &'a mut dyn FnMut(&Path) -> String,
+}
+
+/// What [`run_samples`] did.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    /// Each translated sample's input and the files written, in the page's order.
+    pub written: Vec<(PathBuf, Vec<PathBuf>)>,
+    pub skipped: Vec<(PathBuf, String)>,
+    /// The page's rows: the stem, then `(label, path relative to the page)` per image.
+    pub rows: Vec<(String, Vec<(String, String)>)>,
+}
+
+/// Translates the samples and writes `images_dir/<stem>_<label>.png` for each of their images
+/// (resized for `aspect_ratio`). The next samples are decoded and the last ones written on
+/// other threads while one is translated, so that a GPU does not wait for the host's image
+/// work (`BENCHMARKS.md`, "Translation"); what it writes is what translating each sample alone
+/// and saving it writes.
+pub(crate) fn run_samples<T: Send>(
+    samples: Samples<'_, T>,
+    images_dir: &Path,
+    aspect_ratio: f64,
+    progress: bool,
+) -> Result<Outcome, TranslateError> {
+    let Samples {
+        inputs,
+        load,
+        translate,
+        stem,
+    } = samples;
+    std::fs::create_dir_all(images_dir).map_err(|source| TranslateError::Write {
+        path: images_dir.to_path_buf(),
+        source,
+    })?;
+    let bar = if progress {
+        ProgressBar::new(inputs.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} translating {pos}/{len} [{bar:30}] {per_sec} ETA {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut outcome = Outcome::default();
+    // Three stages at once, so that a GPU need not wait for the host's image work: a thread
+    // decodes the next images (a few at a time, in parallel), this thread translates them in
+    // order, and another encodes and writes the results (a few at a time, in parallel).
+    std::thread::scope(|scope| -> Result<(), TranslateError> {
+        let (decoded_tx, decoded) = mpsc::sync_channel(QUEUE);
+        scope.spawn(move || {
+            for (c, chunk) in inputs.chunks(PARALLEL_IMAGES).enumerate() {
+                let loaded: Vec<_> = (0..chunk.len())
+                    .into_par_iter()
+                    .map(|j| load(c * PARALLEL_IMAGES + j))
+                    .collect();
+                for item in chunk.iter().zip(loaded) {
+                    // The receiver is gone when translation failed: stop.
+                    if decoded_tx.send(item).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let (written_tx, to_write) = mpsc::sync_channel::<Output>(QUEUE);
+        let writer_bar = bar.clone();
+        let writer = scope.spawn(move || write_outputs(to_write, aspect_ratio, &writer_bar));
+        for (path, sample) in decoded {
+            bar.set_message(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            let sample = match sample {
+                Ok(s) => s,
+                Err(e) if e.is_bad_image() => {
+                    tracing::warn!("skipping {}: {e}", path.display());
+                    outcome.skipped.push((path.clone(), e.to_string()));
+                    bar.inc(1);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let visuals = translate(sample).map_err(|source| TranslateError::Compute {
+                path: path.clone(),
+                source,
+            })?;
+            let stem = stem(path);
+            let mut row = Vec::with_capacity(visuals.len());
+            let mut images = Vec::with_capacity(visuals.len());
+            for (label, tensor) in visuals {
+                let file = format!("{stem}_{label}.png");
+                row.push((label.to_string(), format!("images/{file}")));
+                images.push((tensor, images_dir.join(file)));
+            }
+            outcome.rows.push((stem, row));
+            outcome.written.push((
+                path.clone(),
+                images.iter().map(|(_, p)| p.clone()).collect(),
+            ));
+            // The writer is gone only after an error, which joining it returns.
+            if written_tx.send(Output { images }).is_err() {
+                break;
+            }
+        }
+        drop(written_tx);
+        writer.join().expect("the image writer does not panic")
+    })?;
+    bar.finish_and_clear();
+    Ok(outcome)
 }
 
 /// Translates every image of `opts.input` with `translator` and writes the result page. Images
@@ -141,120 +323,47 @@ pub fn translate_files(
         },
     };
     let dataset = SingleDataset::open(&opts.input, &data_opts)?;
-    let images_dir = opts.output.join("images");
-    std::fs::create_dir_all(&images_dir).map_err(|source| TranslateError::Write {
-        path: images_dir.clone(),
-        source,
-    })?;
-
-    let bar = if opts.progress {
-        ProgressBar::new(dataset.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} translating {pos}/{len} [{bar:30}] {per_sec} ETA {eta} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    let load = |i: usize, path: &Path| -> Result<Tensor, DataError> {
+    let paths = dataset.paths();
+    let load = |i: usize| -> Result<Tensor, DataError> {
         match &opts.resize {
-            Resize::Native => cyclegan_data::load_image(path, nc)
+            Resize::Native => cyclegan_data::load_image(&paths[i], nc)
                 .and_then(|img| cyclegan_data::image_to_tensor(&img))
                 .and_then(|t| t.unsqueeze(0).map_err(Into::into)),
             Resize::Reference(_) => dataset.load_batch(&[i], 0, 1).map(|b| b.a),
         }
     };
-    let mut summary = TranslateSummary::default();
     let mut used = HashSet::new();
-    let mut rows = Vec::new();
-    // Three stages at once, so that a GPU need not wait for the host's image work: a thread
-    // decodes the next images (a few at a time, in parallel), this thread translates them in
-    // order, and another encodes and writes the results (a few at a time, in parallel).
-    std::thread::scope(|scope| -> Result<(), TranslateError> {
-        let paths = dataset.paths();
-        let (decoded_tx, decoded) = mpsc::sync_channel(QUEUE);
-        scope.spawn(move || {
-            for (c, chunk) in paths.chunks(PARALLEL_IMAGES).enumerate() {
-                let images: Vec<_> = chunk
-                    .par_iter()
-                    .enumerate()
-                    .map(|(j, path)| load(c * PARALLEL_IMAGES + j, path))
-                    .collect();
-                for item in chunk.iter().zip(images) {
-                    // The receiver is gone when translation failed: stop.
-                    if decoded_tx.send(item).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let (written_tx, to_write) = mpsc::sync_channel::<Output>(QUEUE);
-        let writer_bar = bar.clone();
-        let writer = scope.spawn(move || write_outputs(to_write, &writer_bar));
-        for (path, real) in decoded {
-            bar.set_message(
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-            let real = match real {
-                Ok(t) => t,
-                Err(e) if e.is_bad_image() => {
-                    tracing::warn!("skipping {}: {e}", path.display());
-                    summary.skipped.push((path.clone(), e.to_string()));
-                    bar.inc(1);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let fake = translator
-                .translate(&real)
-                .map_err(|source| TranslateError::Compute {
-                    path: path.clone(),
-                    source,
-                })?;
-            let stem = unique_stem(path, &mut used);
-            let (real_path, fake_path) = (
-                images_dir.join(format!("{stem}_real.png")),
-                images_dir.join(format!("{stem}_fake.png")),
-            );
-            rows.push((
-                stem.clone(),
-                vec![
-                    ("real".to_string(), format!("images/{stem}_real.png")),
-                    ("fake".to_string(), format!("images/{stem}_fake.png")),
-                ],
-            ));
-            summary
-                .translated
-                .push((path.clone(), real_path.clone(), fake_path.clone()));
-            let output = Output {
-                images: [(real, real_path), (fake, fake_path)],
-            };
-            // The writer is gone only after an error, which joining it returns.
-            if written_tx.send(output).is_err() {
-                break;
-            }
-        }
-        drop(written_tx);
-        writer.join().expect("the image writer does not panic")
-    })?;
-    bar.finish_and_clear();
-    if summary.translated.is_empty() {
+    let outcome = run_samples(
+        Samples {
+            inputs: paths,
+            load: &load,
+            translate: &mut |real: Tensor| {
+                let fake = translator.translate(&real)?;
+                Ok(vec![("real", real), ("fake", fake)])
+            },
+            stem: &mut |path: &Path| unique_stem(path, &mut used),
+        },
+        &opts.output.join("images"),
+        1.0,
+        opts.progress,
+    )?;
+    if outcome.written.is_empty() {
         return Err(TranslateError::NothingTranslated {
             input: opts.input.clone(),
         });
     }
     let title = format!("Translations of {}", opts.input.display());
-    crate::write_index(&opts.output, &title, &rows, 256).map_err(|source| {
-        TranslateError::Write {
-            path: opts.output.join("index.html"),
-            source,
-        }
-    })?;
-    summary.index = opts.output.join("index.html");
-    Ok(summary)
+    let index = crate::html::write_page(&opts.output, &title, &outcome.rows, 256)?;
+    Ok(TranslateSummary {
+        translated: outcome
+            .written
+            .into_iter()
+            .map(|(input, files)| {
+                let [real, fake]: [PathBuf; 2] = files.try_into().expect("real and fake");
+                (input, real, fake)
+            })
+            .collect(),
+        skipped: outcome.skipped,
+        index,
+    })
 }

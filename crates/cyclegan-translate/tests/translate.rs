@@ -1,50 +1,16 @@
 //! Translation end to end: a generator checkpoint, a folder of images of assorted sizes, the
 //! result page; and the errors a user meets with the wrong file.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarBuilder;
+use common::{generator_config, write_generator, write_image};
 use cyclegan_checkpoint::save_network;
 use cyclegan_layers::SharedRng;
-use cyclegan_models::{DiscriminatorConfig, Generator, GeneratorConfig, NetworkConfig};
+use cyclegan_models::{DiscriminatorConfig, Generator, NetworkConfig};
 use cyclegan_translate::{translate_files, Resize, TranslateError, TranslateOptions, Translator};
 use std::collections::HashMap;
-use std::path::Path;
-
-fn generator_config(arch: &str) -> GeneratorConfig {
-    GeneratorConfig {
-        arch: arch.parse().unwrap(),
-        ngf: 4,
-        ..GeneratorConfig::default()
-    }
-}
-
-/// Writes a freshly initialised generator checkpoint and returns its tensors.
-fn write_generator(path: &Path, config: GeneratorConfig) -> HashMap<String, Tensor> {
-    let varmap = VarMap::new();
-    Generator::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        &config,
-        &SharedRng::new(0),
-    )
-    .unwrap();
-    let tensors: HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    save_network(path, &tensors, &NetworkConfig::Generator(config)).unwrap();
-    tensors
-}
-
-fn write_image(path: &Path, w: u32, h: u32) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8])
-    });
-    img.save(path).unwrap();
-}
 
 #[test]
 fn translates_a_folder_at_native_sizes_and_writes_the_page() {
