@@ -20,6 +20,26 @@
 //!   [`init::host_init_var_builder`] draws new variables' first values on the host (on a GPU,
 //!   candle's own would make a cuRAND generator for values that get replaced);
 //! - [`device::parse_device`]: `cpu`, `cuda`, `cuda:N`.
+//!
+//! A residual block of the reference's generator, its parameters named as in its `state_dict`:
+//!
+//! ```
+//! use candle_core::{DType, Device, ModuleT, Tensor};
+//! use candle_nn::{VarBuilder, VarMap};
+//! use cyclegan_layers::{NormKind, PaddingType, ResnetBlock, SharedRng};
+//!
+//! let varmap = VarMap::new();
+//! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+//! let block = ResnetBlock::new(vb.pp("model.10"), 8, PaddingType::Reflect, NormKind::Instance,
+//!                              false, &SharedRng::new(0))?;
+//! let x = Tensor::randn(0f32, 1.0, (1, 8, 16, 16), &Device::Cpu)?;
+//! assert_eq!(block.forward_t(&x, true)?.dims(), &[1, 8, 16, 16]);
+//! let mut names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+//! names.sort();
+//! assert_eq!(names, ["model.10.conv_block.1.bias", "model.10.conv_block.1.weight",
+//!                    "model.10.conv_block.5.bias", "model.10.conv_block.5.weight"]);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 
 pub mod conv;
 pub mod deferred;

@@ -6,6 +6,19 @@
 //!   like the reference's CycleGAN model, no gradient penalty is added).
 //! - [`l1_loss`]: the mean absolute error of the cycle-consistency and identity terms, weighted
 //!   by [`CycleWeights`].
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use cyclegan_losses::{l1_loss, GanLoss, GanMode};
+//!
+//! // A discriminator's 2x2 patch map, judged as "real" with the least-squares loss.
+//! let patches = Tensor::new(&[[[[1.0f32, 0.5], [0.0, 1.0]]]], &Device::Cpu)?;
+//! let gan = GanLoss::new(GanMode::Lsgan).loss(&patches, true)?;
+//! assert_eq!(gan.to_scalar::<f32>()?, (0.25 + 1.0) / 4.0);
+//! let cycle = l1_loss(&patches, &patches.ones_like()?)?;
+//! assert_eq!(cycle.to_scalar::<f32>()?, (0.5 + 1.0) / 4.0);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,21 @@
 //!
 //! A size of 0 disables the pool. Randomness comes from a seedable ChaCha8 generator, and the
 //! whole state (images and generator) can be taken out and put back for exact resumption.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use cyclegan_replay::ImagePool;
+//!
+//! let mut pool = ImagePool::new(2, 0);
+//! let fake = |v: f32| Tensor::full(v, (1, 3, 4, 4), &Device::Cpu);
+//! // The first `size` images are stored and returned as they are.
+//! assert_eq!(pool.query(&fake(1.0)?)?.mean_all()?.to_scalar::<f32>()?, 1.0);
+//! assert_eq!(pool.query(&fake(2.0)?)?.mean_all()?.to_scalar::<f32>()?, 2.0);
+//! // Then each query returns the new image or, half of the time, a stored one.
+//! let v = pool.query(&fake(3.0)?)?.mean_all()?.to_scalar::<f32>()?;
+//! assert!([1.0, 2.0, 3.0].contains(&v));
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 
 use candle_core::{Result, Tensor};
 use rand::{Rng, SeedableRng};

@@ -7,6 +7,26 @@
 //! - [`options`]: the reference's options and defaults, and the embedded-data preset;
 //! - [`trainer::train`]: the loop, with logs, samples, test measures, atomic checkpoints and
 //!   exact resumption ([`state`]).
+//!
+//! One training iteration of a small CycleGAN, as the reference's `optimize_parameters` runs it:
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use cyclegan_models::{GeneratorArch, GeneratorConfig};
+//! use cyclegan_train::{CycleGan, ModelConfig};
+//!
+//! let mut config = ModelConfig::default();
+//! config.generator = GeneratorConfig { arch: GeneratorArch::Resnet { blocks: 1 }, ngf: 4,
+//!                                      ..GeneratorConfig::default() };
+//! config.discriminator.ndf = 4;
+//! let mut model = CycleGan::new(config, &Device::Cpu, DType::F32, 0)?;
+//! let a = Tensor::rand(-1f32, 1.0, (1, 3, 32, 32), &Device::Cpu)?;
+//! let b = Tensor::rand(-1f32, 1.0, (1, 3, 32, 32), &Device::Cpu)?;
+//! let (losses, visuals) = model.train_step(&a, &b)?;
+//! assert!(losses.cycle_A > 0.0 && losses.D_B > 0.0);
+//! assert_eq!(visuals.fake_b.dims(), &[1, 3, 32, 32]);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 
 pub mod metrics;
 pub mod model;

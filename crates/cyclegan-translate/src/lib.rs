@@ -7,6 +7,24 @@
 //! runs it over a file or a folder and writes the reference's test page; [`run_test`] is the
 //! reference's `test.py` (`--dataroot`, `--name`, `--model test|cycle_gan`, ...): the
 //! checkpoints of a run folder in, the reference's result folder out.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use candle_nn::{VarBuilder, VarMap};
+//! use cyclegan_models::{Generator, GeneratorArch, GeneratorConfig};
+//! use cyclegan_translate::Translator;
+//!
+//! let config = GeneratorConfig { arch: GeneratorArch::Resnet { blocks: 1 }, ngf: 4,
+//!                                ..GeneratorConfig::default() };
+//! let varmap = VarMap::new();
+//! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+//! let generator = Generator::new(vb, &config, &Default::default())?;
+//! let translator = Translator::new(generator, config, &Device::Cpu);
+//! // Any size: mirrored out to a multiple of 4, translated, cropped back.
+//! let image = Tensor::rand(-1f32, 1.0, (1, 3, 30, 27), &Device::Cpu)?;
+//! assert_eq!(translator.translate(&image)?.dims(), &[1, 3, 30, 27]);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
 
 mod html;
 mod pad;
