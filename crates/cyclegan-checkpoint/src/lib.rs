@@ -47,6 +47,6 @@ pub use detect::{
 pub use error::CheckpointError;
 pub use format::FileFormat;
 pub use network::{
-    load_network, load_network_with, save_network, save_network_with_metadata, LoadedNetwork,
-    CONFIG_KEY, FORMAT_KEY, SOURCE_KEY,
+    load_network, load_network_with, save_network, save_network_with_metadata,
+    serialize_safetensors, LoadedNetwork, CONFIG_KEY, FORMAT_KEY, SOURCE_KEY,
 };

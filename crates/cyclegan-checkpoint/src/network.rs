@@ -53,14 +53,69 @@ pub fn save_network_with_metadata(
     for (k, v) in extra {
         metadata.insert(k.to_string(), v.clone());
     }
+    let bytes = serialize_safetensors(tensors, metadata).map_err(|e| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    crate::write_atomic(path, |file| file.write_all(&bytes)).map_err(CheckpointError::io(path))
+}
+
+/// The safetensors bytes of `tensors` and `metadata`, the same bytes for the same content: the
+/// tensors in name order, and the metadata entries in key order (the safetensors crate writes
+/// them in its hash map's order, which differs from process to process, so that two runs that
+/// trained the same weights would otherwise write different files).
+pub fn serialize_safetensors(
+    tensors: &HashMap<String, Tensor>,
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, safetensors::SafeTensorError> {
     let mut named: Vec<(&String, &Tensor)> = tensors.iter().collect();
     named.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes =
-        safetensors::serialize(named, Some(metadata)).map_err(|e| CheckpointError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    crate::write_atomic(path, |file| file.write_all(&bytes)).map_err(CheckpointError::io(path))
+    let bytes = safetensors::serialize(named, Some(metadata))?;
+    Ok(with_sorted_metadata(bytes))
+}
+
+/// `bytes` (a safetensors file) with the header's `__metadata__` entries in key order; the
+/// header keeps its length (the same entries, reordered), so no offset changes. Returned as
+/// they are if the header is not what the safetensors crate writes.
+fn with_sorted_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(len) = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u64::from_le_bytes(b) as usize)
+    else {
+        return bytes;
+    };
+    let Some(header) = bytes.get(8..8 + len) else {
+        return bytes;
+    };
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(header) else {
+        return bytes;
+    };
+    // Rebuilt in a fixed order whichever map serde_json uses (sorted, or insertion-ordered).
+    let mut sorted = serde_json::Map::new();
+    if let Some(serde_json::Value::Object(metadata)) = fields.get("__metadata__") {
+        let entries: std::collections::BTreeMap<_, _> = metadata.iter().collect();
+        let metadata: serde_json::Map<String, serde_json::Value> = entries
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        sorted.insert("__metadata__".into(), metadata.into());
+    }
+    for (key, value) in fields {
+        if key != "__metadata__" {
+            sorted.insert(key, value);
+        }
+    }
+    let Ok(json) = serde_json::to_vec(&serde_json::Value::Object(sorted)) else {
+        return bytes;
+    };
+    if json.len() > len {
+        return bytes;
+    }
+    // The rest of the header is the padding of spaces safetensors aligns the data with.
+    bytes[8..8 + json.len()].copy_from_slice(&json);
+    bytes[8 + json.len()..8 + len].fill(b' ');
+    bytes
 }
 
 /// Reads a network checkpoint onto `device`, converting floating point tensors to `dtype`
@@ -156,4 +211,44 @@ pub(crate) fn read_safetensors(
     let mut tensors: Vec<(String, Tensor)> = raw.into_iter().collect();
     tensors.sort_by(|a, b| crate::natural_cmp(&a.0, &b.0));
     Ok((config, tensors))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same content gives the same bytes whatever order the maps hand it over in, and the
+    /// file reads back with every tensor and metadata entry.
+    #[test]
+    fn the_same_content_serialises_to_the_same_bytes() {
+        let dev = Device::Cpu;
+        let tensors = HashMap::from([
+            ("b".to_string(), Tensor::new(&[1f32, 2.0], &dev).unwrap()),
+            ("a".to_string(), Tensor::new(&[3f32], &dev).unwrap()),
+        ]);
+        let entries: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("key{i}"), format!("value {i}")))
+            .collect();
+        let forward: HashMap<_, _> = entries.iter().cloned().collect();
+        let mut backward = HashMap::new();
+        for (k, v) in entries.iter().rev() {
+            backward.insert(k.clone(), v.clone());
+        }
+        let first = serialize_safetensors(&tensors, forward).unwrap();
+        // A map of another capacity iterates in another order.
+        let mut roomy = HashMap::with_capacity(1000);
+        roomy.extend(backward);
+        let second = serialize_safetensors(&tensors, roomy).unwrap();
+        assert_eq!(first, second);
+
+        let read = safetensors::SafeTensors::deserialize(&first).unwrap();
+        assert_eq!(read.tensor("b").unwrap().shape(), &[2]);
+        let (_, metadata) = safetensors::SafeTensors::read_metadata(&first).unwrap();
+        let metadata = metadata.metadata().clone().unwrap();
+        assert_eq!(metadata.len(), 12);
+        assert_eq!(metadata["key7"], "value 7");
+        let header_len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&first[8..8 + header_len]).unwrap();
+        assert!(header.find("key10").unwrap() < header.find("key2").unwrap());
+    }
 }

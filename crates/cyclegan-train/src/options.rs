@@ -192,6 +192,10 @@ pub struct Cli {
     /// Also log every parameter of each network, with its shape.
     #[arg(long)]
     pub verbose: bool,
+    /// Start a new run over an existing one of the same name, deleting its checkpoints and logs
+    /// (without it, a new run refuses a folder that holds one).
+    #[arg(long, conflicts_with = "continue_train")]
+    pub overwrite: bool,
 
     /// The model: cycle_gan, the only one this toolkit trains.
     #[arg(long, value_parser = parse_model, help_heading = REFERENCE_HEADING)]
@@ -329,6 +333,9 @@ pub struct TrainConfig {
     /// `--verbose`: log every parameter of each network (this invocation's choice).
     #[serde(default)]
     pub verbose: bool,
+    /// `--overwrite`: a new run may replace an existing one (this invocation's choice).
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 /// The web page is written unless `--no-html` (and for options files written before it).
@@ -399,6 +406,7 @@ impl TrainConfig {
             update_html_freq: None,
             html: true,
             verbose: false,
+            overwrite: false,
         }
     }
 
@@ -534,6 +542,7 @@ impl TrainConfig {
         c.save_by_iter |= cli.save_by_iter;
         c.load_iter = cli.load_iter.unwrap_or(0);
         c.verbose = cli.verbose;
+        c.overwrite = cli.overwrite;
         set!(c.seed, cli.seed);
         set!(c.device, cli.device);
         if let Some(ids) = &cli.gpu_ids {
@@ -553,6 +562,24 @@ impl TrainConfig {
         }
         c.validate()?;
         Ok(c)
+    }
+
+    /// Whether a run of `self` computes what a run of `other` computed: the same options but for
+    /// those that only say how this invocation runs (device, threads, logs, progress, how it
+    /// was started).
+    pub fn same_run_as(&self, other: &TrainConfig) -> bool {
+        let mut other = other.clone();
+        other.workers = self.workers;
+        other.progress = self.progress;
+        other.device = self.device.clone();
+        other.tf32 = self.tf32;
+        other.cudnn_benchmark = self.cudnn_benchmark;
+        other.verbose = self.verbose;
+        other.overwrite = self.overwrite;
+        other.continue_train = self.continue_train;
+        other.epoch = self.epoch.clone();
+        other.load_iter = self.load_iter;
+        *self == other
     }
 
     /// The label of the networks a continued run starts from: `iter_<N>` with `--load-iter`,

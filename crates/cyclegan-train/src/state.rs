@@ -96,9 +96,7 @@ pub fn save(
         model_rng: model.rng_state(),
     };
     let metadata = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(&saved)?)]);
-    let mut named: Vec<(&String, &Tensor)> = tensors.iter().collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes = safetensors::serialize(named, Some(metadata))?;
+    let bytes = cyclegan_checkpoint::serialize_safetensors(&tensors, metadata)?;
     let path = state_path(dir, label);
     write_atomic(&path, |f| f.write_all(&bytes))
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

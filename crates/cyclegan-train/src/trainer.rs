@@ -79,6 +79,80 @@ fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
         .collect()
 }
 
+/// The files of a run in `run_dir`: its networks (this project's and the reference's), training
+/// states and logs.
+fn run_files(run_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let network = name.contains("_net_")
+                && (name.ends_with(".safetensors") || name.ends_with(".pth"));
+            network
+                || name.ends_with("_train_state.safetensors")
+                || matches!(
+                    name.as_str(),
+                    "loss_log.jsonl" | "loss_log.txt" | "metrics.jsonl"
+                )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Makes way for a new run (no `--continue-train`) in `run_dir`. A folder that already holds a
+/// run is refused, so that its checkpoints are not overwritten by mistake, unless `--overwrite`
+/// says to start over, or it holds the embedded preset's run with the same options (which
+/// this run writes again: runs are deterministic). Starting over deletes the previous run's
+/// checkpoints, logs and page (a reference `.pth` is left alone), which would otherwise mix
+/// with the new run's.
+fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
+    let files = run_files(run_dir);
+    if files.is_empty() {
+        return Ok(());
+    }
+    let rerun_of_preset = config.embedded
+        && std::fs::read_to_string(run_dir.join("options.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<TrainConfig>(&text).ok())
+            .is_some_and(|saved| config.same_run_as(&saved));
+    if !config.overwrite && !rerun_of_preset {
+        let saved = saved_labels(run_dir);
+        let holds = if saved.is_empty() {
+            format!("{} file(s) of a run", files.len())
+        } else {
+            format!("the networks {}", saved.join(", "))
+        };
+        anyhow::bail!(
+            "{} already holds a run ({holds}): pass --continue-train to continue it, --overwrite to start it over (its checkpoints and logs are deleted), or another --name",
+            run_dir.display()
+        );
+    }
+    tracing::info!(
+        "starting {} over: the previous run's checkpoints, logs and page are deleted",
+        run_dir.display()
+    );
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e != "pth"))
+    {
+        std::fs::remove_file(file)
+            .with_context(|| format!("cannot delete {} to start over", file.display()))?;
+    }
+    let web = run_dir.join("web");
+    if web.is_dir() {
+        std::fs::remove_dir_all(&web)
+            .with_context(|| format!("cannot delete {} to start over", web.display()))?;
+    }
+    Ok(())
+}
+
 /// The labels of the networks saved in `run_dir` (`latest`, `5`, `iter_5000`, ...), from the
 /// files `<label>_net_G_A.*`, sorted.
 fn saved_labels(run_dir: &Path) -> Vec<String> {
@@ -235,6 +309,8 @@ pub fn train(
                 config.schedule.epoch_count
             ),
         }
+    } else {
+        prepare_new_run(&run_dir, config)?;
     }
     model.set_lr(schedule.lr(&config.schedule));
     std::fs::create_dir_all(&run_dir)

@@ -257,3 +257,110 @@ fn reference_options_this_toolkit_cannot_honour_are_refused_with_a_reason() {
     let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--phase", "val"]);
     assert!(err.contains("valA"), "{err}");
 }
+
+/// A new run does not overwrite an existing one by mistake: it is refused (nothing written is
+/// touched) unless --overwrite starts it over, which deletes the old run's files so that the
+/// logs do not mix.
+#[test]
+fn a_new_run_over_an_existing_one_is_refused_unless_asked_to_start_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = small_run(
+        train_cmd().args([
+            "--max-steps",
+            "4",
+            "--print_freq",
+            "1",
+            "--save_latest_freq",
+            "2",
+            "--save_by_iter",
+        ]),
+        tmp.path(),
+    );
+    assert!(first.status.success());
+    let run = tmp.path().join("checkpoints/cli");
+    let latest = std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap();
+    let log = std::fs::read_to_string(run.join("loss_log.jsonl")).unwrap();
+
+    let again = small_run(
+        train_cmd().args(["--max-steps", "2", "--seed", "7"]),
+        tmp.path(),
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(
+        err.contains("already holds a run")
+            && err.contains("iter_2, iter_4, latest")
+            && err.contains("--continue-train")
+            && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap(),
+        latest
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("loss_log.jsonl")).unwrap(),
+        log
+    );
+
+    let over = small_run(
+        train_cmd().args([
+            "--max-steps",
+            "2",
+            "--seed",
+            "7",
+            "--print_freq",
+            "1",
+            "--overwrite",
+        ]),
+        tmp.path(),
+    );
+    assert!(
+        over.status.success(),
+        "{}",
+        String::from_utf8_lossy(&over.stderr)
+    );
+    assert_ne!(
+        std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap(),
+        latest
+    );
+    let log = std::fs::read_to_string(run.join("loss_log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2, "only the new run's lines: {log}");
+    assert!(
+        !run.join("iter_4_net_G_A.safetensors").exists(),
+        "the old run's checkpoints are gone"
+    );
+}
+
+/// Running the embedded demo again with the same options writes the same run again: runs are
+/// deterministic, so nothing is lost, and it is allowed; other options are refused as above.
+#[test]
+fn the_embedded_demo_can_be_run_again_with_the_same_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = |steps: &str| {
+        train_cmd()
+            .current_dir(tmp.path())
+            .args(["--max-steps", steps, "--no-progress", "--print_freq", "1"])
+            .output()
+            .unwrap()
+    };
+    assert!(demo("1").status.success());
+    let run = tmp.path().join("checkpoints/emoji64");
+    let first = std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap();
+    let second = demo("1");
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap(),
+        first,
+        "the same run again"
+    );
+    let log = std::fs::read_to_string(run.join("loss_log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1, "the logs start over: {log}");
+    let other = demo("2");
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("already holds a run"));
+}
