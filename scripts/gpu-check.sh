@@ -53,7 +53,7 @@ CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-train $BIN/tra
 grep -E "test result" "$OUT/train_step_parity.log"
 
 echo "== translation on CUDA against the CPU (G_A after 20 training steps on CUDA; TF32 off) =="
-timeout 60 $BIN/cyclegan-train --device cuda --max-steps 20 --name tr --checkpoints-dir /tmp/tr-ckpt \
+timeout 60 $BIN/cyclegan-train --device cuda --max-steps 20 --name tr --checkpoints-dir /tmp/tr-ckpt --overwrite \
   --results-dir /tmp/tr-results --no-progress > "$OUT/translate.log" 2>&1
 for d in cuda cpu; do
   timeout 60 $BIN/cyclegan-translate --checkpoint /tmp/tr-ckpt/tr/latest_net_G_A.safetensors \
@@ -123,7 +123,7 @@ if [ "$MODE" = ab ] || [ "$MODE" = all ]; then
 fi
 if [ "$MODE" = train ]; then
   echo "== training on the embedded emoji64 data, on CUDA =="
-  /usr/bin/time -f "%e s wall" timeout 150 $BIN/cyclegan-train --device cuda --name gpu_emoji --checkpoints-dir /tmp/ckpt > "$OUT/train.log" 2>&1
+  /usr/bin/time -f "%e s wall" timeout 150 $BIN/cyclegan-train --device cuda --name gpu_emoji --checkpoints-dir /tmp/ckpt --overwrite > "$OUT/train.log" 2>&1
   tail -5 "$OUT/train.log"
   cp /tmp/ckpt/gpu_emoji/metrics.jsonl /tmp/ckpt/gpu_emoji/loss_log.jsonl "$OUT/" 2>/dev/null
   cat "$OUT/metrics.jsonl" 2>/dev/null | tail -3
