@@ -210,18 +210,19 @@ fn a_reference_command_line_runs_and_its_options_take_effect() {
     );
 
     // --continue_train --load_iter N starts from iter_N's networks, with fresh optimisers.
-    let out = small_run(
-        train_cmd().args([
-            "--suffix",
-            "{netG}_size{load_size}_lr{lr}",
-            "--continue_train",
-            "--load_iter",
-            "2",
-            "--max-steps",
-            "1",
-        ]),
-        tmp.path(),
-    );
+    let resume = |extra: &[&str]| {
+        small_run(
+            train_cmd()
+                .args([
+                    "--suffix",
+                    "{netG}_size{load_size}_lr{lr}",
+                    "--continue_train",
+                ])
+                .args(extra),
+            tmp.path(),
+        )
+    };
+    let out = resume(&["--load_iter", "2", "--max-steps", "1"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -229,16 +230,7 @@ fn a_reference_command_line_runs_and_its_options_take_effect() {
         "{stderr}"
     );
     // A label that was never saved is named, with those that were.
-    let out = small_run(
-        train_cmd().args([
-            "--suffix",
-            "{netG}_size{load_size}_lr{lr}",
-            "--continue_train",
-            "--load_iter",
-            "3",
-        ]),
-        tmp.path(),
-    );
+    let out = resume(&["--load_iter", "3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
