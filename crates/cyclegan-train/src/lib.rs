@@ -40,4 +40,4 @@ pub mod web;
 
 pub use model::{CycleGan, Losses, ModelConfig, Visuals};
 pub use options::{Cli, TrainConfig};
-pub use trainer::{train, TrainReport};
+pub use trainer::{train, train_with_stop, TrainReport};

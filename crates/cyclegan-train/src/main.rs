@@ -1,14 +1,38 @@
 //! `cyclegan-train`: parses the options and runs [`cyclegan_train::train`].
 
 use clap::Parser;
-use cyclegan_train::{train, Cli, TrainConfig};
+use cyclegan_train::{train_with_stop, Cli, TrainConfig};
 use indicatif::ProgressBar;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// The progress bar, so log lines can be printed above it instead of through it.
 static BAR: OnceLock<ProgressBar> = OnceLock::new();
+
+/// Set by the first Ctrl-C (or SIGTERM): training stops after the current iteration and saves
+/// the latest checkpoint.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// The exit status of a run stopped by a signal (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
+/// The first Ctrl-C asks training to stop and save; a second one quits at once.
+fn install_stop_handler() {
+    let installed = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: quitting without saving");
+            std::process::exit(INTERRUPTED.into());
+        }
+        tracing::warn!(
+            "interrupted: stopping after this iteration and saving the latest checkpoint (Ctrl-C again quits at once)"
+        );
+    });
+    if let Err(e) = installed {
+        tracing::warn!("no Ctrl-C handler ({e}): an interrupt stops training without saving");
+    }
+}
 
 /// Writes log lines to stderr, suspending the progress bar while doing so.
 struct LogWriter;
@@ -36,8 +60,10 @@ fn main() -> ExitCode {
         )
         .with_writer(|| LogWriter)
         .init();
+    install_stop_handler();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(INTERRUPTED),
         Err(e) => {
             if let Some(bar) = BAR.get() {
                 bar.abandon();
@@ -54,7 +80,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+/// Trains as `cli` says; false when interrupted.
+fn run(cli: &Cli) -> anyhow::Result<bool> {
     // A continued run starts from the options it was trained with.
     let base = if cli.continue_train {
         let probe = TrainConfig::resolve(cli, None).map_err(anyhow::Error::msg)?;
@@ -88,7 +115,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     } else {
         None
     };
-    let report = train(&config, bar)?;
+    let report = train_with_stop(&config, bar, &STOP)?;
     tracing::info!("checkpoints: {}", report.run_dir.display());
     if let Some(results) = &report.results_dir {
         tracing::info!(
@@ -96,5 +123,5 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             results.join("index.html").display()
         );
     }
-    Ok(())
+    Ok(!report.interrupted)
 }

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::metrics::{PairedTestSet, TestMetrics};
@@ -25,6 +26,8 @@ pub struct TrainReport {
     pub last_metrics: Option<TestMetrics>,
     /// The test translations and the sample sheet, when written.
     pub results_dir: Option<PathBuf>,
+    /// Whether the run was stopped early by [`train_with_stop`]'s flag.
+    pub interrupted: bool,
 }
 
 /// One line of `loss_log.jsonl`.
@@ -244,6 +247,18 @@ pub fn train(
     config: &TrainConfig,
     progress_bar: Option<&ProgressBar>,
 ) -> anyhow::Result<TrainReport> {
+    train_with_stop(config, progress_bar, &AtomicBool::new(false))
+}
+
+/// [`train`], stopped early once `stop` is set (say, from a Ctrl-C handler): it is read after
+/// each iteration, and then the latest checkpoint is saved as at `--max-steps`, so that
+/// `--continue-train` goes on from there; the test set is not translated, and the report says
+/// `interrupted`.
+pub fn train_with_stop(
+    config: &TrainConfig,
+    progress_bar: Option<&ProgressBar>,
+    stop: &AtomicBool,
+) -> anyhow::Result<TrainReport> {
     let device = cyclegan_translate::parse_device(&config.device).map_err(anyhow::Error::msg)?;
     cyclegan_layers::ops::set_cuda_tf32(config.tf32);
     cyclegan_layers::ops::set_cudnn_benchmark(config.cudnn_benchmark);
@@ -387,6 +402,7 @@ pub fn train(
         last_losses: None,
         last_metrics: None,
         results_dir: None,
+        interrupted: false,
     };
     let started = Instant::now();
     let seconds_before = progress.seconds;
@@ -397,7 +413,7 @@ pub fn train(
     // Whether this epoch's sample images were saved yet (for --update-html-freq).
     let mut html_saved_in_epoch = false;
     for batch in loader {
-        if reached_max {
+        if reached_max || report.interrupted {
             break;
         }
         let batch = batch?;
@@ -511,6 +527,7 @@ pub fn train(
             }
         }
         reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
+        report.interrupted = stop.load(Ordering::Relaxed);
         if config.save_by_iter
             && crossed(
                 images_before,
@@ -526,7 +543,8 @@ pub fn train(
             images_before,
             progress.total_images,
             config.save_latest_freq,
-        ) || reached_max)
+        ) || reached_max
+            || report.interrupted)
             && latest.save(&run_dir, &model, &progress, &schedule, seed)?
         {
             tracing::info!(
@@ -537,7 +555,7 @@ pub fn train(
         }
         wait_started = Instant::now();
     }
-    if !reached_max {
+    if !reached_max && !report.interrupted {
         // Make sure the final state is on disk even when the last epoch was not a save epoch.
         latest.save(&run_dir, &model, &progress, &schedule, seed)?;
     }
@@ -548,6 +566,13 @@ pub fn train(
         progress.total_steps,
         progress.seconds
     );
+    if report.interrupted {
+        tracing::info!(
+            "interrupted: the latest checkpoint holds step {}; --continue-train goes on from there",
+            progress.total_steps
+        );
+        return Ok(report);
+    }
 
     if config.translate_test {
         if let Some(dir) = translate_test_set(config, &model, test_set.as_ref())? {

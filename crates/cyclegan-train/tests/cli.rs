@@ -356,3 +356,56 @@ fn the_embedded_demo_can_be_run_again_with_the_same_options() {
     assert!(!other.status.success());
     assert!(String::from_utf8_lossy(&other.stderr).contains("already holds a run"));
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM stops training after the current iteration with the latest
+/// checkpoint saved, so that --continue-train goes on from where it stopped; the exit status is
+/// 130, as for any interrupted command.
+#[cfg(unix)]
+#[test]
+fn an_interrupt_saves_the_latest_checkpoint_before_stopping() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = train_cmd()
+            .current_dir(tmp.path())
+            .args(["--dataroot", emoji().to_str().unwrap()])
+            .args(["--name", "cli", "--netG", "resnet_1blocks", "--ngf", "4"])
+            .args(["--ndf", "4", "--load-size", "32", "--crop-size", "32"])
+            .args(["--print_freq", "1", "--save_latest_freq", "100000"])
+            .arg("--no-progress")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait for a few iterations to be logged, then interrupt.
+        let log = tmp.path().join("checkpoints/cli/loss_log.jsonl");
+        let started = std::time::Instant::now();
+        while std::fs::read_to_string(&log).map_or(0, |l| l.lines().count()) < 3 {
+            assert!(started.elapsed().as_secs() < 120, "no iterations logged");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // SAFETY: a plain kill(2) of the child this test started.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.contains("the latest checkpoint holds step"),
+            "{stderr}"
+        );
+        let steps = std::fs::read_to_string(&log).unwrap().lines().count();
+        assert!(steps >= 3);
+
+        // The checkpoint holds every logged step: a continued run resumes after the last.
+        let out = train_cmd()
+            .current_dir(tmp.path())
+            .args(["--name", "cli", "--continue-train", "--no-progress"])
+            .args(["--max-steps", &(steps + 1).to_string()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("({steps} steps done)")),
+            "signal {signal}: {steps} steps logged; {stderr}"
+        );
+    }
+}
