@@ -365,7 +365,7 @@ fn the_embedded_demo_can_be_run_again_with_the_same_options() {
 fn an_interrupt_saves_the_latest_checkpoint_before_stopping() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let tmp = tempfile::tempdir().unwrap();
-        let mut child = train_cmd()
+        let child = train_cmd()
             .current_dir(tmp.path())
             .args(["--dataroot", emoji().to_str().unwrap()])
             .args(["--name", "cli", "--netG", "resnet_1blocks", "--ngf", "4"])
