@@ -126,10 +126,10 @@ pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Resul
         let expected = model.network_config(name);
         if network.config != expected {
             anyhow::bail!(
-                "{} holds {:?}, but this run is configured for {:?}; pass the architecture options it was trained with",
+                "{} holds a {}, but this run is configured for a {}; pass the architecture options it was trained with (or leave them out: a continued run takes its own options.json)",
                 path.display(),
-                network.config,
-                expected
+                cyclegan_checkpoint::describe_config(&network.config),
+                cyclegan_checkpoint::describe_config(&expected)
             );
         }
         let target = match name {

@@ -409,3 +409,33 @@ fn an_interrupt_saves_the_latest_checkpoint_before_stopping() {
         );
     }
 }
+
+/// Continuing a run with options of another architecture is refused, naming both in words.
+#[test]
+fn continuing_with_another_architecture_names_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(
+        small_run(train_cmd().args(["--max-steps", "1"]), tmp.path())
+            .status
+            .success()
+    );
+    let out = train_cmd()
+        .current_dir(tmp.path())
+        .args([
+            "--name",
+            "cli",
+            "--continue-train",
+            "--ngf",
+            "8",
+            "--no-progress",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("latest_net_G_A.safetensors holds a resnet_1blocks generator, ngf 4")
+            && err.contains("configured for a resnet_1blocks generator, ngf 8"),
+        "{err}"
+    );
+}
