@@ -640,6 +640,15 @@ impl TrainConfig {
                 self.epoch
             ));
         }
+        if self.schedule.epoch_count > self.last_epoch() {
+            return Err(format!(
+                "--epoch-count {} is past the schedule's last epoch, {} (--n-epochs {} + --n-epochs-decay {}): nothing would be trained",
+                self.schedule.epoch_count,
+                self.last_epoch(),
+                self.schedule.n_epochs,
+                self.schedule.n_epochs_decay
+            ));
+        }
         if self.data.phase.is_empty() || self.data.phase.contains(['/', '\\']) {
             return Err(format!(
                 "--phase '{}' must name the folders <dataroot>/<phase>A and <phase>B, e.g. train",
@@ -660,9 +669,11 @@ impl TrainConfig {
         self.checkpoints_dir.join(&self.name)
     }
 
-    /// The last epoch of the schedule.
+    /// The last epoch of the schedule: `n_epochs + n_epochs_decay`, whatever `epoch_count` the
+    /// run starts from (the reference's `range(epoch_count, n_epochs + n_epochs_decay + 1)`; its
+    /// linear decay reaches lr / (n_epochs_decay + 1) there).
     pub fn last_epoch(&self) -> usize {
-        self.schedule.epoch_count.max(1) - 1 + self.schedule.n_epochs + self.schedule.n_epochs_decay
+        self.schedule.n_epochs + self.schedule.n_epochs_decay
     }
 
     /// The options as the reference prints them (`train_opt.txt`).

@@ -439,3 +439,51 @@ fn continuing_with_another_architecture_names_both() {
         "{err}"
     );
 }
+
+/// `--epoch_count N` starts the numbering at N and the schedule there, and training still ends
+/// at epoch n_epochs + n_epochs_decay, as the reference's
+/// `range(epoch_count, n_epochs + n_epochs_decay + 1)`: with 2 + 1 epochs from epoch 3, one
+/// epoch runs, at the linear policy's lr * (1 - (3 - 2) / (1 + 1)).
+#[test]
+fn epoch_count_starts_later_in_the_same_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = small_run(
+        train_cmd().args([
+            "--epoch_count",
+            "3",
+            "--n_epochs",
+            "2",
+            "--n_epochs_decay",
+            "1",
+            "--print_freq",
+            "1",
+        ]),
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let log = std::fs::read_to_string(tmp.path().join("checkpoints/cli/loss_log.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "one epoch of the 5 images: {log}");
+    for line in &lines {
+        assert_eq!(line["epoch"], 3);
+        assert!(
+            (line["lr"].as_f64().unwrap() - 0.0001).abs() < 1e-12,
+            "{line}"
+        );
+    }
+    let err = failure(&[
+        "--dataroot",
+        emoji().to_str().unwrap(),
+        "--epoch_count",
+        "4",
+        "--n_epochs",
+        "2",
+        "--n_epochs_decay",
+        "1",
+    ]);
+    assert!(err.contains("past the schedule's last epoch, 3"), "{err}");
+}
