@@ -14,7 +14,9 @@
 //!   shapes, drop the stale InstanceNorm statistics of old checkpoints and a `module.` prefix,
 //!   and check every key ([`ConvertOptions`] overrides what the keys cannot show);
 //! - [`load_network`] accepts any of these files, recognised by content;
-//! - [`convert_checkpoint`] converts between `.pth` and safetensors.
+//! - [`convert_checkpoint`] converts between `.pth` and safetensors;
+//! - [`find_network`], [`saved_networks`] and [`checkpoint_label`] follow the reference's run
+//!   folder (`<label>_net_<name>.pth`, this project's files named alike in `.safetensors`).
 //!
 //! ```no_run
 //! use candle_core::{DType, Device};
@@ -37,6 +39,7 @@ mod format;
 mod network;
 mod pickle;
 pub mod pth;
+mod run_folder;
 
 pub use atomic::write_atomic;
 pub use convert::{convert_checkpoint, ConversionReport, OutputFormat};
@@ -50,3 +53,4 @@ pub use network::{
     load_network, load_network_with, save_network, save_network_with_metadata,
     serialize_safetensors, LoadedNetwork, CONFIG_KEY, FORMAT_KEY, SOURCE_KEY,
 };
+pub use run_folder::{checkpoint_label, find_network, network_path, saved_networks, SavedNetwork};

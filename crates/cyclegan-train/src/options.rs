@@ -585,11 +585,7 @@ impl TrainConfig {
     /// The label of the networks a continued run starts from: `iter_<N>` with `--load-iter`,
     /// else `--epoch` (`latest` or a number).
     pub fn load_label(&self) -> String {
-        if self.load_iter > 0 {
-            format!("iter_{}", self.load_iter)
-        } else {
-            self.epoch.clone()
-        }
+        cyclegan_checkpoint::checkpoint_label(&self.epoch, self.load_iter)
     }
 
     /// Checks what the reference would refuse, with a message saying what to change.

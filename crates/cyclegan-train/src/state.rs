@@ -4,7 +4,7 @@
 //! the dropout generators, the seed and the position in the data.
 
 use candle_core::Tensor;
-use cyclegan_checkpoint::{load_network, save_network, write_atomic};
+use cyclegan_checkpoint::{find_network, load_network, network_path, save_network, write_atomic};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -44,11 +44,6 @@ struct SavedState {
     pool_a_len: usize,
     pool_b_len: usize,
     model_rng: ModelRngState,
-}
-
-/// A network file of the run: `<dir>/<label>_net_<name>.safetensors`.
-pub fn network_path(dir: &Path, label: &str, name: &str) -> PathBuf {
-    dir.join(format!("{label}_net_{name}.safetensors"))
 }
 
 /// The training-state file that goes with the `<label>` networks.
@@ -109,18 +104,15 @@ pub fn save(
 pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Result<usize> {
     let mut loaded = 0;
     for name in NETWORK_NAMES {
-        let native = network_path(dir, label, name);
-        let pth = dir.join(format!("{label}_net_{name}.pth"));
-        let path = if native.exists() {
-            native
-        } else if pth.exists() {
-            pth
-        } else {
-            tracing::warn!(
-                "{} not found: {name} starts from a fresh initialisation",
-                native.display()
-            );
-            continue;
+        let path = match find_network(dir, label, name) {
+            Ok(path) => path,
+            Err([native, _]) => {
+                tracing::warn!(
+                    "{} not found: {name} starts from a fresh initialisation",
+                    native.display()
+                );
+                continue;
+            }
         };
         let network = load_network(&path, model.device(), model.dtype())?;
         let expected = model.network_config(name);

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use cyclegan_checkpoint::{saved_networks, SavedNetwork};
+
 use crate::metrics::{PairedTestSet, TestMetrics};
 use crate::model::{CycleGan, Losses};
 use crate::options::TrainConfig;
@@ -82,25 +84,18 @@ fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
         .collect()
 }
 
-/// The files of a run in `run_dir`: its networks (this project's and the reference's), training
-/// states and logs.
-fn run_files(run_dir: &Path) -> Vec<PathBuf> {
+/// A run's files in `run_dir` besides its networks: its training states and logs.
+fn run_records(run_dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let network = name.contains("_net_")
-                && (name.ends_with(".safetensors") || name.ends_with(".pth"));
-            network
-                || name.ends_with("_train_state.safetensors")
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.ends_with("_train_state.safetensors")
                 || matches!(
-                    name.as_str(),
+                    name.as_ref(),
                     "loss_log.jsonl" | "loss_log.txt" | "metrics.jsonl"
                 )
         })
@@ -116,8 +111,9 @@ fn run_files(run_dir: &Path) -> Vec<PathBuf> {
 /// checkpoints, logs and page (a reference `.pth` is left alone), which would otherwise mix
 /// with the new run's.
 fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
-    let files = run_files(run_dir);
-    if files.is_empty() {
+    let networks = saved_networks(run_dir);
+    let records = run_records(run_dir);
+    if networks.is_empty() && records.is_empty() {
         return Ok(());
     }
     let rerun_of_preset = config.embedded
@@ -126,9 +122,9 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
             .and_then(|text| serde_json::from_str::<TrainConfig>(&text).ok())
             .is_some_and(|saved| config.same_run_as(&saved));
     if !config.overwrite && !rerun_of_preset {
-        let saved = saved_labels(run_dir);
+        let saved = saved_labels(&networks);
         let holds = if saved.is_empty() {
-            format!("{} file(s) of a run", files.len())
+            format!("{} file(s) of a run", networks.len() + records.len())
         } else {
             format!("the networks {}", saved.join(", "))
         };
@@ -141,10 +137,11 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
         "starting {} over: the previous run's checkpoints, logs and page are deleted",
         run_dir.display()
     );
-    for file in files
+    let ours = networks
         .iter()
-        .filter(|f| f.extension().is_some_and(|e| e != "pth"))
-    {
+        .map(|n| &n.path)
+        .filter(|path| path.extension().is_some_and(|e| e != "pth"));
+    for file in ours.chain(&records) {
         std::fs::remove_file(file)
             .with_context(|| format!("cannot delete {} to start over", file.display()))?;
     }
@@ -156,20 +153,14 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The labels of the networks saved in `run_dir` (`latest`, `5`, `iter_5000`, ...), from the
-/// files `<label>_net_G_A.*`, sorted.
-fn saved_labels(run_dir: &Path) -> Vec<String> {
-    let mut labels: Vec<String> = std::fs::read_dir(run_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let (label, rest) = name.split_once("_net_G_A.")?;
-            matches!(rest, "safetensors" | "pth").then(|| label.to_string())
-        })
+/// The labels (`latest`, `5`, `iter_5000`, ...) of `networks` ([`saved_networks`]' list of a
+/// run folder), from their `G_A` files, in that list's order.
+fn saved_labels(networks: &[SavedNetwork]) -> Vec<String> {
+    let mut labels: Vec<String> = networks
+        .iter()
+        .filter(|n| n.name == "G_A")
+        .map(|n| n.label.clone())
         .collect();
-    labels.sort();
     labels.dedup();
     labels
 }
@@ -292,7 +283,7 @@ pub fn train_with_stop(
         let label = config.load_label();
         let loaded = state::load_networks(&run_dir, &label, &model)?;
         if loaded == 0 {
-            let saved = saved_labels(&run_dir);
+            let saved = saved_labels(&saved_networks(&run_dir));
             anyhow::bail!(
                 "--continue-train: no {label}_net_*.safetensors (or .pth) in {}; {}",
                 run_dir.display(),

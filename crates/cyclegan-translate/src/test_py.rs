@@ -128,32 +128,16 @@ impl TestOptions {
         self.checkpoints_dir.join(&self.name)
     }
 
-    /// The files that may hold network `net`, in the order they are looked for:
-    /// `{label}_net_{net}.safetensors` (what cyclegan-train writes), then `.pth` (the
-    /// reference's), with `label` `iter_{load_iter}` or the epoch.
-    fn checkpoint_candidates(&self, net: &str) -> [PathBuf; 2] {
-        let label = if self.load_iter > 0 {
-            format!("iter_{}", self.load_iter)
-        } else {
-            self.epoch.clone()
-        };
-        let stem = format!("{label}_net_{net}");
-        let dir = self.run_dir();
-        [
-            dir.join(format!("{stem}.safetensors")),
-            dir.join(format!("{stem}.pth")),
-        ]
-    }
-
+    /// The file of network `net`: `{label}_net_{net}.safetensors` (what cyclegan-train writes),
+    /// else `.pth` (the reference's), with `label` `iter_{load_iter}` or the epoch.
     fn find_checkpoint(&self, net: &str) -> Result<PathBuf, TranslateError> {
-        let tried = self.checkpoint_candidates(net);
-        if let Some(found) = tried.iter().find(|p| p.is_file()) {
-            return Ok(found.clone());
-        }
-        Err(TranslateError::MissingCheckpoint {
-            network: net.to_string(),
-            tried: tried.to_vec(),
-            hint: self.missing_checkpoint_hint(),
+        let label = cyclegan_checkpoint::checkpoint_label(&self.epoch, self.load_iter.into());
+        cyclegan_checkpoint::find_network(&self.run_dir(), &label, net).map_err(|tried| {
+            TranslateError::MissingCheckpoint {
+                network: net.to_string(),
+                tried: tried.to_vec(),
+                hint: self.missing_checkpoint_hint(),
+            }
         })
     }
 
@@ -161,21 +145,24 @@ impl TestOptions {
     fn missing_checkpoint_hint(&self) -> String {
         let dir = self.run_dir();
         let pretrained = "the reference's pretrained models are fetched with `cargo xtask fetch-model NAME` (into checkpoints/NAME_pretrained: then --name NAME_pretrained --model test)";
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        if !dir.is_dir() {
             return format!(
                 "{} is not a folder: pass the run's --name (a folder of --checkpoints_dir, now {}) or another --checkpoints_dir; {pretrained}",
                 dir.display(),
                 self.checkpoints_dir.display()
             );
-        };
-        let mut generators: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                n.contains("_net_G") && (n.ends_with(".safetensors") || n.ends_with(".pth"))
+        }
+        let mut generators: Vec<String> = cyclegan_checkpoint::saved_networks(&dir)
+            .into_iter()
+            .filter(|n| n.name.starts_with('G'))
+            .map(|n| {
+                n.path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
             })
             .collect();
-        generators.sort_by(|a, b| cyclegan_checkpoint::natural_cmp(a, b));
         if generators.is_empty() {
             return format!(
                 "{} holds no generator checkpoint (*_net_G*.safetensors or .pth); {pretrained}",
