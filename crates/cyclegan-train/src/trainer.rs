@@ -519,23 +519,17 @@ pub fn train_with_stop(
         }
         reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
         report.interrupted = stop.load(Ordering::Relaxed);
-        if config.save_by_iter
-            && crossed(
-                images_before,
-                progress.total_images,
-                config.save_latest_freq,
-            )
-        {
+        let save_latest = crossed(
+            images_before,
+            progress.total_images,
+            config.save_latest_freq,
+        );
+        if config.save_by_iter && save_latest {
             let label = format!("iter_{}", progress.total_images);
             state::save(&run_dir, &label, &model, None)?;
             tracing::info!("saved the networks as {label}");
         }
-        if (crossed(
-            images_before,
-            progress.total_images,
-            config.save_latest_freq,
-        ) || reached_max
-            || report.interrupted)
+        if (save_latest || reached_max || report.interrupted)
             && latest.save(&run_dir, &model, &progress, &schedule, seed)?
         {
             tracing::info!(
