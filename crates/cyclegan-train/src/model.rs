@@ -137,6 +137,19 @@ impl<N> Network<N> {
             .collect()
     }
 
+    /// The `state_dict` with the parameters detached: the same storage, but what is computed
+    /// from it records no backward graph. Buffers (batch-norm running statistics) stay shared
+    /// variables, so that a forward pass in training mode still updates them.
+    fn detached_state_dict(&self) -> HashMap<String, Tensor> {
+        self.state_dict()
+            .into_iter()
+            .map(|(k, t)| {
+                let t = if is_buffer(&k) { t } else { t.detach() };
+                (k, t)
+            })
+            .collect()
+    }
+
     /// Sets every variable from `tensors`, which must hold exactly this network's keys and
     /// shapes (a checkpoint of another architecture is refused, naming the differences).
     pub fn load_state_dict(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
@@ -173,15 +186,10 @@ fn frozen(
     device: &Device,
     dtype: DType,
 ) -> Result<Discriminator> {
-    let tensors: HashMap<String, Tensor> = d
-        .state_dict()
-        .into_iter()
-        .map(|(k, t)| {
-            let t = if is_buffer(&k) { t } else { t.detach() };
-            (k, t)
-        })
-        .collect();
-    Discriminator::new(VarBuilder::from_tensors(tensors, dtype, device), config)
+    Discriminator::new(
+        VarBuilder::from_tensors(d.detached_state_dict(), dtype, device),
+        config,
+    )
 }
 
 /// Random state of the model besides its weights: the generators' dropout generators.
@@ -295,6 +303,18 @@ impl CycleGan {
             device: device.clone(),
             dtype,
         })
+    }
+
+    /// G_A reading the current weights, detached from training (as the discriminators of the
+    /// generator step are): its forward passes record no backward graph, so translating with
+    /// it keeps no activations alive and what it returns references no training tensor. For
+    /// evaluation and translation.
+    pub fn inference_g_a(&self) -> Result<Generator> {
+        Generator::new(
+            VarBuilder::from_tensors(self.g_a.detached_state_dict(), self.dtype, &self.device),
+            &self.config.generator,
+            &self.dropout_a,
+        )
     }
 
     pub fn device(&self) -> &Device {
@@ -443,5 +463,50 @@ impl CycleGan {
         let real_loss = self.gan.loss(&d.forward_t(real, true)?, true)?;
         let fake_loss = self.gan.loss(&d.forward_t(fake, true)?, false)?;
         (real_loss + fake_loss)? * 0.5
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cyclegan_models::{DiscriminatorArch, GeneratorArch};
+
+    #[test]
+    fn the_inference_generator_reads_the_trained_weights_without_a_graph() {
+        let config = ModelConfig {
+            generator: GeneratorConfig {
+                arch: GeneratorArch::Resnet { blocks: 1 },
+                ngf: 4,
+                ..GeneratorConfig::default()
+            },
+            discriminator: DiscriminatorConfig {
+                arch: DiscriminatorArch::NLayers(1),
+                ndf: 4,
+                ..DiscriminatorConfig::default()
+            },
+            ..ModelConfig::default()
+        };
+        let mut model = CycleGan::new(config, &Device::Cpu, DType::F32, 7).unwrap();
+        let x = Tensor::rand(-1f32, 1.0, (1, 3, 16, 16), &Device::Cpu).unwrap();
+        let g = model.inference_g_a().unwrap();
+        let before = g.forward_t(&x, false).unwrap();
+        assert!(!before.track_op(), "no backward graph is recorded");
+        assert!(model.g_a.net.forward_t(&x, false).unwrap().track_op());
+        // It shares the weights' storage: a training step shows in it, as in G_A itself.
+        model.train_step(&x, &x).unwrap();
+        let after = g.forward_t(&x, false).unwrap();
+        let trained = model.g_a.net.forward_t(&x, false).unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert_eq!(diff(&after, &trained), 0.0);
+        assert!(diff(&after, &before) > 0.0, "the step changed G_A");
     }
 }

@@ -570,6 +570,7 @@ pub fn train_with_stop(
 /// G_A of every test A image, in evaluation mode: measuring must not touch the model (batch-norm
 /// running statistics, dropout generators).
 fn translate_all(model: &CycleGan, images: &[Tensor]) -> anyhow::Result<Vec<Tensor>> {
+    let g_a = model.inference_g_a()?;
     images
         .iter()
         .map(|a| {
@@ -577,7 +578,7 @@ fn translate_all(model: &CycleGan, images: &[Tensor]) -> anyhow::Result<Vec<Tens
                 .unsqueeze(0)?
                 .to_device(model.device())?
                 .to_dtype(model.dtype())?;
-            let y = model.g_a.net.forward_t(&x, false)?;
+            let y = g_a.forward_t(&x, false)?;
             Ok(y.squeeze(0)?
                 .to_device(&Device::Cpu)?
                 .to_dtype(DType::F32)?)
@@ -604,8 +605,11 @@ fn translate_test_set(
         return Ok(None);
     }
     let out = config.results_dir.join(&config.name).join("test_latest");
-    let g = model.g_a.net.clone();
-    let translator = cyclegan_translate::Translator::new(g, model.config.generator, model.device());
+    let translator = cyclegan_translate::Translator::new(
+        model.inference_g_a()?,
+        model.config.generator,
+        model.device(),
+    );
     let opts = cyclegan_translate::TranslateOptions {
         input: test_a,
         output: out.clone(),

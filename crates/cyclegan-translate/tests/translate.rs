@@ -3,7 +3,7 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::VarBuilder;
 use common::{generator_config, write_generator, write_image};
 use cyclegan_checkpoint::save_network;
@@ -229,4 +229,24 @@ fn wrong_files_are_clear_errors() {
     };
     let err = translate_files(&translator, &opts).unwrap_err().to_string();
     assert!(err.contains("empty"), "{err}");
+}
+
+/// A generator on training variables (the trainer's) records a backward graph; what
+/// `translate` returns must not hold it, or dropping the result on the image writer's thread
+/// frees device memory there, which fails on a GPU (the error surfaced at the next image).
+#[test]
+fn translations_hold_no_backward_graph_of_a_trained_generator() {
+    let config = generator_config("resnet_1blocks");
+    let varmap = candle_nn::VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let g = Generator::new(vb, &config, &SharedRng::new(0)).unwrap();
+    let x = Tensor::rand(-1f32, 1.0, (1, 3, 12, 12), &Device::Cpu).unwrap();
+    assert!(
+        g.forward_t(&x, true).unwrap().track_op(),
+        "the generator's own output records the graph (what this test guards against)"
+    );
+    let out = Translator::new(g, config, &Device::Cpu)
+        .translate(&x)
+        .unwrap();
+    assert!(!out.track_op(), "the translation is detached");
 }
