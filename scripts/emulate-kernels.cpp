@@ -14,7 +14,16 @@
 //   shows whether it computes anything else: planes of one and of several chunks, every padding;
 // - the channel bias kernel and the bias gradient (one block per channel, or split) against
 //   direct computations;
-// - bit for bit, Adam over several parameters in one launch against the CPU's formula.
+// - bit for bit, Adam over several parameters in one launch against the CPU's formula;
+// - the channels-last (NHWC) kernels, launched as ops/cuda/nhwc.rs launches them (and the padding
+//   and bias add over smaller grids, so that their loops stride), against the NCHW kernels on the
+//   same data transposed: the padding forward and backward bit for bit; the norm forward (with
+//   and without the residual; padded: against the NCHW norm, then the NCHW padding) and backward
+//   within 1e-5 (its statistics are summed in another order), for every padding mode, pads 0, 1
+//   and 3 and every activation, with channels that are not a multiple of 32 and planes of one
+//   tile and of several, the last one partial; the norm's statistics against direct computations
+//   in double; the channel bias add bit for bit and its gradient (in one chunk of rows, and in
+//   several finished by `channel_bias_grad_finish`) against direct computations.
 // Not a substitute for `tests/device_ops.rs` on a GPU (no memory model, no real warps): a check
 // of the index arithmetic for sessions without one.
 //
@@ -25,8 +34,10 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -57,6 +68,16 @@ inline double __shfl_down_sync(unsigned, double v, int offset) {
     warp.arrive_and_wait();
     return r;
 }
+// The value of lane `src` of the calling thread's warp.
+inline double __shfl_sync(unsigned, double v, int src) {
+    const unsigned t = threadIdx.x;
+    std::barrier<>& warp = *warp_barriers[t >> 5];
+    warp_slots[t] = v;
+    warp.arrive_and_wait();
+    const double r = warp_slots[(t & ~31u) + (unsigned)src];
+    warp.arrive_and_wait();
+    return r;
+}
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 
@@ -69,32 +90,47 @@ namespace base {
 }
 #undef INSTANTIATE
 #undef NORM_KERNEL
+#undef NORM_NHWC_KERNEL
 
 #include "../crates/cyclegan-layers/src/ops/cuda/kernels.cu"
 
-// Runs `kernel` over a grid of `grid_x` x `grid_y` blocks of `threads` threads (a multiple of
-// 32), one block at a time.
-static void launch2(unsigned grid_x, unsigned grid_y, unsigned threads,
+// Runs `kernel` over a grid of `grid_x` x `grid_y` x `grid_z` blocks of `threads` threads (a
+// multiple of 32), one block at a time (x fastest, then y, then z): one OS thread per thread of a
+// block, each running the blocks in turn and waiting at `block_done` for the others to finish one
+// before any starts the next (starting threads once per launch rather than once per block is
+// several times faster).
+static void launch3(unsigned grid_x, unsigned grid_y, unsigned grid_z, unsigned threads,
                     const std::function<void()>& kernel) {
     gridDim.x = grid_x;
     gridDim.y = grid_y;
+    gridDim.z = grid_z;
     blockDim.x = threads;
     block_barrier = std::make_unique<std::barrier<>>(threads);
     warp_barriers.clear();
     for (unsigned w = 0; w < threads / 32; w++)
         warp_barriers.push_back(std::make_unique<std::barrier<>>(32));
-    for (unsigned by = 0; by < grid_y; by++)
-        for (unsigned bx = 0; bx < grid_x; bx++) {
-            std::vector<std::thread> pool;
-            for (unsigned t = 0; t < threads; t++)
-                pool.emplace_back([&, bx, by, t] {
-                    blockIdx.x = bx;
-                    blockIdx.y = by;
-                    threadIdx.x = t;
-                    kernel();
-                });
-            for (auto& th : pool) th.join();
-        }
+    std::barrier<> block_done(threads);
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; t++)
+        pool.emplace_back([&, t] {
+            threadIdx.x = t;
+            for (unsigned bz = 0; bz < grid_z; bz++)
+                for (unsigned by = 0; by < grid_y; by++)
+                    for (unsigned bx = 0; bx < grid_x; bx++) {
+                        blockIdx.x = bx;
+                        blockIdx.y = by;
+                        blockIdx.z = bz;
+                        kernel();
+                        block_done.arrive_and_wait();
+                    }
+        });
+    for (auto& th : pool) th.join();
+}
+
+// A two-dimensional grid of `grid_x` x `grid_y` blocks.
+static void launch2(unsigned grid_x, unsigned grid_y, unsigned threads,
+                    const std::function<void()>& kernel) {
+    launch3(grid_x, grid_y, 1, threads, kernel);
 }
 
 // A one-dimensional grid of `blocks` blocks.
@@ -457,6 +493,343 @@ static void check_adam_multi(std::mt19937& rng) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Channels last (NHWC)
+// ---------------------------------------------------------------------------------------------
+
+// NCHW [images][c][hw] to NHWC [images][hw][c], and back.
+static std::vector<float> nchw_to_nhwc(const std::vector<float>& x, int images, int c, int hw) {
+    std::vector<float> y(x.size());
+    for (int n = 0; n < images; n++)
+        for (int ch = 0; ch < c; ch++)
+            for (int i = 0; i < hw; i++)
+                y[((size_t)n * hw + i) * c + ch] = x[((size_t)n * c + ch) * hw + i];
+    return y;
+}
+static std::vector<float> nhwc_to_nchw(const std::vector<float>& x, int images, int c, int hw) {
+    std::vector<float> y(x.size());
+    for (int n = 0; n < images; n++)
+        for (int ch = 0; ch < c; ch++)
+            for (int i = 0; i < hw; i++)
+                y[((size_t)n * c + ch) * hw + i] = x[((size_t)n * hw + i) * c + ch];
+    return y;
+}
+
+// `n` NaNs: the initial content of the channels-last kernels' outputs, so that an element they
+// fail to write shows.
+template <typename T>
+static std::vector<T> nans(size_t n) {
+    return std::vector<T>(n, std::numeric_limits<T>::quiet_NaN());
+}
+
+// The largest |got - want| (infinite for a NaN or another size), a failure past `tolerance`.
+static double expect_close(const std::string& what, const std::vector<float>& got,
+                           const std::vector<float>& want, double tolerance) {
+    double worst = got.size() == want.size() ? 0.0 : INFINITY;
+    size_t at = 0;
+    for (size_t i = 0; i < got.size() && i < want.size(); i++) {
+        double d = std::fabs((double)got[i] - (double)want[i]);
+        if (std::isnan(d)) d = INFINITY;
+        if (d > worst) worst = d, at = i;
+    }
+    if (!(worst <= tolerance)) {
+        std::printf("FAIL %s: off by %.3g at %zu of %zu (tolerance %g)\n", what.c_str(), worst, at,
+                    want.size(), tolerance);
+        failures++;
+    }
+    return worst;
+}
+
+static unsigned capped(long long blocks) { return (unsigned)std::min(blocks, 65535LL); }
+static long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
+
+// The channels-last padding of `images` NHWC images, as ops/cuda/nhwc.rs launches it (blocks of
+// 256 threads over a padded row's elements by rows), or over a grid of 2 x 3 blocks of 32 threads
+// (`small`), so that both loops stride.
+static std::vector<float> pad_forward_nhwc(const std::vector<float>& x, int images, int h, int w,
+                                           int c, int pad, int mode, bool small) {
+    const int oh = h + 2 * pad, ow = w + 2 * pad;
+    auto y = nans<float>((size_t)images * oh * ow * c);
+    auto kernel = [&] {
+        pad2d_forward_nhwc_f32(x.data(), y.data(), images, h, w, c, pad, mode);
+    };
+    if (small)
+        launch2(2, 3, 32, kernel);
+    else
+        launch2(capped(ceil_div((long long)ow * c, 256)), capped((long long)images * oh), 256,
+                kernel);
+    return y;
+}
+
+// The padding's gradient, channels last, launched alike over the unpadded rows.
+static std::vector<float> pad_backward_nhwc(const std::vector<float>& g, int images, int h,
+                                            int w, int c, int pad, int mode, bool small) {
+    auto dx = nans<float>((size_t)images * h * w * c);
+    auto kernel = [&] {
+        pad2d_backward_nhwc_f32(g.data(), dx.data(), images, h, w, c, pad, mode);
+    };
+    if (small)
+        launch2(2, 3, 32, kernel);
+    else
+        launch2(capped(ceil_div((long long)w * c, 256)), capped((long long)images * h), 256,
+                kernel);
+    return dx;
+}
+
+// The grid of the channels-last norm kernels: tiles of 128 positions by groups of 32 channels by
+// images, blocks of 256 threads.
+struct NhwcNorm {
+    int images, h, w, c;
+    unsigned tiles() const { return (unsigned)ceil_div(h * w, 128); }
+    long long planes() const { return (long long)images * c; }
+    void launch(const std::function<void()>& kernel) const {
+        launch3(tiles(), (unsigned)ceil_div(c, 32), images, 256, kernel);
+    }
+    // A kernel of one warp per plane, eight planes a block (and over a grid of two blocks,
+    // whose warps then take several planes each, when `small`).
+    void launch_planes(const std::function<void()>& kernel, bool small = false) const {
+        ::launch(small ? 2u : capped(ceil_div(planes(), 8)), 256, kernel);
+    }
+};
+
+// Each plane's mean and rstd, stats[2 * plane], as nhwc.rs computes them.
+static std::vector<double> norm_stats_nhwc(const NhwcNorm& s, const std::vector<float>& x,
+                                           bool small = false) {
+    auto partial = nans<double>(s.planes() * s.tiles() * 2), stats = nans<double>(s.planes() * 2);
+    s.launch([&] { instance_norm_nhwc_stats_f32(x.data(), partial.data(), s.h * s.w, s.c); });
+    s.launch_planes(
+        [&] {
+            instance_norm_nhwc_finalize_f32(partial.data(), stats.data(), s.planes(), s.tiles(),
+                                            s.h * s.w, eps);
+        },
+        small);
+    return stats;
+}
+
+// activation(norm(x)) padded (+ `residual` when not null), channels last, as nhwc.rs runs it.
+static std::vector<float> norm_forward_nhwc(const NhwcNorm& s, const std::vector<float>& x,
+                                            const float* residual,
+                                            const std::vector<double>& stats, int pad, int mode,
+                                            int act) {
+    auto y = nans<float>(s.planes() * (s.h + 2 * pad) * (s.w + 2 * pad));
+    s.launch([&] {
+        if (residual)
+            instance_norm_nhwc_add_forward_f32(x.data(), residual, y.data(), stats.data(), s.h,
+                                               s.w, s.c, pad, mode, act, slope);
+        else
+            instance_norm_nhwc_forward_f32(x.data(), y.data(), stats.data(), s.h, s.w, s.c, pad,
+                                           mode, act, slope);
+    });
+    return y;
+}
+
+// Its input gradient from the output gradient `g`, as nhwc.rs runs it.
+static std::vector<float> norm_backward_nhwc(const NhwcNorm& s, const std::vector<float>& x,
+                                             const std::vector<float>& g,
+                                             const std::vector<double>& stats, int pad, int mode,
+                                             int act, bool small = false) {
+    auto partial = nans<double>(s.planes() * s.tiles() * 2), sums = nans<double>(s.planes() * 2);
+    s.launch([&] {
+        instance_norm_nhwc_backward_sums_f32(x.data(), g.data(), stats.data(), partial.data(),
+                                             s.h, s.w, s.c, pad, mode, act, slope);
+    });
+    s.launch_planes(
+        [&] {
+            instance_norm_nhwc_backward_finalize_f32(partial.data(), sums.data(), s.planes(),
+                                                     s.tiles());
+        },
+        small);
+    auto dx = nans<float>(s.planes() * s.h * s.w);
+    s.launch([&] {
+        instance_norm_nhwc_backward_f32(x.data(), g.data(), dx.data(), stats.data(), sums.data(),
+                                        s.h, s.w, s.c, pad, mode, act, slope);
+    });
+    return dx;
+}
+
+// The largest difference between a channels-last norm and the NCHW one.
+static double nhwc_norm_worst = 0.0;
+
+// Checks channels-last statistics (mean, rstd per plane) of NCHW `x` against a two-pass mean and
+// biased variance in double.
+static void expect_stats(const char* what, const std::vector<double>& stats,
+                         const std::vector<float>& x, int planes, int hw) {
+    double worst = 0.0;
+    for (int p = 0; p < planes; p++) {
+        const float* xp = &x[(size_t)p * hw];
+        double m = 0, v = 0;
+        for (int i = 0; i < hw; i++) m += xp[i];
+        m /= hw;
+        for (int i = 0; i < hw; i++) v += (xp[i] - m) * (xp[i] - m);
+        const double rstd = 1 / std::sqrt(v / hw + eps);
+        for (auto [got, want] : {std::pair{stats[2 * p], m}, std::pair{stats[2 * p + 1], rstd}}) {
+            const double d = std::fabs(got - want) / std::max(std::fabs(want), 1.0);
+            if (!(d <= worst)) worst = std::isnan(d) ? INFINITY : d;
+        }
+    }
+    if (!(worst <= 1e-12)) {
+        std::printf("FAIL %s statistics against double: off by %.3g\n", what, worst);
+        failures++;
+    }
+}
+
+// Planes of more tiles than a warp has lanes (70x65: 36 tiles), whose finalize kernels' lanes
+// then take two tiles or one, launched as nhwc.rs does and over two blocks (a warp taking several
+// planes): the statistics against double, the norm's backward pass (its sums finalized alike)
+// against the NCHW kernels.
+static void check_channels_last_many_tiles(std::mt19937& rng) {
+    const int images = 2, h = 70, w = 65, c = 5, hw = h * w, planes = images * c;
+    const NhwcNorm s = {images, h, w, c};
+    const auto x = random_floats(rng, (size_t)planes * hw);
+    const auto g = random_floats(rng, (size_t)planes * hw);
+    const auto xl = nchw_to_nhwc(x, images, c, hw), gl = nchw_to_nhwc(g, images, c, hw);
+    const auto want = nchw_to_nhwc(
+        norm_backward(current, x, g, planes, h, w, 0, PAD_ZERO, ACT_RELU, 256), images, c, hw);
+    for (bool small : {false, true}) {
+        const std::string what = small ? "NHWC 70x65x5 (small finalize grid)" : "NHWC 70x65x5";
+        const auto stats = norm_stats_nhwc(s, xl, small);
+        expect_stats(what.c_str(), stats, x, planes, hw);
+        const auto dx = norm_backward_nhwc(s, xl, gl, stats, 0, PAD_ZERO, ACT_RELU, small);
+        nhwc_norm_worst =
+            std::max(nhwc_norm_worst, expect_close(what + " norm backward", dx, want, 1e-5));
+    }
+}
+
+// The channels-last padding and norm against the NCHW kernels on the same data transposed, and
+// the norm's statistics against direct computations in double: channels not a multiple of 32 (5,
+// 33: one group, the second with one channel; 40: the second group of 8) and a multiple (32),
+// planes of one tile (7x5), of two (13x17, the second partial) and of two full ones (16x16).
+static void check_channels_last(std::mt19937& rng) {
+    struct Shape {
+        int h, w, c;
+    };
+    const Shape shapes[] = {{13, 17, 40}, {13, 17, 5}, {7, 5, 33}, {16, 16, 32}};
+    const int images = 2;
+    // The norm's statistics are summed in another order than the NCHW kernels': f32 results
+    // within a few of their ulps.
+    const double tolerance = 1e-5;
+    const int acts[] = {ACT_IDENTITY, ACT_RELU, ACT_LEAKY_RELU, ACT_TANH};
+    for (auto [h, w, c] : shapes) {
+        const NhwcNorm s = {images, h, w, c};
+        const int hw = h * w, planes = images * c;
+        const auto x = random_floats(rng, planes * hw), r = random_floats(rng, planes * hw);
+        const auto xl = nchw_to_nhwc(x, images, c, hw), rl = nchw_to_nhwc(r, images, c, hw);
+        char shape[64];
+        std::snprintf(shape, sizeof shape, "NHWC %dx%dx%d", h, w, c);
+        const auto stats = norm_stats_nhwc(s, xl);
+        expect_stats(shape, stats, x, planes, hw);
+        // The NCHW norm of each activation, unpadded: padded by the NCHW padding kernel below,
+        // what the fused NCHW kernel computes bit for bit (`check_fused_and_direct`), at a
+        // fraction of the emulation's time.
+        std::vector<std::vector<float>> normed;
+        for (int act : acts)
+            normed.push_back(
+                norm_forward(current, x, nullptr, planes, h, w, 0, PAD_ZERO, act, 256));
+        for (int pad : {0, 1, 3})
+            for (int mode : {PAD_ZERO, PAD_REFLECT, PAD_REPLICATE}) {
+                if (mode == PAD_REFLECT && (pad >= h || pad >= w)) continue;
+                const int oh = h + 2 * pad, ow = w + 2 * pad;
+                const auto g = random_floats(rng, (size_t)planes * oh * ow);
+                const auto gl = nchw_to_nhwc(g, images, c, oh * ow);
+                char what[96];
+                std::snprintf(what, sizeof what, "%s pad %d mode %d", shape, pad, mode);
+                const std::string at(what);
+                // The padding, launched as nhwc.rs does and over a small grid, bit for bit.
+                auto pad_nchw = [&](const std::vector<float>& v) {
+                    std::vector<float> padded(planes * oh * ow);
+                    launch2(3, 2, 32, [&] {
+                        pad2d_forward_f32(v.data(), padded.data(), planes, h, w, pad, mode);
+                    });
+                    return nchw_to_nhwc(padded, images, c, oh * ow);
+                };
+                std::vector<float> gathered(planes * hw);
+                launch2(3, 2, 32, [&] {
+                    pad2d_backward_f32(g.data(), gathered.data(), planes, h, w, pad, mode);
+                });
+                const auto padded_l = pad_nchw(x);
+                const auto gathered_l = nchw_to_nhwc(gathered, images, c, hw);
+                for (bool small : {false, true}) {
+                    const std::string grid = small ? " (small grid)" : "";
+                    expect_same((at + " pad forward" + grid).c_str(),
+                                pad_forward_nhwc(xl, images, h, w, c, pad, mode, small), padded_l);
+                    expect_same((at + " pad backward" + grid).c_str(),
+                                pad_backward_nhwc(gl, images, h, w, c, pad, mode, small),
+                                gathered_l);
+                }
+                // Without padding the norm kernels do not read the mode: once.
+                if (pad == 0 && mode != PAD_ZERO) continue;
+                for (int a = 0; a < 4; a++) {
+                    const int act = acts[a];
+                    const std::string here = at + " act " + std::to_string(act);
+                    auto close = [&](const char* kernel, const std::vector<float>& got,
+                                     const std::vector<float>& want) {
+                        nhwc_norm_worst = std::max(
+                            nhwc_norm_worst, expect_close(here + kernel, got, want, tolerance));
+                    };
+                    close(" norm forward", norm_forward_nhwc(s, xl, nullptr, stats, pad, mode, act),
+                          pad_nchw(normed[a]));
+                    if (pad == 0)
+                        close(" norm + residual",
+                              norm_forward_nhwc(s, xl, rl.data(), stats, 0, mode, act),
+                              nchw_to_nhwc(norm_forward(current, x, r.data(), planes, h, w, 0,
+                                                        mode, act, 256),
+                                           images, c, hw));
+                    close(" norm backward", norm_backward_nhwc(s, xl, gl, stats, pad, mode, act),
+                          nchw_to_nhwc(norm_backward(current, x, g, planes, h, w, pad, mode, act,
+                                                     256),
+                                       images, c, hw));
+                }
+            }
+    }
+}
+
+// The channels-last bias add against y + b[i % c], bit for bit, as nhwc.rs launches it and over
+// 3 blocks of 32 threads (striding, the channel advancing by 96 mod c); its gradient against a
+// direct sum in double, in one chunk of rows and in several (the last partial) finished by
+// `channel_bias_grad_finish`.
+static void check_channel_bias_nhwc(std::mt19937& rng) {
+    const long long rows = 2 * 13 * 17;
+    for (int c : {40, 5}) {
+        const long long total = rows * c;
+        const auto y = random_floats(rng, total), b = random_floats(rng, c);
+        std::vector<float> want = y;
+        for (long long i = 0; i < total; i++) want[i] += b[i % c];
+        for (bool small : {false, true}) {
+            std::vector<float> got = y;
+            launch(small ? 3 : capped(ceil_div(total, 256)), small ? 32 : 256, [&] {
+                channel_bias_add_nhwc_f32(got.data(), b.data(), total, c);
+            });
+            expect_same(small ? "NHWC channel bias (small grid)" : "NHWC channel bias", got,
+                        want);
+        }
+        const auto dy = random_floats(rng, total);
+        for (int chunk_rows : {(int)rows, 100}) {
+            const unsigned chunks = (unsigned)ceil_div(rows, chunk_rows);
+            auto partial = nans<double>(c * chunks);
+            auto db = nans<float>(c);
+            launch2(chunks, (unsigned)ceil_div(c, 32), 256, [&] {
+                channel_bias_grad_nhwc_f32(dy.data(), db.data(),
+                                           chunks > 1 ? partial.data() : nullptr, rows, c,
+                                           chunk_rows);
+            });
+            if (chunks > 1)
+                launch(1, 32, [&] {
+                    channel_bias_grad_finish_f32(partial.data(), db.data(), c, chunks);
+                });
+            for (int ch = 0; ch < c; ch++) {
+                double want = 0.0;
+                for (long long i = 0; i < rows; i++) want += dy[i * c + ch];
+                if (!(std::fabs(db[ch] - want) <= 1e-6 * std::fabs(want) + 1e-9)) {
+                    std::printf("FAIL NHWC bias gradient, %d channels, %u chunks, channel %d: "
+                                "%.9g, want %.9g\n",
+                                c, chunks, ch, db[ch], want);
+                    failures++;
+                }
+            }
+        }
+    }
+}
+
 int main() {
     std::mt19937 rng(7);
     check_fused_and_direct(rng);
@@ -464,11 +837,17 @@ int main() {
     check_channel_bias(rng);
     check_channel_bias_grad(rng);
     check_adam_multi(rng);
-    std::printf(failures ? "%d FAILED\n"
-                         : "all fused kernels match the kernels in turn and direct computations, "
-                           "every norm and padding kernel its base revision's, the channel bias "
-                           "and its gradient direct sums, Adam over many parameters the CPU's "
-                           "formula\n",
-                failures);
+    check_channels_last(rng);
+    check_channels_last_many_tiles(rng);
+    check_channel_bias_nhwc(rng);
+    if (failures)
+        std::printf("%d FAILED\n", failures);
+    else
+        std::printf("all fused kernels match the kernels in turn and direct computations, every "
+                    "norm and padding kernel its base revision's, the channel bias and its "
+                    "gradient direct sums, Adam over many parameters the CPU's formula; the "
+                    "channels-last kernels the NCHW ones (padding bit for bit, norm within 1e-5: "
+                    "%.2g at most) and direct computations\n",
+                    nhwc_norm_worst);
     return failures ? 1 : 0;
 }

@@ -3,7 +3,7 @@
 # Build here first (CUDA toolchain from ../shared/gpu/setup-cuda-toolchain.sh, cuDNN wheel added):
 #   scripts/gpu-build.sh          # -> target-gpu/*.xz (stripped, compressed; about 37 MiB in all)
 # then on the GPU machine, from the repository root, with target-gpu carried along:
-#   scripts/gpu-check.sh [quick|batch1|compare|full|train|ab|diagnose|all]
+#   scripts/gpu-check.sh [nhwc|quick|batch1|compare|full|train|ab|diagnose|all]
 # quick: the tests on CUDA + one 256x256 comparison (eager PyTorch); batch1: the tests + 256x256
 # and 128x128 at batch 1 against eager and compiled PyTorch; compare: the tests + 256x256 batch 1
 # against eager and compiled (and ours with cuDNN's legacy calls), 128x128 batch 1 and 256x256
@@ -18,6 +18,10 @@
 # 1.5 minutes); diagnose: the tests + the device memory after each set-up step of ours and of
 # PyTorch (the 128x128 memory goal), and the cuDNN passes of one iteration at 256x256 batch 4
 # timed in NCHW and in NHWC (what a channels-last path would gain; about a minute);
+# nhwc: the tests + the channels-last path (--channels-last): the model parity fixtures and a
+# 20-step training run and its translations on CUDA with it on, then ours at 256x256 batch 4 and
+# batch 1 and at 128x128 batch 1 without and with it, alternated, and 256x256 batch 4 with it
+# against compiled PyTorch (about 5 minutes);
 # all: what full, diagnose and ab run, the tests once, in the order goal table, diagnose,
 # translation, ab (about 10 minutes: one device call with timeout_s 600 may lose the last
 # lines of ab, the least needed). Every
@@ -66,6 +70,42 @@ grep -E "ERROR|error" "$OUT/translate.log" | head -5
 python3 scripts/compare-images.py /tmp/tr-cpu/images /tmp/tr-cuda/images --glob '*_fake.png' --max-diff 2
 
 export CYCLEGAN_BENCH_SCRIPT=$PWD/python/bench_iteration.py
+# Runs one worker of ours at $2x$2 batch $3 and prints "$1: median" (more worker flags after).
+ours() {
+  timeout 60 $BIN/bench_iteration --worker "$2" --device cuda --batch "$3" --iters 10 --warmup 3 "${@:4}" \
+    | python3 -c "import json, statistics, sys; d = json.loads(sys.stdin.read().splitlines()[-1]); print('$1:', round(1000 * statistics.median(d['times']), 1), 'ms median')"
+}
+ours_b4() { ours "$1" 256 4 "${@:2}"; }
+if [ "$MODE" = nhwc ]; then
+  echo "== channels last: model parity fixtures on CUDA with it on (TF32 off) =="
+  CYCLEGAN_TEST_CHANNELS_LAST=1 CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-models $BIN/parity --test-threads 1 > "$OUT/parity_nhwc.log" 2>&1
+  grep -E "^test |test result" "$OUT/parity_nhwc.log" | grep -v " ok$"
+  grep -A1 "panicked" "$OUT/parity_nhwc.log" | grep -v "^--\|panicked" | head -20
+  CYCLEGAN_TEST_CHANNELS_LAST=1 CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-train $BIN/train_step_parity --test-threads 1 > "$OUT/train_step_parity_nhwc.log" 2>&1
+  grep -E "test result|panicked" "$OUT/train_step_parity_nhwc.log"
+  echo "== channels last: 20 training steps on CUDA, then the checkpoint translated on CUDA with it on, against the CPU =="
+  timeout 60 $BIN/cyclegan-train --device cuda --channels-last --max-steps 20 --name trl --checkpoints-dir /tmp/trl-ckpt --overwrite \
+    --results-dir /tmp/trl-results --no-progress > "$OUT/translate_nhwc.log" 2>&1 ||
+    echo "FAILED: cyclegan-train --device cuda --channels-last --max-steps 20 (exit $?, $OUT/translate_nhwc.log)"
+  for d in cuda cpu; do
+    timeout 60 $BIN/cyclegan-translate --checkpoint /tmp/trl-ckpt/trl/latest_net_G_A.safetensors --channels-last \
+      --input data/emoji64/testA --output /tmp/trl-$d --device $d --no-tf32 >> "$OUT/translate_nhwc.log" 2>&1 ||
+      echo "FAILED: cyclegan-translate --device $d --channels-last (exit $?, $OUT/translate_nhwc.log)"
+  done
+  grep -E "ERROR|error" "$OUT/translate_nhwc.log" | head -5
+  python3 scripts/compare-images.py /tmp/trl-cpu/images /tmp/trl-cuda/images --glob '*_fake.png' --max-diff 2
+  echo "== channels last: ours without and with it, alternated =="
+  for round in 1 2; do
+    ours_b4 "256x256 batch 4, NCHW"
+    ours_b4 "256x256 batch 4, channels last" --channels-last
+    ours "256x256 batch 1, NCHW" 256 1
+    ours "256x256 batch 1, channels last" 256 1 --channels-last
+    ours "128x128 batch 1, NCHW" 128 1
+    ours "128x128 batch 1, channels last" 128 1 --channels-last
+  done
+  echo "== channels last against compiled PyTorch, 256x256 batch 4 =="
+  timeout 200 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-channels-last
+fi
 echo "== full iteration, ours vs PyTorch =="
 if [ "$MODE" = quick ]; then
   timeout 240 $BIN/bench_iteration --device cuda --sizes 256 --batch 1 --rounds 2 --iters 20 --warmup 3
@@ -111,11 +151,6 @@ if [ "$MODE" = full ] || [ "$MODE" = all ]; then
   TRANSLATE_BIN=$BIN/cyclegan-translate timeout 120 bash scripts/bench-translate-folder.sh cuda 2
 fi
 if [ "$MODE" = ab ] || [ "$MODE" = all ]; then
-  # Runs one worker of ours at 256x256 batch 4 and prints "$1: median".
-  ours_b4() {
-    timeout 60 $BIN/bench_iteration --worker 256 --device cuda --batch 4 --iters 10 --warmup 3 "${@:2}" \
-      | python3 -c "import json, statistics, sys; d = json.loads(sys.stdin.read().splitlines()[-1]); print('$1:', round(1000 * statistics.median(d['times']), 1), 'ms median')"
-  }
   echo "== ours, 256x256 batch 4, alternated: norm blocks of 128, 256 and 512 threads; cuDNN heuristics mode A; benchmark mode with 1 and 4 GiB workspaces =="
   # Two rounds alone; one in `all`, whose earlier parts leave about a minute and a half.
   ROUNDS="1 2"; [ "$MODE" = all ] && ROUNDS=1

@@ -360,6 +360,117 @@ fn norm_kernels_on_planes_of_one_and_several_chunks_match_the_cpu() -> Result<()
     Ok(())
 }
 
+/// Channels-last inputs (`ops::to_channels_last`) through every op that keeps the layout: on
+/// CUDA the `*_nhwc` kernels and cuDNN with NHWC tensors, against the CPU's NCHW kernels. Shapes
+/// whose positions span several tiles of 128 with a partial last one (13x17, 40x60), channels
+/// that are not a multiple of 32 (5, 40), bias gradients of more than 2048 positions, every
+/// padding mode and activation.
+#[test]
+fn channels_last_ops_match_the_cpu() -> Result<()> {
+    let last = ops::to_channels_last;
+    let relu = Some((ops::NORM_EPS, Activation::Relu));
+    for (prologue, k, s, p) in [
+        (ops::Prologue::default(), 3, 1, 1),
+        (
+            ops::Prologue {
+                norm: relu,
+                pad: Some((1, PaddingType::Reflect)),
+            },
+            3,
+            1,
+            0,
+        ),
+        (
+            ops::Prologue {
+                norm: None,
+                pad: Some((3, PaddingType::Reflect)),
+            },
+            7,
+            1,
+            0,
+        ),
+        (
+            ops::Prologue {
+                norm: relu,
+                pad: None,
+            },
+            3,
+            2,
+            1,
+        ),
+    ] {
+        for (cin, cout, h, w) in [(40, 5, 13, 17), (8, 16, 40, 60)] {
+            let what =
+                format!("channels-last conv2d {cin}->{cout} {h}x{w} k{k} s{s} after {prologue:?}");
+            let op = move |t: &[Tensor]| {
+                let y = ops::conv2d_after(&prologue, &last(&t[0])?, &t[1], Some(&t[2]), s, p)?;
+                if y.device().is_cuda() && cfg!(feature = "cudnn") {
+                    assert!(ops::is_channels_last(&y), "{y:?} is not channels last");
+                }
+                Ok(y)
+            };
+            check(&what, &[&[2, cin, h, w], &[cout, cin, k, k], &[cout]], &op)?;
+        }
+    }
+    let prologue = ops::Prologue {
+        norm: relu,
+        pad: None,
+    };
+    let op = move |t: &[Tensor]| {
+        ops::conv_transpose2d_after(&prologue, &last(&t[0])?, &t[1], Some(&t[2]), (2, 1, 1))
+    };
+    check(
+        "channels-last conv_transpose2d after norm + ReLU",
+        &[&[2, 40, 9, 11], &[40, 8, 3, 3], &[8]],
+        &op,
+    )?;
+    for mode in [
+        PaddingType::Reflect,
+        PaddingType::Replicate,
+        PaddingType::Zero,
+    ] {
+        let op = move |t: &[Tensor]| ops::pad2d(&last(&t[0])?, 2, mode);
+        check(
+            &format!("channels-last pad2d {mode:?} 2"),
+            &[&[2, 5, 13, 17]],
+            &op,
+        )?;
+    }
+    for activation in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Tanh,
+    ] {
+        let op = move |t: &[Tensor]| ops::instance_norm(&last(&t[0])?, ops::NORM_EPS, activation);
+        check(
+            &format!("channels-last instance_norm {activation:?}"),
+            &[&[2, 40, 13, 17]],
+            &op,
+        )?;
+        let op = move |t: &[Tensor]| activation.apply(&last(&t[0])?);
+        check(
+            &format!("channels-last activation {activation:?}"),
+            &[&[2, 5, 13, 17]],
+            &op,
+        )?;
+    }
+    // The residual channels last too, and NCHW (made channels last inside).
+    let op =
+        move |t: &[Tensor]| ops::instance_norm_add(&last(&t[0])?, ops::NORM_EPS, &last(&t[1])?);
+    check(
+        "channels-last instance_norm_add",
+        &[&[2, 40, 13, 17], &[2, 40, 13, 17]],
+        &op,
+    )?;
+    let op = move |t: &[Tensor]| ops::instance_norm_add(&last(&t[0])?, ops::NORM_EPS, &t[1]);
+    check(
+        "channels-last instance_norm_add, NCHW residual",
+        &[&[2, 5, 40, 60], &[2, 5, 40, 60]],
+        &op,
+    )
+}
+
 /// On CUDA the bias gradient of a convolution with few output channels (below 128) and planes of
 /// more than 2048 elements is summed by several blocks per channel, then in order: 3 channels of
 /// 64x70 here, as the generator's last convolution; 8 channels of 12x12 take one block each.

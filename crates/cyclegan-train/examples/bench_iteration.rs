@@ -16,7 +16,9 @@
 //! this project with its fast kernels off (stock candle operations); `--with-legacy-cudnn` one
 //! with cuDNN's legacy routines instead of cached execution plans; `--with-cudnn-benchmark` runs
 //! of both sides with cuDNN engines picked by timing (`set_cudnn_benchmark`, PyTorch's
-//! `cudnn.benchmark`; a worker takes it as `--cudnn-benchmark`). Each child of ours also
+//! `cudnn.benchmark`; a worker takes it as `--cudnn-benchmark`); `--with-channels-last` a run of
+//! ours with activations channels last between cuDNN convolutions (`set_cuda_channels_last`; a
+//! worker takes it as `--channels-last`). Each child of ours also
 //! reports its main thread's CPU seconds and voluntary context switches per iteration (on a GPU
 //! CUDA's synchronisation spins, so the CPU figure bounds the host's own work from above).
 //! `--host-profile FILE` (a build with `--features host-profile`, one `--worker` child) samples
@@ -440,6 +442,7 @@ fn main() -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
         let fast = !args.iter().any(|a| a == "--stock");
         cyclegan_layers::ops::set_cudnn_benchmark(args.iter().any(|a| a == "--cudnn-benchmark"));
+        cyclegan_layers::ops::set_cuda_channels_last(args.iter().any(|a| a == "--channels-last"));
         let diagnostics = WorkerDiagnostics {
             host_profile: value(&args, "--host-profile"),
             profile_measured: args.iter().any(|a| a == "--profile-measured"),
@@ -498,6 +501,9 @@ fn main() -> anyhow::Result<()> {
         if args.iter().any(|a| a == "--with-legacy-cudnn") {
             sides.push(("ours, legacy cuDNN calls", vec![]));
         }
+        if args.iter().any(|a| a == "--with-channels-last") {
+            sides.push(("ours, channels last", vec![]));
+        }
         if args.iter().any(|a| a == "--with-cudnn-benchmark") {
             sides.push(("ours, cudnn.benchmark", vec![]));
             sides.push(("pytorch eager, cudnn.benchmark", vec![]));
@@ -535,6 +541,9 @@ fn main() -> anyhow::Result<()> {
                     }
                     if name.contains("benchmark") {
                         c.arg("--cudnn-benchmark");
+                    }
+                    if name.contains("channels last") {
+                        c.arg("--channels-last");
                     }
                     c
                 } else {

@@ -258,6 +258,10 @@ pub struct Cli {
     /// fastest, as PyTorch's `cudnn.benchmark` (off: its heuristic's first choice, reproducible).
     #[arg(long = "cudnn-benchmark", alias = "cudnn_benchmark")]
     pub cudnn_benchmark: bool,
+    /// On CUDA, keep the activations between convolutions channels last (NHWC), the layout
+    /// cuDNN's tensor-core engines work in (experimental; the same numbers up to the engines).
+    #[arg(long = "channels-last", alias = "channels_last")]
+    pub channels_last: bool,
 }
 
 /// The `--help` heading of the reference options that are accepted so that its command lines
@@ -317,6 +321,10 @@ pub struct TrainConfig {
     /// invocation's choice, not kept on resuming).
     #[serde(default)]
     pub cudnn_benchmark: bool,
+    /// Whether CUDA convolutions keep their activations channels last (`--channels-last`;
+    /// this invocation's choice, not kept on resuming).
+    #[serde(default)]
+    pub channels_last: bool,
     /// Whether every `--save-latest-freq` save also keeps `iter_<images>_net_*`.
     #[serde(default)]
     pub save_by_iter: bool,
@@ -401,6 +409,7 @@ impl TrainConfig {
             embedded: false,
             tf32: true,
             cudnn_benchmark: false,
+            channels_last: false,
             save_by_iter: false,
             load_iter: 0,
             update_html_freq: None,
@@ -555,6 +564,7 @@ impl TrainConfig {
         c.progress = !cli.no_progress;
         c.tf32 &= !cli.no_tf32;
         c.cudnn_benchmark = cli.cudnn_benchmark;
+        c.channels_last = cli.channels_last;
         if let Some(template) = cli.suffix.as_deref().filter(|s| !s.is_empty()) {
             c.name = suffix_base;
             let suffix = expand_suffix(template, &c, cli)?;
@@ -574,6 +584,7 @@ impl TrainConfig {
         other.device = self.device.clone();
         other.tf32 = self.tf32;
         other.cudnn_benchmark = self.cudnn_benchmark;
+        other.channels_last = self.channels_last;
         other.verbose = self.verbose;
         other.overwrite = self.overwrite;
         other.continue_train = self.continue_train;
@@ -887,5 +898,21 @@ mod tests {
         saved.as_object_mut().unwrap().remove("cudnn_benchmark");
         let old: TrainConfig = serde_json::from_value(saved).unwrap();
         assert!(!old.cudnn_benchmark, "an options file without the field");
+    }
+
+    #[test]
+    fn channels_last_is_off_unless_asked_and_not_part_of_the_run() {
+        assert!(!resolve(&[]).channels_last);
+        let on = resolve(&["--channels-last"]);
+        assert!(on.channels_last);
+        assert!(resolve(&["--channels_last"]).channels_last);
+        assert!(
+            on.same_run_as(&resolve(&[])),
+            "a layout computes the same run"
+        );
+        let mut saved = serde_json::to_value(&on).unwrap();
+        saved.as_object_mut().unwrap().remove("channels_last");
+        let old: TrainConfig = serde_json::from_value(saved).unwrap();
+        assert!(!old.channels_last, "an options file without the field");
     }
 }

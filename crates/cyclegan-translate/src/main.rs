@@ -42,6 +42,10 @@ struct Cli {
     /// PyTorch).
     #[arg(long = "no-tf32", alias = "no_tf32")]
     no_tf32: bool,
+    /// On CUDA, keep the activations between convolutions channels last (NHWC), the layout
+    /// cuDNN's tensor-core engines work in (experimental; the same numbers up to the engines).
+    #[arg(long = "channels-last", alias = "channels_last")]
+    channels_last: bool,
     /// Resize as the reference's test.py does (resize_and_crop, crop, scale_width,
     /// scale_width_and_crop, none) [default: with --checkpoint, each image at its own size;
     /// with --dataroot, resize_and_crop].
@@ -314,6 +318,7 @@ fn run(cli: Cli, form: Form) -> anyhow::Result<()> {
     };
     let device = cyclegan_translate::parse_device(&spec).map_err(anyhow::Error::msg)?;
     cyclegan_layers::ops::set_cuda_tf32(!cli.no_tf32);
+    cyclegan_layers::ops::set_cuda_channels_last(cli.channels_last);
     // Timed from the first image read (the checkpoint form), or the checkpoints' (test.py's).
     let mut start = std::time::Instant::now();
     let (count, skipped, index) = match form {

@@ -742,17 +742,26 @@ impl GradStore {
     }
 
     /// Adds `grad` to the gradient of `tensor`. The first gradient to reach a tensor is stored as
-    /// it comes (made contiguous) instead of being added into a fresh tensor of zeros: one
-    /// allocation, fill and addition fewer per gradient edge, and the same values (patched in
-    /// by the cyclegan workspace, as upstream pull requests #3578 and #3822 propose).
+    /// it comes instead of being added into a fresh tensor of zeros: one allocation, fill and
+    /// addition fewer per gradient edge, and the same values (patched in by the cyclegan
+    /// workspace, as upstream pull requests #3578 and #3822 propose). A view is made contiguous
+    /// unless its elements lie dense in another order (a permutation, such as a channels-last
+    /// gradient), which is kept as it is: the op it flows back to reads that order, and making it
+    /// contiguous would transpose it there and back. Later gradients of the same dense order are
+    /// added in that order, so that the sum keeps it.
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
-                let sum = entry.get().add(grad)?;
+                let sum = add_in_dense_order(entry.get(), grad)?;
                 *entry.get_mut() = sum;
             }
             Entry::Vacant(entry) => {
-                entry.insert(grad.contiguous()?);
+                let grad = if dense_order(grad).is_some() {
+                    grad.clone()
+                } else {
+                    grad.contiguous()?
+                };
+                entry.insert(grad);
             }
         }
         Ok(())
@@ -788,4 +797,33 @@ impl GradStore {
     pub fn get_ids(&self) -> impl Iterator<Item = &TensorId> {
         self.0.keys()
     }
+}
+
+/// The order of `t`'s dimensions, outermost first, in which its elements lie contiguous from its
+/// start offset, when there is one (its own order for a contiguous tensor).
+fn dense_order(t: &Tensor) -> Option<Vec<usize>> {
+    let stride = t.stride();
+    let mut order: Vec<usize> = (0..stride.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(stride[i]));
+    let dense = t.layout().permute(&order).ok()?.is_contiguous();
+    dense.then_some(order)
+}
+
+/// `a + b`, in the order both lie dense in when they share one and are not contiguous (candle's
+/// binary ops write contiguous outputs, which would transpose such a sum); the same values.
+fn add_in_dense_order(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let same_layout = a.dims() == b.dims() && a.stride() == b.stride();
+    if same_layout && !a.is_contiguous() {
+        if let Some(order) = dense_order(a) {
+            let mut inverse = vec![0; order.len()];
+            for (i, &d) in order.iter().enumerate() {
+                inverse[d] = i;
+            }
+            return a
+                .permute(order.clone())?
+                .add(&b.permute(order)?)?
+                .permute(inverse);
+        }
+    }
+    a.add(b)
 }

@@ -12,6 +12,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
+use super::channels_last;
 use super::cpu::norm::{instance_norm_pad_forward, InstanceNorm, InstanceNormBackward};
 use super::cpu::pad::Pad2d;
 
@@ -67,10 +68,13 @@ impl Storage for candle_core::CudaStorage {
 /// activation), then the padding, each optional. As an op of its own, a norm and a padding run
 /// as one pass over each plane (one kernel on CUDA, forward and backward; the same numbers as the
 /// two ops in turn); its backward pass reads only its input.
+///
+/// Channels last, the op takes and returns contiguous NHWC tensors (`super::channels_last`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stages {
     pub norm: Option<InstanceNorm>,
     pub pad: Option<Pad2d>,
+    pub channels_last: bool,
 }
 
 impl Stages {
@@ -91,11 +95,22 @@ impl Stages {
         super::apply_conv(x, weight, bias, FusedConv { stages: self, conv })
     }
 
-    /// The shape of the stages' output for an input of `dims`.
+    /// The shape of the stages' output for an input of `dims` (`[n, h, w, c]` channels last).
     pub fn output_dims(&self, dims: &[usize]) -> Vec<usize> {
-        match self.pad {
-            Some(pad) => pad.out_dims(dims),
-            None => dims.to_vec(),
+        match (self.pad, dims) {
+            (Some(pad), &[n, h, w, c]) if self.channels_last => {
+                vec![n, h + 2 * pad.pad, w + 2 * pad.pad, c]
+            }
+            (Some(pad), _) => pad.out_dims(dims),
+            (None, _) => dims.to_vec(),
+        }
+    }
+
+    /// The same stages in the other layout.
+    fn with_channels_last(self, channels_last: bool) -> Self {
+        Self {
+            channels_last,
+            ..self
         }
     }
 
@@ -131,6 +146,11 @@ impl CustomOp1 for Stages {
     }
 
     fn cpu_fwd(&self, x: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        if self.channels_last {
+            let (x, xl) = channels_last::cpu_to_nchw(x, xl)?;
+            let (y, shape) = self.with_channels_last(false).cpu_fwd(&x, &xl)?;
+            return channels_last::cpu_to_nhwc(&y, &shape);
+        }
         match (self.norm, self.pad) {
             (Some(norm), Some(pad)) => instance_norm_pad_forward(&norm, &pad, x, xl),
             (Some(norm), None) => norm.cpu_fwd(x, xl),
@@ -145,6 +165,18 @@ impl CustomOp1 for Stages {
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         // The norm kernel applies the padding too; padding alone is its own kernel.
+        if self.channels_last {
+            use super::cuda::nhwc;
+            let y = match (self.norm, self.pad) {
+                (Some(norm), pad) => {
+                    let padding = pad.map(|p| (p.pad, p.mode));
+                    nhwc::instance_norm_forward(x, xl, norm.eps, norm.activation, padding)?
+                }
+                (None, Some(pad)) => nhwc::pad2d_forward(x, xl, pad.pad, pad.mode)?,
+                (None, None) => x.try_clone(xl)?,
+            };
+            return Ok((y, self.output_dims(xl.dims()).into()));
+        }
         match self.norm {
             Some(norm) => {
                 let padding = self.pad.map(|p| (p.pad, p.mode));
@@ -157,6 +189,13 @@ impl CustomOp1 for Stages {
     }
 
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        if self.channels_last {
+            if self.norm.is_none() && self.pad.is_none() {
+                return Ok(Some(grad.clone()));
+            }
+            let op = channels_last::StagesBackward(*self);
+            return x.apply_op2_no_bwd(&grad.contiguous()?, &op).map(Some);
+        }
         match (self.norm, self.pad) {
             // The norm's backward op takes the padding's too.
             (Some(norm), pad) => {
@@ -283,11 +322,20 @@ impl<C: CustomOp3> CustomOp3 for FusedConv<C> {
 }
 
 /// `residual + instance_norm(x)` (no activation) as one op on `(x, residual)`: the residual
-/// blocks' last layer, without storing the norm's output (on CUDA one kernel).
+/// blocks' last layer, without storing the norm's output (on CUDA one kernel). The stages are
+/// the norm alone, in either layout.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct NormAdd(pub InstanceNorm);
+pub(crate) struct NormAdd(Stages);
 
 impl NormAdd {
+    pub fn new(norm: InstanceNorm, channels_last: bool) -> Self {
+        Self(Stages {
+            norm: Some(norm),
+            pad: None,
+            channels_last,
+        })
+    }
+
     fn forward<S: Storage>(&self, x: (&S, &Layout), r: (&S, &Layout)) -> Result<(S, Shape)> {
         let (normed, shape) = S::op1(&self.0, x.0, x.1)?;
         // The residual first, as the reference's `x + conv_block(x)` (the sum is the same).
@@ -321,9 +369,13 @@ impl CustomOp2 for NormAdd {
         rl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         // One kernel where the residual is contiguous (a strided one takes the two ops).
-        if rl.is_contiguous() && rl.dims() == xl.dims() {
-            let (eps, act) = (self.0.eps, self.0.activation);
-            let y = super::cuda::instance_norm_add_forward((x, xl), (r, rl), eps, act)?;
+        if let (Some(norm), true) = (self.0.norm, rl.is_contiguous() && rl.dims() == xl.dims()) {
+            let (eps, act) = (norm.eps, norm.activation);
+            let y = if self.0.channels_last {
+                super::cuda::nhwc::instance_norm_add_forward((x, xl), (r, rl), eps, act)?
+            } else {
+                super::cuda::instance_norm_add_forward((x, xl), (r, rl), eps, act)?
+            };
             return Ok((y, xl.shape().clone()));
         }
         self.forward((x, xl), (r, rl))

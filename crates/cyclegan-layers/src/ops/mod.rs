@@ -25,11 +25,14 @@
 //! on the benchmark machine that cost as much as the norm and padding kernels themselves. Programs call [`configure_allocator`] (and [`configure_threads`]) first
 //! thing in `main`; see `BENCHMARKS.md`.
 
+mod channels_last;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod fused;
 pub mod reference;
+
+pub use channels_last::{is_channels_last, to_channels_last};
 
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -59,7 +62,12 @@ impl Activation {
         if self == Activation::Identity || !fast_path(x) {
             return reference::activation(x, self);
         }
-        x.contiguous()?.apply_op1(cpu::activation::Activate(self))
+        let op = cpu::activation::Activate(self);
+        // Elementwise: a channels-last input keeps its layout.
+        if is_channels_last(x) && !x.is_contiguous() {
+            return channels_last::nchw_view(&channels_last::nhwc(x)?.apply_op1(op)?);
+        }
+        x.contiguous()?.apply_op1(op)
     }
 }
 
@@ -169,6 +177,40 @@ pub fn cudnn_layout_report(device: &Device, iterations: usize) -> Result<Vec<Str
     candle_core::bail!("the cuDNN layout report needs a CUDA device and the `cudnn` feature")
 }
 
+static CUDA_CHANNELS_LAST: AtomicBool = AtomicBool::new(false);
+
+/// Input channels from which a cuDNN convolution of an NCHW input goes channels last when
+/// [`set_cuda_channels_last`] is on: the networks' first layers (3 channels) keep NCHW, which
+/// cuDNN runs faster there (the layout report, `BENCHMARKS.md`).
+pub const CHANNELS_LAST_MIN_CHANNELS: usize = 8;
+
+/// Makes cuDNN convolutions on CUDA (`cudnn` feature) of at least
+/// [`CHANNELS_LAST_MIN_CHANNELS`] input channels write their outputs channels last (NHWC): views
+/// `[n, c, h, w]` with channels-last strides, which the norm, padding, activation and residual
+/// ops keep and the next convolution reads without a transposition. cuDNN's tensor-core engines
+/// work on that layout; with NCHW tensors they transpose in and out. Off by default: an option
+/// until measured faster. The numbers are those of the NCHW path up to the convolutions'
+/// engines, which differ by layout. A convolution of a channels-last input writes a
+/// channels-last output either way.
+pub fn set_cuda_channels_last(enabled: bool) {
+    CUDA_CHANNELS_LAST.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether cuDNN convolutions go channels last (see [`set_cuda_channels_last`]).
+pub fn cuda_channels_last() -> bool {
+    CUDA_CHANNELS_LAST.load(Ordering::Relaxed)
+}
+
+/// Whether a cuDNN convolution of `x`, whose prologue outputs `dims`, runs channels last.
+#[cfg(feature = "cudnn")]
+fn conv_goes_channels_last(x: &Tensor, dims: &[usize]) -> bool {
+    is_channels_last(x)
+        || (cuda_channels_last()
+            && dims
+                .get(1)
+                .is_some_and(|&c| c >= CHANNELS_LAST_MIN_CHANNELS))
+}
+
 /// Whether this build has fast kernels for tensors on `device`.
 fn has_fast_kernels(device: &Device) -> bool {
     device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
@@ -255,6 +297,9 @@ pub fn conv2d_after(
         let dims = stages.output_dims(x.dims());
         #[cfg(feature = "cudnn")]
         if let Some(op) = cuda::conv::conv2d(x, &dims, weight, bias, stride, padding) {
+            if conv_goes_channels_last(x, &dims) {
+                return channels_last::convolve(stages, x, weight, bias, op);
+            }
             return stages.apply(x, weight, bias, op);
         }
         if let Some(op) = fast_conv2d(x, &dims, weight, bias, stride, padding) {
@@ -324,6 +369,9 @@ pub fn conv_transpose2d_after(
         let dims = stages.output_dims(x.dims());
         #[cfg(feature = "cudnn")]
         if let Some(op) = cuda::conv::conv_transpose2d(x, &dims, weight, bias, geometry) {
+            if conv_goes_channels_last(x, &dims) {
+                return channels_last::convolve(stages, x, weight, bias, op);
+            }
             return stages.apply(x, weight, bias, op);
         }
         if let Some(op) = fast_conv_transpose2d(x, &dims, weight, bias, geometry) {
@@ -348,6 +396,7 @@ fn fast_pad2d(x: &Tensor, pad: usize, mode: PaddingType) -> Option<cpu::pad::Pad
 /// Pads the last two dimensions of `x` by `pad` on every side.
 pub fn pad2d(x: &Tensor, pad: usize, mode: PaddingType) -> Result<Tensor> {
     match fast_pad2d(x, pad, mode) {
+        Some(op) if is_channels_last(x) => channels_last::apply_stages(x, None, Some(op)),
         Some(op) => x.contiguous()?.apply_op1(op),
         None => reference::pad2d(x, pad, mode),
     }
@@ -367,6 +416,7 @@ fn fast_instance_norm(
 /// biased variance, like `torch.nn.InstanceNorm2d(affine=False)`, followed by `activation`.
 pub fn instance_norm(x: &Tensor, eps: f64, activation: Activation) -> Result<Tensor> {
     match fast_instance_norm(x, eps, activation) {
+        Some(op) if is_channels_last(x) => channels_last::apply_stages(x, Some(op), None),
         Some(op) => x.contiguous()?.apply_op1(op),
         None => reference::activation(&reference::instance_norm(x, eps)?, activation),
     }
@@ -379,7 +429,15 @@ pub fn instance_norm_add(x: &Tensor, eps: f64, residual: &Tensor) -> Result<Tens
     let fused = fast_instance_norm(x, eps, Activation::Identity)
         .filter(|_| fast_path_with(x, &[Some(residual)]) && residual.dims() == x.dims());
     match fused {
-        Some(norm) => x.contiguous()?.apply_op2(residual, fused::NormAdd(norm)),
+        // Channels last when the norm's input is (the residual follows).
+        Some(norm) if is_channels_last(x) => {
+            let op = fused::NormAdd::new(norm, true);
+            let sum = channels_last::nhwc(x)?.apply_op2(&channels_last::nhwc(residual)?, op)?;
+            channels_last::nchw_view(&sum)
+        }
+        Some(norm) => x
+            .contiguous()?
+            .apply_op2(residual, fused::NormAdd::new(norm, false)),
         None => residual + instance_norm(x, eps, Activation::Identity)?,
     }
 }
@@ -425,7 +483,11 @@ impl Prologue {
             Some((pad, mode)) => Some(fast_pad2d(x, pad, mode)?),
             None => None,
         };
-        Some(fused::Stages { norm, pad })
+        Some(fused::Stages {
+            norm,
+            pad,
+            channels_last: false,
+        })
     }
 }
 

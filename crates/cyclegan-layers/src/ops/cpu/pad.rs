@@ -117,7 +117,7 @@ impl CustomOp1 for Pad2d {
 }
 
 /// The input gradient of a [`Pad2d`] of an `[.., h, w]` input, from the output gradient.
-pub(super) struct Pad2dBackward {
+pub(crate) struct Pad2dBackward {
     pub pad: Pad2d,
     pub h: usize,
     pub w: usize,

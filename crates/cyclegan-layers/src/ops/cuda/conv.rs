@@ -55,6 +55,7 @@ pub(crate) fn conv2d(
         stride,
         pad: padding,
         out: [0; 4],
+        channels_last: false,
     };
     (x.device().is_cuda() && fits && conv_args_fit(x, weight, bias, cout)).then_some(op)
 }
@@ -82,6 +83,7 @@ pub(crate) fn conv_transpose2d(
         stride,
         pad: padding,
         out: [n, cout, oh, ow],
+        channels_last: false,
     })
 }
 
@@ -109,31 +111,57 @@ impl Pass {
 
 /// One cuDNN routine of the convolution with `stride` and zero padding `pad`, as a candle op on
 /// two tensors; `out` is the result's shape (`x`'s for `BackwardData`, `w`'s for
-/// `BackwardFilter`; `Forward` works it out).
+/// `BackwardFilter`; `Forward` works it out), in NCHW order. Channels last, the op's tensors are
+/// contiguous NHWC `[n, h, w, c]` and its weight `[k, r, s, c]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CudnnConv {
     pub pass: Pass,
     pub stride: usize,
     pub pad: usize,
     pub out: [usize; 4],
+    pub channels_last: bool,
 }
 
 impl CudnnConv {
+    /// The same op on channels-last tensors.
+    pub fn channels_last(self) -> Self {
+        Self {
+            channels_last: true,
+            ..self
+        }
+    }
+
+    /// `dims` of one of the op's tensors, in NCHW order.
+    fn nchw(&self, dims: &[usize]) -> Result<[usize; 4]> {
+        let d: [usize; 4] = dims.try_into().map_err(|_| {
+            candle_core::Error::Msg(format!("cuDNN convolution takes 4-d tensors, got {dims:?}"))
+        })?;
+        Ok(if self.channels_last {
+            [d[0], d[3], d[1], d[2]]
+        } else {
+            d
+        })
+    }
+
+    /// NCHW-ordered `dims` in the order of the op's tensors.
+    fn native(&self, [n, c, h, w]: [usize; 4]) -> Shape {
+        if self.channels_last {
+            Shape::from(vec![n, h, w, c])
+        } else {
+            Shape::from(vec![n, c, h, w])
+        }
+    }
+
+    /// The op running `pass`, whose result has the shape of a tensor of `out`.
     fn with(self, pass: Pass, out: &[usize]) -> Result<Self> {
-        let out: [usize; 4] = out
-            .try_into()
-            .map_err(|_| candle_core::Error::Msg(format!("cuDNN convolution of {out:?}")))?;
+        let out = self.nchw(out)?;
         Ok(Self { pass, out, ..self })
     }
 
-    /// The `(x, w, y)` shapes of the convolution, from the op's two argument shapes.
+    /// The `(x, w, y)` shapes of the convolution in NCHW order, from the op's two argument
+    /// shapes.
     fn shapes(&self, a: &[usize], b: &[usize]) -> Result<[[usize; 4]; 3]> {
-        let four = |d: &[usize]| -> Result<[usize; 4]> {
-            d.try_into().map_err(|_| {
-                candle_core::Error::Msg(format!("cuDNN convolution takes 4-d tensors, got {d:?}"))
-            })
-        };
-        let (a, b) = (four(a)?, four(b)?);
+        let (a, b) = (self.nchw(a)?, self.nchw(b)?);
         Ok(match self.pass {
             Pass::Forward => {
                 let [n, _, h, w] = a;
@@ -247,7 +275,7 @@ impl CustomOp2 for CudnnConv {
         bl: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
         let (storage, out) = self.run((a, al), (b, bl))?;
-        Ok((storage, Shape::from(out.to_vec())))
+        Ok((storage, self.native(out)))
     }
 
     fn bwd(
@@ -292,8 +320,12 @@ impl CustomOp3 for CudnnConv {
             candle_core::bail!("a weight gradient takes no bias")
         }
         let (mut storage, out) = self.run((a, al), (b, bl))?;
-        add_channel_bias_in_place(&mut storage, out, bias, bias_l)?;
-        Ok((storage, Shape::from(out.to_vec())))
+        if self.channels_last {
+            super::nhwc::add_channel_bias_in_place(&mut storage, out[1], (bias, bias_l))?;
+        } else {
+            add_channel_bias_in_place(&mut storage, out, bias, bias_l)?;
+        }
+        Ok((storage, self.native(out)))
     }
 
     fn bwd(
@@ -306,17 +338,22 @@ impl CustomOp3 for CudnnConv {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (da, db) = self.grads(a, b, &grad)?;
+        let op = ChannelBiasGrad {
+            channels_last: self.channels_last,
+        };
         let dbias = bias
             .track_op()
-            .then(|| grad.apply_op1_no_bwd(&ChannelBiasGrad))
+            .then(|| grad.apply_op1_no_bwd(&op))
             .transpose()?;
         Ok((da, db, dbias))
     }
 }
 
-/// The gradient of a channel bias from its output's gradient `[n, c, h, w]`: the sum over all
-/// but `c`, one kernel.
-struct ChannelBiasGrad;
+/// The gradient of a channel bias from its output's gradient `[n, c, h, w]` (channels last
+/// `[n, h, w, c]`): the sum over all but `c`.
+struct ChannelBiasGrad {
+    channels_last: bool,
+}
 
 impl CustomOp1 for ChannelBiasGrad {
     fn name(&self) -> &'static str {
@@ -328,6 +365,13 @@ impl CustomOp1 for ChannelBiasGrad {
     }
 
     fn cuda_fwd(&self, g: &CudaStorage, gl: &Layout) -> Result<(CudaStorage, Shape)> {
+        if self.channels_last {
+            let channels = gl.shape().dims4()?.3;
+            return Ok((
+                super::nhwc::channel_bias_grad(g, gl)?,
+                Shape::from(channels),
+            ));
+        }
         let channels = gl.shape().dims4()?.1;
         Ok((channel_bias_grad(g, gl)?, Shape::from(channels)))
     }
@@ -761,7 +805,7 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
             pad: op.pad,
             double,
             tf32,
-            channels_last: false,
+            channels_last: op.channels_last,
         },
     };
     let (a, b): (CudaView<T>, CudaView<T>) = (view(a, al)?, view(b, bl)?);
@@ -788,10 +832,14 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
     if !tf32 {
         conv.set_math_type(sys::cudnnMathType_t::CUDNN_FMA_MATH)?;
     }
-    let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
-    let x = cudnn.create_4d_tensor::<T>(nchw, dims(xs))?;
-    let w = cudnn.create_4d_filter::<T>(nchw, dims(ws))?;
-    let y = cudnn.create_4d_tensor::<T>(nchw, dims(ys))?;
+    let format = if op.channels_last {
+        sys::cudnnTensorFormat_t::CUDNN_TENSOR_NHWC
+    } else {
+        sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW
+    };
+    let x = cudnn.create_4d_tensor::<T>(format, dims(xs))?;
+    let w = cudnn.create_4d_filter::<T>(format, dims(ws))?;
+    let y = cudnn.create_4d_tensor::<T>(format, dims(ys))?;
     let scale = (T::from_f64(1.0), T::from_f64(0.0));
     match op.pass {
         Pass::Forward => {

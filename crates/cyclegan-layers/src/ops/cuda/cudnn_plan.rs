@@ -160,8 +160,8 @@ pub(crate) struct Problem {
     /// with no tensor cores, reduced-precision, FFT or Winograd arithmetic qualify.
     pub tf32: bool,
     /// Whether the tensors lie in memory channels last (NHWC, the weight KRSC) instead of NCHW
-    /// (KCRS). Only [`super::conv::layout_report`] builds such plans so far: it measures what
-    /// cuDNN's NCHW engines lose to their layout transposes.
+    /// (KCRS): the channels-last path's convolutions, and [`super::conv::layout_report`]'s
+    /// timings of every pass in both layouts.
     pub channels_last: bool,
 }
 

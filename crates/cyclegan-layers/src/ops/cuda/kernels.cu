@@ -2,7 +2,8 @@
 // affine-free instance normalisation fused with its activation (and optionally the padding
 // after it), forward and backward, a convolution's channel bias and its gradient, and the
 // in-place Adam update of many parameters in one launch, for f32 and f64; and an activation on
-// its own.
+// its own. The padding, the norm and the channel bias also channels last (NHWC), for a
+// channels-last path.
 // They compute what the CPU kernels of `ops/cpu` compute (same formulas, statistics
 // accumulated in double); `ops/cuda/mod.rs` launches them.
 
@@ -73,29 +74,33 @@ __device__ __forceinline__ bool single_target(int i, int len, int pad, int mode)
     return true;
 }
 
-// The sum of the gradients `gp` of a padded plane (ow columns) at every position whose source is
-// unpadded position (i, j) of an h x w plane, where that is more than one position (the edges).
+// The sum of the gradients `gp` of a padded plane (ow columns, its positions `step` elements
+// apart) at every position whose source is unpadded position (i, j) of an h x w plane, where that
+// is more than one position (the edges).
 template <typename T>
 __device__ __noinline__ T gather_padded_edge(const T* gp, int i, int j, int h, int w, int ow,
-                                             int pad, int mode) {
+                                             int pad, int mode, int step) {
     int rows[2 * MAX_PAD + 1], cols[2 * MAX_PAD + 1];
     const int nr = pad_targets(i, h, pad, mode, rows);
     const int nc = pad_targets(j, w, pad, mode, cols);
     T acc = T(0);
     for (int a = 0; a < nr; a++)
-        for (int b = 0; b < nc; b++) acc += gp[rows[a] * ow + cols[b]];
+        for (int b = 0; b < nc; b++) acc += gp[(long long)(rows[a] * ow + cols[b]) * step];
     return acc;
 }
 
 // The gradient of unpadded position (i, j) of an h x w plane: the sum of the gradients `gp` of
-// the padded plane (ow columns) at every position whose source it is.
+// the padded plane (ow columns) at every position whose source it is. `step`: the elements
+// between two positions, 1 for an NCHW plane, the channels for one channel of an NHWC image
+// (`gp` then pointing at that channel of its first position), so that both layouts sum the same
+// terms in the same order.
 template <typename T>
 __device__ __forceinline__ T gather_padded(const T* gp, int i, int j, int h, int w, int ow,
-                                           int pad, int mode) {
+                                           int pad, int mode, int step = 1) {
     // One target: the sum below with one term (0 + g, which turns -0 into +0 as it does).
     if (single_target(i, h, pad, mode) && single_target(j, w, pad, mode))
-        return T(0) + gp[(i + pad) * ow + j + pad];
-    return gather_padded_edge(gp, i, j, h, w, ow, pad, mode);
+        return T(0) + gp[(long long)((i + pad) * ow + j + pad) * step];
+    return gather_padded_edge(gp, i, j, h, w, ow, pad, mode, step);
 }
 
 template <typename T>
@@ -466,6 +471,374 @@ __device__ void channel_bias_grad_finish(const double* partial, T* db, int chann
 }
 
 // ---------------------------------------------------------------------------------------------
+// Channels last (NHWC): the padding, the instance norm and the channel bias of tensors laid out
+// [images][h][w][c], for a channels-last path (cuDNN's tensor-core convolutions then need no
+// layout transposes). Same formulas and helpers as the kernels above, so that given the same
+// statistics each element rounds as there: the padding is the NCHW padding transposed bit for
+// bit, the norm differs only by the order its statistics are summed in.
+// ---------------------------------------------------------------------------------------------
+
+// The padding kernels run over a grid of a row's elements (x: blocks of one padded row of
+// (w + 2 pad) * c elements) by rows of every image (y, striding past 65 535): one 64-bit division
+// per row, one 32-bit division per element, and the source row is the same for the whole row.
+template <typename T>
+__device__ void pad2d_forward_nhwc(const T* x, T* y, long long images, int h, int w, int c,
+                                   int pad, int mode) {
+    const int oh = h + 2 * pad, ow = w + 2 * pad, row_len = ow * c;
+    for (long long rr = blockIdx.y; rr < images * oh; rr += gridDim.y) {
+        const long long n = rr / oh;
+        const int r = (int)(rr - n * oh), sr = pad_source(r, h, pad, mode);
+        // The source row's first element (meaningless when sr < 0: the row is zeros then).
+        const long long src = (n * h + sr) * w * c;
+        T* dst = y + rr * row_len;
+        for (int o = blockIdx.x * blockDim.x + threadIdx.x; o < row_len;
+             o += gridDim.x * blockDim.x) {
+            const int q = o / c, ch = o - q * c, sq = pad_source(q, w, pad, mode);
+            dst[o] = (sr < 0 || sq < 0) ? T(0) : x[src + sq * c + ch];
+        }
+    }
+}
+
+// The padding's gradient: each element gathers, as `pad2d_backward` does (`gather_padded` with
+// the channels as its step, the same terms in the same order), the gradients `g` of the padded
+// positions whose source it is. Rows of every image by y, a row's w * c elements by x.
+template <typename T>
+__device__ void pad2d_backward_nhwc(const T* g, T* dx, long long images, int h, int w, int c,
+                                    int pad, int mode) {
+    const int ow = w + 2 * pad, row_len = w * c;
+    const long long image_len = (long long)(h + 2 * pad) * ow * c;
+    for (long long rr = blockIdx.y; rr < images * h; rr += gridDim.y) {
+        const long long n = rr / h;
+        const int i = (int)(rr - n * h);
+        const T* src = g + n * image_len;
+        T* dst = dx + rr * row_len;
+        for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < row_len;
+             k += gridDim.x * blockDim.x) {
+            const int j = k / c, ch = k - j * c;
+            dst[k] = gather_padded(src + ch, i, j, h, w, ow, pad, mode, c);
+        }
+    }
+}
+
+// The channels-last kernels of per-channel sums run blocks of 256 threads: 8 rows of 32 lanes,
+// lane l taking channel blockIdx.y * 32 + l (a warp reads 32 consecutive channels of a position:
+// coalesced), the rows taking every 8th position (or row of a [rows][c] matrix). The rows' sums
+// are combined through shared memory in a fixed order, the same at every run.
+#define NHWC_ROWS 8
+#define NHWC_LANES 32
+// The norm kernels' blocks hold a tile of NORM_NHWC_TILE positions of one image, each thread its
+// channel at positions row, row + 8, ... of the tile (16 of them) in registers; a plane's (one
+// channel of one image) statistics are combined from every tile's by a second kernel.
+#define NORM_NHWC_TILE 128
+#define NORM_NHWC_PER_THREAD (NORM_NHWC_TILE / NHWC_ROWS)
+// Launched with blocks of exactly 256 threads (ops/cuda/nhwc.rs): registers to spare.
+#define NORM_NHWC_KERNEL extern "C" __global__ void __launch_bounds__(NHWC_ROWS * NHWC_LANES)
+
+// The sum of `v` over the block's rows, for the calling thread's lane, in row order; in every
+// thread (`shared`: NHWC_ROWS * NHWC_LANES doubles, free again on return).
+__device__ double rows_sum(double v, double* shared) {
+    shared[threadIdx.x] = v;
+    __syncthreads();
+    const int lane = threadIdx.x & (NHWC_LANES - 1);
+    double s = 0.0;
+    for (int r = 0; r < NHWC_ROWS; r++) s += shared[r * NHWC_LANES + lane];
+    __syncthreads();
+    return s;
+}
+
+// A thread's place in the grid of the channels-last norm kernels: x tiles of an image's
+// positions, y groups of 32 channels, z images.
+struct NhwcPlace {
+    int ch;           // its channel (c or more: an idle lane, which reads and writes nothing)
+    bool live;        // ch < c
+    int row;          // its row of the block: positions row, row + 8, ... of the tile
+    int start;        // the tile's first position
+    int n;            // the tile's positions
+    long long plane;  // image * c + ch: the plane's index in `stats`, `partial` and `sums`
+    long long image;  // the image's first element (unpadded)
+};
+
+// Positions in tile t of a plane of hw.
+__device__ __forceinline__ int nhwc_tile_len(int t, int hw) {
+    const int rest = hw - t * NORM_NHWC_TILE;
+    return rest < NORM_NHWC_TILE ? rest : NORM_NHWC_TILE;
+}
+
+__device__ __forceinline__ NhwcPlace nhwc_place(int hw, int c) {
+    NhwcPlace at;
+    at.ch = blockIdx.y * NHWC_LANES + (threadIdx.x & (NHWC_LANES - 1));
+    at.live = at.ch < c;
+    at.row = threadIdx.x / NHWC_LANES;
+    at.start = blockIdx.x * NORM_NHWC_TILE;
+    at.n = nhwc_tile_len(blockIdx.x, hw);
+    at.plane = (long long)blockIdx.z * c + at.ch;
+    at.image = (long long)blockIdx.z * hw * c;
+    return at;
+}
+
+// The thread's positions of its channel of the block's tile of `x` into `v` (zeros past the
+// tile's end and for an idle lane), all loads issued before any is used.
+template <typename T>
+__device__ __forceinline__ void load_tile_nhwc(const T* x, const NhwcPlace& at, int c,
+                                               T (&v)[NORM_NHWC_PER_THREAD]) {
+#pragma unroll
+    for (int e = 0; e < NORM_NHWC_PER_THREAD; e++) {
+        const int k = at.row + e * NHWC_ROWS;
+        v[e] = at.live && k < at.n ? x[at.image + (long long)(at.start + k) * c + at.ch] : T(0);
+    }
+}
+
+// The plane's mean and rstd as `plane_stats` rounds them, from the finished statistics.
+template <typename T>
+__device__ __forceinline__ void nhwc_plane_stats(const double* stats, const NhwcPlace& at,
+                                                 T* mean, T* rstd) {
+    *mean = (T)stats[2 * at.plane];
+    *rstd = (T)stats[2 * at.plane + 1];
+}
+
+// Each tile's mean and squared deviations from it per channel (two passes over the registers,
+// as `chunk_moments`), into partial[((image * c + ch) * tiles + tile) * 2].
+template <typename T>
+__device__ void instance_norm_nhwc_stats(const T* x, double* partial, int hw, int c) {
+    __shared__ double shared[NHWC_ROWS * NHWC_LANES];
+    const NhwcPlace at = nhwc_place(hw, c);
+    T v[NORM_NHWC_PER_THREAD];
+    load_tile_nhwc(x, at, c, v);
+    double s = 0.0;
+#pragma unroll
+    for (int e = 0; e < NORM_NHWC_PER_THREAD; e++)
+        if (at.row + e * NHWC_ROWS < at.n) s += (double)v[e];
+    const double m = rows_sum(s, shared) / at.n;
+    double q = 0.0;
+#pragma unroll
+    for (int e = 0; e < NORM_NHWC_PER_THREAD; e++)
+        if (at.row + e * NHWC_ROWS < at.n) {
+            const double d = (double)v[e] - m;
+            q += d * d;
+        }
+    const double m2 = rows_sum(q, shared);
+    if (at.row != 0 || !at.live) return;
+    double* p = partial + (at.plane * gridDim.x + blockIdx.x) * 2;
+    p[0] = m;
+    p[1] = m2;
+}
+
+// The finalize kernels give each plane a warp, whose lanes take its tiles in turn (a plane of
+// 256x256 has 512): each lane sums its share in tile order, then the warp adds the lanes' sums
+// in a fixed tree. The same result at every run, and 32 times fewer dependent loads a plane than
+// one thread walking all its tiles.
+
+// The sum of `v` over the warp's lanes, in every lane.
+__device__ __forceinline__ double warp_sum(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return __shfl_sync(0xffffffffu, v, 0);
+}
+
+// Each plane's mean and 1 / sqrt(biased variance + eps) into stats[2 * plane], combined from its
+// tiles' (Chan et al.'s pairwise formula, as `plane_stats`). A warp a plane.
+__device__ void instance_norm_nhwc_finalize(const double* partial, double* stats,
+                                            long long planes, int tiles, int hw, double eps) {
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (long long p = (long long)blockIdx.x * warps + (threadIdx.x >> 5); p < planes;
+         p += (long long)gridDim.x * warps) {
+        const double* t = partial + p * tiles * 2;
+        double s = 0.0;
+        for (int k = lane; k < tiles; k += 32) s += nhwc_tile_len(k, hw) * t[2 * k];
+        const double m = warp_sum(s) / hw;
+        double q = 0.0;
+        for (int k = lane; k < tiles; k += 32) {
+            const double d = t[2 * k] - m;
+            q += t[2 * k + 1] + nhwc_tile_len(k, hw) * d * d;
+        }
+        const double m2 = warp_sum(q);
+        if (lane == 0) {
+            stats[2 * p] = m;
+            stats[2 * p + 1] = 1.0 / sqrt(m2 / hw + eps);
+        }
+    }
+}
+
+// activation(norm(x)) of NHWC images of h x w, written padded by `pad` in `mode` (none when
+// `pad` is 0), each padded position normalised from its source, plus `residual` (null for none,
+// of the output's shape) as `instance_norm_forward` computes them. The border is shared out
+// between an image's tiles, border position b to row b % 8 of block b / 8 (mod the tiles). No
+// barrier: idle lanes leave at once.
+template <typename T>
+__device__ void instance_norm_nhwc_forward(const T* x, const T* residual, T* y,
+                                           const double* stats, int h, int w, int c, int pad,
+                                           int mode, int act, double slope) {
+    const int hw = h * w, ow = w + 2 * pad, ohw = (h + 2 * pad) * ow;
+    const NhwcPlace at = nhwc_place(hw, c);
+    if (!at.live) return;
+    T v[NORM_NHWC_PER_THREAD];
+    load_tile_nhwc(x, at, c, v);
+    T mean, rstd;
+    nhwc_plane_stats(stats, at, &mean, &rstd);
+    const T s = (T)slope;
+    const long long out = (long long)blockIdx.z * ohw * c + at.ch;
+    y += out;
+    if (residual) residual += out;
+#pragma unroll
+    for (int e = 0; e < NORM_NHWC_PER_THREAD; e++) {
+        const int k = at.row + e * NHWC_ROWS;
+        if (k >= at.n) break;
+        const int i = at.start + k, row = i / w;
+        const long long o = (long long)(pad == 0 ? i : (row + pad) * ow + i - row * w + pad) * c;
+        const T a = activate((v[e] - mean) * rstd, act, s);
+        y[o] = residual ? residual[o] + a : a;
+    }
+    const T* src = x + at.image + at.ch;
+    for (int b = blockIdx.x * NHWC_ROWS + at.row; b < ohw - hw; b += gridDim.x * NHWC_ROWS) {
+        int r, q;
+        border_position(b, h, w, pad, &r, &q);
+        const int sr = pad_source(r, h, pad, mode), sq = pad_source(q, w, pad, mode);
+        const T a = (sr < 0 || sq < 0)
+                        ? T(0)
+                        : activate((src[(long long)(sr * w + sq) * c] - mean) * rstd, act, s);
+        const long long o = (long long)(r * ow + q) * c;
+        y[o] = residual ? residual[o] + a : a;
+    }
+}
+
+// d = act'(z) dy for the thread's positions of the tile into `d`, z = (x - mean) * rstd and dy
+// the output gradient `g` (the padded image's) gathered back through the padding, as
+// `chunk_grads`; their sums of d and d z into `sd` and `sdz` (this thread's share).
+template <typename T>
+__device__ __forceinline__ void tile_grads_nhwc(const T (&v)[NORM_NHWC_PER_THREAD],
+                                                T (&d)[NORM_NHWC_PER_THREAD], const T* g,
+                                                const NhwcPlace& at, int h, int w, int c,
+                                                int pad, int mode, T mean, T rstd, int act,
+                                                T slope, double* sd, double* sdz) {
+    double s = 0.0, q = 0.0;
+#pragma unroll
+    for (int e = 0; e < NORM_NHWC_PER_THREAD; e++) {
+        const int k = at.row + e * NHWC_ROWS;
+        d[e] = T(0);
+        if (!at.live || k >= at.n) continue;
+        const int i = at.start + k, row = i / w;
+        const T dy = pad == 0 ? g[(long long)i * c + at.ch]
+                              : gather_padded(g + at.ch, row, i - row * w, h, w, w + 2 * pad,
+                                              pad, mode, c);
+        const T z = (v[e] - mean) * rstd;
+        d[e] = activate_grad(z, dy, act, slope);
+        s += (double)d[e];
+        q += (double)(d[e] * z);
+    }
+    *sd = s;
+    *sdz = q;
+}
+
+// Each tile's sums of d and d z per channel (see `tile_grads_nhwc`) into
+// partial[((image * c + ch) * tiles + tile) * 2].
+template <typename T>
+__device__ void instance_norm_nhwc_backward_sums(const T* x, const T* g, const double* stats,
+                                                 double* partial, int h, int w, int c, int pad,
+                                                 int mode, int act, double slope) {
+    __shared__ double shared[NHWC_ROWS * NHWC_LANES];
+    const NhwcPlace at = nhwc_place(h * w, c);
+    T v[NORM_NHWC_PER_THREAD], d[NORM_NHWC_PER_THREAD];
+    load_tile_nhwc(x, at, c, v);
+    T mean = T(0), rstd = T(0);
+    if (at.live) nhwc_plane_stats(stats, at, &mean, &rstd);
+    g += (long long)blockIdx.z * (h + 2 * pad) * (w + 2 * pad) * c;
+    double sd, sdz;
+    tile_grads_nhwc(v, d, g, at, h, w, c, pad, mode, mean, rstd, act, (T)slope, &sd, &sdz);
+    sd = rows_sum(sd, shared);
+    sdz = rows_sum(sdz, shared);
+    if (at.row != 0 || !at.live) return;
+    double* p = partial + (at.plane * gridDim.x + blockIdx.x) * 2;
+    p[0] = sd;
+    p[1] = sdz;
+}
+
+// Each plane's sums of d and d z into sums[2 * plane], from its tiles'. A warp a plane.
+__device__ void instance_norm_nhwc_backward_finalize(const double* partial, double* sums,
+                                                     long long planes, int tiles) {
+    const int lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (long long p = (long long)blockIdx.x * warps + (threadIdx.x >> 5); p < planes;
+         p += (long long)gridDim.x * warps) {
+        const double* t = partial + p * tiles * 2;
+        double sd = 0.0, sdz = 0.0;
+        for (int k = lane; k < tiles; k += 32) {
+            sd += t[2 * k];
+            sdz += t[2 * k + 1];
+        }
+        sd = warp_sum(sd);
+        sdz = warp_sum(sdz);
+        if (lane == 0) {
+            sums[2 * p] = sd;
+            sums[2 * p + 1] = sdz;
+        }
+    }
+}
+
+// The input gradient (unpadded NHWC) of `instance_norm_nhwc_forward`, from the gradient `g` of
+// its output: dx = rstd * (d - mean(d) - z * mean(d z)), as `instance_norm_backward`. No
+// barrier: idle lanes leave at once.
+template <typename T>
+__device__ void instance_norm_nhwc_backward(const T* x, const T* g, T* dx, const double* stats,
+                                            const double* sums, int h, int w, int c, int pad,
+                                            int mode, int act, double slope) {
+    const int hw = h * w;
+    const NhwcPlace at = nhwc_place(hw, c);
+    if (!at.live) return;
+    T v[NORM_NHWC_PER_THREAD], d[NORM_NHWC_PER_THREAD];
+    load_tile_nhwc(x, at, c, v);
+    T mean, rstd;
+    nhwc_plane_stats(stats, at, &mean, &rstd);
+    g += (long long)blockIdx.z * (h + 2 * pad) * (w + 2 * pad) * c;
+    double sd, sdz;  // this thread's share, unused: the plane's come in `sums`
+    tile_grads_nhwc(v, d, g, at, h, w, c, pad, mode, mean, rstd, act, (T)slope, &sd, &sdz);
+    const T mean_d = (T)(sums[2 * at.plane] / hw), mean_dz = (T)(sums[2 * at.plane + 1] / hw);
+    dx += at.image + at.ch;
+#pragma unroll
+    for (int e = 0; e < NORM_NHWC_PER_THREAD; e++) {
+        const int k = at.row + e * NHWC_ROWS;
+        if (k >= at.n) break;
+        const T z = (v[e] - mean) * rstd;
+        dx[(long long)(at.start + k) * c] = rstd * (d[e] - mean_d - z * mean_dz);
+    }
+}
+
+// y[i] += b[i % c] over the `total` elements of an NHWC tensor, grid-stride: the channel is
+// taken modulo c once, then advanced by the stride's remainder (no 64-bit division per element).
+template <typename T>
+__device__ void channel_bias_add_nhwc(T* y, const T* b, long long total, int c) {
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    const int step = (int)(stride % c);
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    int ch = (int)(i % c);
+    for (; i < total; i += stride) {
+        y[i] += b[ch];
+        ch += step;
+        if (ch >= c) ch -= c;
+    }
+}
+
+// The sum over the rows of dy ([rows][c]) per channel, in chunks of `chunk_rows` rows (x) by
+// groups of 32 channels (y), in double: with one chunk into db[ch], else into
+// partial[ch * chunks + chunk] for `channel_bias_grad_finish` (its layout, so that it finishes
+// both).
+template <typename T>
+__device__ void channel_bias_grad_nhwc(const T* dy, T* db, double* partial, long long rows, int c,
+                                       int chunk_rows) {
+    __shared__ double shared[NHWC_ROWS * NHWC_LANES];
+    const int ch = blockIdx.y * NHWC_LANES + (threadIdx.x & (NHWC_LANES - 1));
+    const long long start = (long long)blockIdx.x * chunk_rows;
+    const long long end = rows - start < chunk_rows ? rows : start + chunk_rows;
+    double s = 0.0;
+    if (ch < c)
+        for (long long r = start + threadIdx.x / NHWC_LANES; r < end; r += NHWC_ROWS)
+            s += (double)dy[r * c + ch];
+    const double total = rows_sum(s, shared);
+    if (threadIdx.x >= NHWC_LANES || ch >= c) return;
+    if (gridDim.x == 1)
+        db[ch] = (T)total;
+    else
+        partial[(long long)ch * gridDim.x + blockIdx.x] = total;
+}
+
+// ---------------------------------------------------------------------------------------------
 // An activation on its own, forward and backward (from the input)
 // ---------------------------------------------------------------------------------------------
 
@@ -593,6 +966,56 @@ __device__ void adam_step_multi(const AdamTensors& t, double beta1, double beta2
                                                         double beta2, double inv_bc2_sqrt,         \
                                                         double eps, double step_size) {            \
         adam_step_multi<T>(t, beta1, beta2, inv_bc2_sqrt, eps, step_size);                         \
+    }                                                                                              \
+    extern "C" __global__ void pad2d_forward_nhwc_##SUFFIX(const T* x, T* y, long long images,     \
+                                                           int h, int w, int c, int pad,           \
+                                                           int mode) {                             \
+        pad2d_forward_nhwc<T>(x, y, images, h, w, c, pad, mode);                                   \
+    }                                                                                              \
+    extern "C" __global__ void pad2d_backward_nhwc_##SUFFIX(const T* g, T* dx, long long images,   \
+                                                            int h, int w, int c, int pad,          \
+                                                            int mode) {                            \
+        pad2d_backward_nhwc<T>(g, dx, images, h, w, c, pad, mode);                                 \
+    }                                                                                              \
+    NORM_NHWC_KERNEL instance_norm_nhwc_stats_##SUFFIX(const T* x, double* partial, int hw,        \
+                                                       int c) {                                    \
+        instance_norm_nhwc_stats<T>(x, partial, hw, c);                                            \
+    }                                                                                              \
+    extern "C" __global__ void instance_norm_nhwc_finalize_##SUFFIX(                               \
+        const double* partial, double* stats, long long planes, int tiles, int hw, double eps) {   \
+        instance_norm_nhwc_finalize(partial, stats, planes, tiles, hw, eps);                       \
+    }                                                                                              \
+    NORM_NHWC_KERNEL instance_norm_nhwc_forward_##SUFFIX(                                          \
+        const T* x, T* y, const double* stats, int h, int w, int c, int pad, int mode, int act,    \
+        double slope) {                                                                            \
+        instance_norm_nhwc_forward<T>(x, nullptr, y, stats, h, w, c, pad, mode, act, slope);       \
+    }                                                                                              \
+    NORM_NHWC_KERNEL instance_norm_nhwc_add_forward_##SUFFIX(                                      \
+        const T* x, const T* residual, T* y, const double* stats, int h, int w, int c, int pad,    \
+        int mode, int act, double slope) {                                                         \
+        instance_norm_nhwc_forward<T>(x, residual, y, stats, h, w, c, pad, mode, act, slope);      \
+    }                                                                                              \
+    NORM_NHWC_KERNEL instance_norm_nhwc_backward_sums_##SUFFIX(                                    \
+        const T* x, const T* g, const double* stats, double* partial, int h, int w, int c,         \
+        int pad, int mode, int act, double slope) {                                                \
+        instance_norm_nhwc_backward_sums<T>(x, g, stats, partial, h, w, c, pad, mode, act, slope); \
+    }                                                                                              \
+    extern "C" __global__ void instance_norm_nhwc_backward_finalize_##SUFFIX(                      \
+        const double* partial, double* sums, long long planes, int tiles) {                        \
+        instance_norm_nhwc_backward_finalize(partial, sums, planes, tiles);                        \
+    }                                                                                              \
+    NORM_NHWC_KERNEL instance_norm_nhwc_backward_##SUFFIX(                                         \
+        const T* x, const T* g, T* dx, const double* stats, const double* sums, int h, int w,      \
+        int c, int pad, int mode, int act, double slope) {                                         \
+        instance_norm_nhwc_backward<T>(x, g, dx, stats, sums, h, w, c, pad, mode, act, slope);     \
+    }                                                                                              \
+    extern "C" __global__ void channel_bias_add_nhwc_##SUFFIX(T* y, const T* b, long long total,   \
+                                                              int c) {                             \
+        channel_bias_add_nhwc<T>(y, b, total, c);                                                  \
+    }                                                                                              \
+    extern "C" __global__ void channel_bias_grad_nhwc_##SUFFIX(                                    \
+        const T* dy, T* db, double* partial, long long rows, int c, int chunk_rows) {              \
+        channel_bias_grad_nhwc<T>(dy, db, partial, rows, c, chunk_rows);                           \
     }
 
 INSTANTIATE(float, f32)

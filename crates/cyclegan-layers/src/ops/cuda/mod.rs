@@ -3,9 +3,10 @@
 //! the `cudnn` feature, convolutions through cuDNN ([`conv`], with execution plans of its
 //! backend API from `cudnn_plan`) and their channel bias.
 //!
-//! The kernels live in `kernels.cu`, compiled to PTX by the build script and
-//! loaded once per device. Like the CPU kernels they read contiguous inputs only, compute in the
-//! tensor's type with statistics accumulated in `f64`, and write fresh outputs.
+//! The kernels live in `kernels.cu`, compiled to PTX by the build script and loaded once per
+//! device; [`nhwc`] launches their channels-last variants. Like the CPU kernels they read
+//! contiguous inputs only, compute in the tensor's type with statistics accumulated in `f64`,
+//! and write fresh outputs.
 
 #[cfg(feature = "cudnn")]
 pub(crate) mod conv;
@@ -154,6 +155,9 @@ macro_rules! dispatch_in_place {
         }
     }};
 }
+
+// After the macros, which it uses.
+pub(crate) mod nhwc;
 
 fn pad_mode(mode: PaddingType) -> i32 {
     match mode {
