@@ -20,8 +20,8 @@
 # timed in NCHW and in NHWC (what a channels-last path would gain; about a minute);
 # nhwc: the tests + the channels-last path (--channels-last): the model parity fixtures and a
 # 20-step training run and its translations on CUDA with it on, then ours at 256x256 batch 4 and
-# batch 1 and at 128x128 batch 1 without and with it, alternated, and 256x256 batch 4 with it
-# against compiled PyTorch (about 5 minutes);
+# batch 1 and at 128x128 batch 1 without and with it (at batch 4 also from the 3-channel layers
+# on), alternated, and 256x256 batch 4 with it against compiled PyTorch (about 5 minutes);
 # all: what full, diagnose and ab run, the tests once, in the order goal table, diagnose,
 # translation, ab (about 10 minutes: one device call with timeout_s 600 may lose the last
 # lines of ab, the least needed). Every
@@ -98,6 +98,7 @@ if [ "$MODE" = nhwc ]; then
   for round in 1 2; do
     ours_b4 "256x256 batch 4, NCHW"
     ours_b4 "256x256 batch 4, channels last" --channels-last
+    CYCLEGAN_CHANNELS_LAST_MIN_CHANNELS=1 ours_b4 "256x256 batch 4, channels last from the 3-channel layers" --channels-last
     ours "256x256 batch 1, NCHW" 256 1
     ours "256x256 batch 1, channels last" 256 1 --channels-last
     ours "128x128 batch 1, NCHW" 128 1

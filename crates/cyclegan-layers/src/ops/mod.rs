@@ -182,7 +182,20 @@ static CUDA_CHANNELS_LAST: AtomicBool = AtomicBool::new(false);
 /// Input channels from which a cuDNN convolution of an NCHW input goes channels last when
 /// [`set_cuda_channels_last`] is on: the networks' first layers (3 channels) keep NCHW, which
 /// cuDNN runs faster there (the layout report, `BENCHMARKS.md`).
+/// `CYCLEGAN_CHANNELS_LAST_MIN_CHANNELS` sets another threshold (a diagnostic, to measure them).
 pub const CHANNELS_LAST_MIN_CHANNELS: usize = 8;
+
+/// [`CHANNELS_LAST_MIN_CHANNELS`], or `CYCLEGAN_CHANNELS_LAST_MIN_CHANNELS`.
+#[cfg(feature = "cudnn")]
+fn channels_last_min_channels() -> usize {
+    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::env::var("CYCLEGAN_CHANNELS_LAST_MIN_CHANNELS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(CHANNELS_LAST_MIN_CHANNELS)
+    })
+}
 
 /// Makes cuDNN convolutions on CUDA (`cudnn` feature) of at least
 /// [`CHANNELS_LAST_MIN_CHANNELS`] input channels write their outputs channels last (NHWC): views
@@ -190,7 +203,7 @@ pub const CHANNELS_LAST_MIN_CHANNELS: usize = 8;
 /// ops keep and the next convolution reads without a transposition. cuDNN's tensor-core engines
 /// work on that layout; with NCHW tensors they transpose in and out. Off by default: an option
 /// until measured faster. The numbers are those of the NCHW path up to the convolutions'
-/// engines, which differ by layout. A convolution of a channels-last input writes a
+/// engines, which differ by layout. An `f32` convolution of a channels-last input writes a
 /// channels-last output either way.
 pub fn set_cuda_channels_last(enabled: bool) {
     CUDA_CHANNELS_LAST.store(enabled, Ordering::Relaxed);
@@ -201,14 +214,14 @@ pub fn cuda_channels_last() -> bool {
     CUDA_CHANNELS_LAST.load(Ordering::Relaxed)
 }
 
-/// Whether a cuDNN convolution of `x`, whose prologue outputs `dims`, runs channels last.
+/// Whether a cuDNN convolution of `x`, whose prologue outputs `dims`, runs channels last: in
+/// `f32` only (cuDNN's NHWC engines are tensor-core ones; an `f64` input is read as NCHW).
 #[cfg(feature = "cudnn")]
 fn conv_goes_channels_last(x: &Tensor, dims: &[usize]) -> bool {
-    is_channels_last(x)
-        || (cuda_channels_last()
-            && dims
-                .get(1)
-                .is_some_and(|&c| c >= CHANNELS_LAST_MIN_CHANNELS))
+    let wide = dims
+        .get(1)
+        .is_some_and(|&c| c >= channels_last_min_channels());
+    x.dtype() == DType::F32 && (is_channels_last(x) || (cuda_channels_last() && wide))
 }
 
 /// Whether this build has fast kernels for tensors on `device`.
