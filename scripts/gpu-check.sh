@@ -17,7 +17,7 @@
 # benchmark mode allowing engines 1 GiB (the default) or 4 GiB of workspace, alternated (about
 # 1.5 minutes); diagnose: the tests + the device memory after each set-up step of ours and of
 # PyTorch (the 128x128 memory goal), and the cuDNN passes of one iteration at 256x256 batch 4
-# timed in NCHW and in NHWC (what a channels-last path would gain; about a minute);
+# timed in NCHW and in NHWC (what each layout costs; about a minute);
 # nhwc: the tests + the channels-last path (--channels-last): the model parity fixtures and a
 # 20-step training run and its translations on CUDA with it on, then ours at 256x256 batch 4 and
 # batch 1 and at 128x128 batch 1 without and with it (at batch 4 also from the 3-channel layers

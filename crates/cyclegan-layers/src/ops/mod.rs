@@ -64,7 +64,7 @@ impl Activation {
         }
         let op = cpu::activation::Activate(self);
         // Elementwise: a channels-last input keeps its layout.
-        if is_channels_last(x) && !x.is_contiguous() {
+        if strictly_channels_last(x) {
             return channels_last::nchw_view(&channels_last::nhwc(x)?.apply_op1(op)?);
         }
         x.contiguous()?.apply_op1(op)
@@ -163,11 +163,11 @@ pub fn reset_cudnn_pass_counts() {
 }
 
 /// The cuDNN convolution passes run on the calling thread since [`reset_cudnn_pass_counts`],
-/// timed again on `device` with their tensors laid out NCHW (this crate's layout) and channels
-/// last (NHWC, where cuDNN's tensor-core engines need no layout transposes): one line per pass
-/// and shape, then the totals per iteration, `iterations` having run. A diagnostic, to measure
-/// what a channels-last path would gain; it synchronises with the device. An error without the
-/// `cudnn` feature or on another device.
+/// timed again on `device` with their tensors laid out NCHW (this crate's default layout) and
+/// channels last (NHWC, where cuDNN's tensor-core engines need no layout transposes;
+/// [`set_cuda_channels_last`]): one line per pass and shape, then the totals per iteration,
+/// `iterations` having run. A diagnostic, to measure what each layout costs; it synchronises
+/// with the device. An error without the `cudnn` feature or on another device.
 pub fn cudnn_layout_report(device: &Device, iterations: usize) -> Result<Vec<String>> {
     #[cfg(feature = "cudnn")]
     if let Device::Cuda(dev) = device {
@@ -221,7 +221,13 @@ fn conv_goes_channels_last(x: &Tensor, dims: &[usize]) -> bool {
     let wide = dims
         .get(1)
         .is_some_and(|&c| c >= channels_last_min_channels());
-    x.dtype() == DType::F32 && (is_channels_last(x) || (cuda_channels_last() && wide))
+    x.dtype() == DType::F32 && (strictly_channels_last(x) || (cuda_channels_last() && wide))
+}
+
+/// Whether `x` lies channels last and not NCHW too (as a tensor of one channel, or one position,
+/// does): the inputs the channels-last ops take, and keep in their layout.
+fn strictly_channels_last(x: &Tensor) -> bool {
+    is_channels_last(x) && !x.is_contiguous()
 }
 
 /// Whether this build has fast kernels for tensors on `device`.
@@ -409,7 +415,7 @@ fn fast_pad2d(x: &Tensor, pad: usize, mode: PaddingType) -> Option<cpu::pad::Pad
 /// Pads the last two dimensions of `x` by `pad` on every side.
 pub fn pad2d(x: &Tensor, pad: usize, mode: PaddingType) -> Result<Tensor> {
     match fast_pad2d(x, pad, mode) {
-        Some(op) if is_channels_last(x) => channels_last::apply_stages(x, None, Some(op)),
+        Some(op) if strictly_channels_last(x) => channels_last::apply_stages(x, None, Some(op)),
         Some(op) => x.contiguous()?.apply_op1(op),
         None => reference::pad2d(x, pad, mode),
     }
@@ -429,7 +435,7 @@ fn fast_instance_norm(
 /// biased variance, like `torch.nn.InstanceNorm2d(affine=False)`, followed by `activation`.
 pub fn instance_norm(x: &Tensor, eps: f64, activation: Activation) -> Result<Tensor> {
     match fast_instance_norm(x, eps, activation) {
-        Some(op) if is_channels_last(x) => channels_last::apply_stages(x, Some(op), None),
+        Some(op) if strictly_channels_last(x) => channels_last::apply_stages(x, Some(op), None),
         Some(op) => x.contiguous()?.apply_op1(op),
         None => reference::activation(&reference::instance_norm(x, eps)?, activation),
     }
@@ -443,7 +449,7 @@ pub fn instance_norm_add(x: &Tensor, eps: f64, residual: &Tensor) -> Result<Tens
         .filter(|_| fast_path_with(x, &[Some(residual)]) && residual.dims() == x.dims());
     match fused {
         // Channels last when the norm's input is (the residual follows).
-        Some(norm) if is_channels_last(x) => {
+        Some(norm) if strictly_channels_last(x) => {
             let op = fused::NormAdd::new(norm, true);
             let sum = channels_last::nhwc(x)?.apply_op2(&channels_last::nhwc(residual)?, op)?;
             channels_last::nchw_view(&sum)

@@ -630,12 +630,11 @@ pub(crate) fn reset_pass_counts() {
 }
 
 /// What the convolution passes run on this thread for `dev` since [`reset_pass_counts`] (with
-/// execution plans, in `f32`) would take with their tensors laid out NCHW, as this crate's are,
-/// and channels last (NHWC), where cuDNN's tensor-core engines need no layout transposes: each
-/// pass's shape timed again on scratch buffers in both layouts, the heuristic's first engine
+/// execution plans, in `f32`) would take with their tensors laid out NCHW and channels last
+/// (NHWC), where cuDNN's tensor-core engines need no layout transposes: each pass's shape timed
+/// again on scratch buffers in both layouts, whichever it ran in, the heuristic's first engine
 /// and the fastest of up to [`BENCHMARK_ENGINES`], and the totals per iteration (`iterations`
-/// ran since the reset). A diagnostic that synchronises with the device: a measurement to
-/// decide on a channels-last path, which this crate does not have.
+/// ran since the reset). A diagnostic that synchronises with the device.
 pub(crate) fn layout_report(dev: &CudaDevice, iterations: usize) -> Result<Vec<String>> {
     let handle = plan_handle(dev)
         .ok_or_else(|| candle_core::Error::Msg("no cuDNN handle for execution plans".into()))?;
