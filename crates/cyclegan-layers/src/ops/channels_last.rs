@@ -153,15 +153,16 @@ impl CustomOp2 for StagesBackward {
         g: &candle_core::CudaStorage,
         gl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::nhwc;
+        use super::cuda;
         let padding = self.0.pad.map(|p| (p.pad, p.mode));
         let dx = match (self.0.norm, padding) {
             (Some(norm), padding) => {
-                nhwc::instance_norm_backward((x, xl), (g, gl), norm.eps, norm.activation, padding)?
+                let norm = (norm.eps, norm.activation);
+                cuda::instance_norm_backward((x, xl), (g, gl), norm, padding, true)?
             }
             (None, Some((pad, mode))) => {
                 let [_, _, h, w] = nchw_dims(xl.dims())?;
-                nhwc::pad2d_backward(g, gl, (h, w), pad, mode)?
+                cuda::nhwc::pad2d_backward(g, gl, (h, w), pad, mode)?
             }
             (None, None) => g.try_clone(gl)?,
         };

@@ -165,27 +165,18 @@ impl CustomOp1 for Stages {
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         // The norm kernel applies the padding too; padding alone is its own kernel.
-        if self.channels_last {
-            use super::cuda::nhwc;
-            let y = match (self.norm, self.pad) {
-                (Some(norm), pad) => {
-                    let padding = pad.map(|p| (p.pad, p.mode));
-                    nhwc::instance_norm_forward(x, xl, norm.eps, norm.activation, padding)?
-                }
-                (None, Some(pad)) => nhwc::pad2d_forward(x, xl, pad.pad, pad.mode)?,
-                (None, None) => x.try_clone(xl)?,
-            };
-            return Ok((y, self.output_dims(xl.dims()).into()));
-        }
-        match self.norm {
-            Some(norm) => {
-                let padding = self.pad.map(|p| (p.pad, p.mode));
-                let (eps, act) = (norm.eps, norm.activation);
-                let y = super::cuda::instance_norm_forward(x, xl, eps, act, padding)?;
-                Ok((y, self.output_dims(xl.dims()).into()))
+        let y = match (self.norm, self.pad) {
+            (Some(norm), pad) => {
+                let padding = pad.map(|p| (p.pad, p.mode));
+                let (eps, act, last) = (norm.eps, norm.activation, self.channels_last);
+                super::cuda::instance_norm_forward((x, xl), eps, act, padding, last)?
             }
-            None => self.pad_only(x, xl),
-        }
+            (None, Some(pad)) if self.channels_last => {
+                super::cuda::nhwc::pad2d_forward(x, xl, pad.pad, pad.mode)?
+            }
+            (None, _) => return self.pad_only(x, xl),
+        };
+        Ok((y, self.output_dims(xl.dims()).into()))
     }
 
     fn bwd(&self, x: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -370,12 +361,8 @@ impl CustomOp2 for NormAdd {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         // One kernel where the residual is contiguous (a strided one takes the two ops).
         if let (Some(norm), true) = (self.0.norm, rl.is_contiguous() && rl.dims() == xl.dims()) {
-            let (eps, act) = (norm.eps, norm.activation);
-            let y = if self.0.channels_last {
-                super::cuda::nhwc::instance_norm_add_forward((x, xl), (r, rl), eps, act)?
-            } else {
-                super::cuda::instance_norm_add_forward((x, xl), (r, rl), eps, act)?
-            };
+            let (norm, last) = ((norm.eps, norm.activation), self.0.channels_last);
+            let y = super::cuda::instance_norm_add_forward((x, xl), (r, rl), norm, last)?;
             return Ok((y, xl.shape().clone()));
         }
         self.forward((x, xl), (r, rl))

@@ -173,7 +173,8 @@ impl CustomOp1 for InstanceNorm {
         x: &candle_core::CudaStorage,
         xl: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let y = crate::ops::cuda::instance_norm_forward(x, xl, self.eps, self.activation, None)?;
+        let (eps, act) = (self.eps, self.activation);
+        let y = crate::ops::cuda::instance_norm_forward((x, xl), eps, act, None, false)?;
         Ok((y, xl.shape().clone()))
     }
 
@@ -245,7 +246,8 @@ impl CustomOp2 for InstanceNormBackward {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let (eps, act) = (self.norm.eps, self.norm.activation);
         let padding = self.pad.map(|p| (p.pad, p.mode));
-        let dx = crate::ops::cuda::instance_norm_backward((x, xl), (g, gl), eps, act, padding)?;
+        let norm = (eps, act);
+        let dx = crate::ops::cuda::instance_norm_backward((x, xl), (g, gl), norm, padding, false)?;
         Ok((dx, xl.shape().clone()))
     }
 }

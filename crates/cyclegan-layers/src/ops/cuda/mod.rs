@@ -278,34 +278,6 @@ struct NormGeometry {
 }
 
 impl NormGeometry {
-    fn new(
-        x_dims: &[usize],
-        eps: f64,
-        activation: Activation,
-        padding: Option<(usize, PaddingType)>,
-    ) -> Result<Self> {
-        let &[n, c, h, w] = x_dims else {
-            candle_core::bail!("instance norm needs [n, c, h, w], got {x_dims:?}")
-        };
-        let (pad, mode) = padding.unwrap_or((0, PaddingType::Zero));
-        if pad > MAX_PAD {
-            candle_core::bail!("instance norm: padding {pad} exceeds the CUDA kernels' {MAX_PAD}")
-        }
-        Ok(Self {
-            planes: n * c,
-            h,
-            w,
-            pad,
-            mode,
-            eps,
-            activation,
-        })
-    }
-
-    fn padded_len(&self) -> usize {
-        self.planes * (self.h + 2 * self.pad) * (self.w + 2 * self.pad)
-    }
-
     fn kernel_args(&self) -> NormKernelArgs {
         let (act, slope) = activation_code(self.activation);
         NormKernelArgs {
@@ -340,6 +312,126 @@ impl NormGeometry {
             shared_mem_bytes: 0,
         };
         Ok((config, chunks))
+    }
+}
+
+/// A tensor argument: its storage and layout.
+type Operand<'a> = (&'a CudaStorage, &'a Layout);
+
+/// A [`NormGeometry`] as the norm kernels' trailing arguments take it.
+struct NormKernelArgs {
+    h: i32,
+    w: i32,
+    pad: i32,
+    mode: i32,
+    eps: f64,
+    act: i32,
+    slope: f64,
+}
+
+impl NormKernelArgs {
+    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
+        b.arg(&self.h)
+            .arg(&self.w)
+            .arg(&self.pad)
+            .arg(&self.mode)
+            .arg(&self.eps)
+            .arg(&self.act)
+            .arg(&self.slope);
+    }
+}
+
+/// Which norm kernel [`NormGeometry::run`] ends with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NormPass {
+    Forward,
+    AddForward,
+    Backward,
+}
+
+impl NormPass {
+    fn kernel(self) -> &'static str {
+        match self {
+            NormPass::Forward => "instance_norm_forward",
+            NormPass::AddForward => "instance_norm_add_forward",
+            NormPass::Backward => "instance_norm_backward",
+        }
+    }
+}
+
+/// The norm kernels' threads per block, at most: 256, or `CYCLEGAN_NORM_THREADS` (a
+/// diagnostic, to measure other chunk sizes; rounded to a multiple of 32, at most 512: the
+/// kernels take up to about 100 registers a thread).
+fn norm_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("CYCLEGAN_NORM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(256, |t| (t.div_ceil(32) * 32).clamp(32, 512))
+    })
+}
+
+/// The elements of a plane each norm kernel thread holds in registers (`NORM_PER_THREAD` in
+/// `kernels.cu`).
+const NORM_PER_THREAD: usize = 16;
+
+/// The geometry of the norm kernels of one layout: NCHW ([`NormGeometry`]) or channels last
+/// ([`nhwc::NormGeometry`]), each with its own kernels.
+trait NormKernels: Sized {
+    /// The geometry of a norm of an input of `x_dims` (in the layout's order).
+    fn new(
+        x_dims: &[usize],
+        eps: f64,
+        activation: Activation,
+        padding: Option<(usize, PaddingType)>,
+    ) -> Result<Self>;
+    /// The elements of the (padded) output.
+    fn padded_len(&self) -> usize;
+    /// The padding.
+    fn pad(&self) -> usize;
+    /// Runs the kernels of `pass` on `x` and `second` (the residual, or the output's gradient;
+    /// contiguous) into a fresh output of `out_len` elements.
+    fn run(
+        &self,
+        pass: NormPass,
+        x: Operand,
+        second: Option<Operand>,
+        out_len: usize,
+    ) -> Result<CudaStorage>;
+}
+
+impl NormKernels for NormGeometry {
+    fn new(
+        x_dims: &[usize],
+        eps: f64,
+        activation: Activation,
+        padding: Option<(usize, PaddingType)>,
+    ) -> Result<Self> {
+        let &[n, c, h, w] = x_dims else {
+            candle_core::bail!("instance norm needs [n, c, h, w], got {x_dims:?}")
+        };
+        let (pad, mode) = padding.unwrap_or((0, PaddingType::Zero));
+        if pad > MAX_PAD {
+            candle_core::bail!("instance norm: padding {pad} exceeds the CUDA kernels' {MAX_PAD}")
+        }
+        Ok(Self {
+            planes: n * c,
+            h,
+            w,
+            pad,
+            mode,
+            eps,
+            activation,
+        })
+    }
+
+    fn padded_len(&self) -> usize {
+        self.planes * (self.h + 2 * self.pad) * (self.w + 2 * self.pad)
+    }
+
+    fn pad(&self) -> usize {
+        self.pad
     }
 
     /// Runs the norm kernels of `pass` in the inputs' type on `x` and `second` (the residual,
@@ -420,127 +512,88 @@ impl NormGeometry {
     }
 }
 
-/// A tensor argument: its storage and layout.
-type Operand<'a> = (&'a CudaStorage, &'a Layout);
-
-/// A [`NormGeometry`] as the norm kernels' trailing arguments take it.
-struct NormKernelArgs {
-    h: i32,
-    w: i32,
-    pad: i32,
-    mode: i32,
-    eps: f64,
-    act: i32,
-    slope: f64,
-}
-
-impl NormKernelArgs {
-    fn push<'a>(&'a self, b: &mut LaunchArgs<'a>) {
-        b.arg(&self.h)
-            .arg(&self.w)
-            .arg(&self.pad)
-            .arg(&self.mode)
-            .arg(&self.eps)
-            .arg(&self.act)
-            .arg(&self.slope);
-    }
-}
-
-/// Which norm kernel [`NormGeometry::run`] ends with.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum NormPass {
-    Forward,
-    AddForward,
-    Backward,
-}
-
-impl NormPass {
-    fn kernel(self) -> &'static str {
-        match self {
-            NormPass::Forward => "instance_norm_forward",
-            NormPass::AddForward => "instance_norm_add_forward",
-            NormPass::Backward => "instance_norm_backward",
+/// Runs norm pass `pass` of `x` (with `second`, which it needs but the forward pass) in the
+/// layout's kernels, its operands' shapes checked.
+fn norm_pass<G: NormKernels>(
+    pass: NormPass,
+    (x, xl): Operand,
+    second: Option<Operand>,
+    (eps, activation): (f64, Activation),
+    padding: Option<(usize, PaddingType)>,
+) -> Result<CudaStorage> {
+    let geometry = G::new(xl.dims(), eps, activation, padding)?;
+    let out_len = match (pass, second) {
+        (NormPass::Forward, _) => geometry.padded_len(),
+        (NormPass::AddForward, Some((_, rl))) if rl.dims() == xl.dims() => geometry.padded_len(),
+        (NormPass::Backward, Some((_, gl))) if gl.shape().elem_count() == geometry.padded_len() => {
+            xl.shape().elem_count()
         }
+        (NormPass::AddForward, _) => candle_core::bail!(
+            "instance norm + residual: residual {:?} for input {:?}",
+            second.map(|(_, l)| l.dims()),
+            xl.dims()
+        ),
+        (NormPass::Backward, _) => candle_core::bail!(
+            "instance norm backward: gradient {:?} for input {:?} padded by {}",
+            second.map(|(_, l)| l.dims()),
+            xl.dims(),
+            geometry.pad()
+        ),
+    };
+    geometry.run(pass, (x, xl), second, out_len)
+}
+
+/// [`norm_pass`] in the layout's kernels: channels last, or NCHW.
+fn norm_pass_in(
+    channels_last: bool,
+    pass: NormPass,
+    x: Operand,
+    second: Option<Operand>,
+    norm: (f64, Activation),
+    padding: Option<(usize, PaddingType)>,
+) -> Result<CudaStorage> {
+    if channels_last {
+        norm_pass::<nhwc::NormGeometry>(pass, x, second, norm, padding)
+    } else {
+        norm_pass::<NormGeometry>(pass, x, second, norm, padding)
     }
 }
 
-/// The norm kernels' threads per block, at most: 256, or `CYCLEGAN_NORM_THREADS` (a
-/// diagnostic, to measure other chunk sizes; rounded to a multiple of 32, at most 512: the
-/// kernels take up to about 100 registers a thread).
-fn norm_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| {
-        std::env::var("CYCLEGAN_NORM_THREADS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .map_or(256, |t| (t.div_ceil(32) * 32).clamp(32, 512))
-    })
-}
-
-/// The elements of a plane each norm kernel thread holds in registers (`NORM_PER_THREAD` in
-/// `kernels.cu`).
-const NORM_PER_THREAD: usize = 16;
-
-/// `activation(instance_norm(x))` over the last two dimensions of `x` `[n, c, h, w]`, then
-/// `padding` (`(pad, mode)`), if any, in the same kernel.
+/// `activation(instance_norm(x))` over each plane of `x` `[n, c, h, w]` (channels last
+/// `[n, h, w, c]`), then `padding` (`(pad, mode)`), if any, in the same kernel.
 pub(crate) fn instance_norm_forward(
-    x: &CudaStorage,
-    xl: &Layout,
+    x: Operand,
     eps: f64,
     activation: Activation,
     padding: Option<(usize, PaddingType)>,
+    channels_last: bool,
 ) -> Result<CudaStorage> {
-    let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
-    geometry.run(NormPass::Forward, (x, xl), None, geometry.padded_len())
+    let norm = (eps, activation);
+    norm_pass_in(channels_last, NormPass::Forward, x, None, norm, padding)
 }
 
 /// `residual + activation(instance_norm(x))` (no padding) in one kernel; `r` contiguous, of
 /// `x`'s shape.
 pub(crate) fn instance_norm_add_forward(
-    (x, xl): (&CudaStorage, &Layout),
-    (r, rl): (&CudaStorage, &Layout),
-    eps: f64,
-    activation: Activation,
+    x: Operand,
+    r: Operand,
+    (eps, activation): (f64, Activation),
+    channels_last: bool,
 ) -> Result<CudaStorage> {
-    let geometry = NormGeometry::new(xl.dims(), eps, activation, None)?;
-    if rl.dims() != xl.dims() {
-        candle_core::bail!(
-            "instance norm + residual: residual {:?} for input {:?}",
-            rl.dims(),
-            xl.dims()
-        )
-    }
-    geometry.run(
-        NormPass::AddForward,
-        (x, xl),
-        Some((r, rl)),
-        geometry.padded_len(),
-    )
+    let norm = (eps, activation);
+    norm_pass_in(channels_last, NormPass::AddForward, x, Some(r), norm, None)
 }
 
 /// The input gradient of [`instance_norm_forward`] (with the same `padding`), from `(x, grad)`.
 pub(crate) fn instance_norm_backward(
-    (x, xl): (&CudaStorage, &Layout),
-    (g, gl): (&CudaStorage, &Layout),
-    eps: f64,
-    activation: Activation,
+    x: Operand,
+    g: Operand,
+    (eps, activation): (f64, Activation),
     padding: Option<(usize, PaddingType)>,
+    channels_last: bool,
 ) -> Result<CudaStorage> {
-    let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
-    if gl.shape().elem_count() != geometry.padded_len() {
-        candle_core::bail!(
-            "instance norm backward: gradient {:?} for input {:?} padded by {}",
-            gl.dims(),
-            xl.dims(),
-            geometry.pad
-        )
-    }
-    geometry.run(
-        NormPass::Backward,
-        (x, xl),
-        Some((g, gl)),
-        xl.shape().elem_count(),
-    )
+    let norm = (eps, activation);
+    norm_pass_in(channels_last, NormPass::Backward, x, Some(g), norm, padding)
 }
 
 /// Adds `b` `[c]` in place to every `(n, c)` plane of `y`, a fresh contiguous `[n, c, h, w]`

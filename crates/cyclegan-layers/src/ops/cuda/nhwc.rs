@@ -14,7 +14,7 @@ use candle_core::cuda_backend::cudarc::driver::{
 use candle_core::cuda_backend::{CudaDType, CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout, Result};
 
-use super::{activation_code, kernel, output, pad_mode, view, Operand};
+use super::{activation_code, kernel, output, pad_mode, view, NormKernels, NormPass, Operand};
 use super::{MAX_PAD, THREADS};
 use crate::ops::Activation;
 use crate::padding::PaddingType;
@@ -126,7 +126,7 @@ pub(crate) fn pad2d_backward(
 /// The geometry of a channels-last instance norm: `images` of `h x w` positions by `c` channels,
 /// written padded by `pad` in `mode` (`pad` 0: unpadded).
 #[derive(Clone, Copy)]
-struct NormGeometry {
+pub(super) struct NormGeometry {
     images: usize,
     h: usize,
     w: usize,
@@ -137,15 +137,46 @@ struct NormGeometry {
     activation: Activation,
 }
 
-/// Which channels-last norm kernel [`NormGeometry::run`] ends with.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum NormPass {
-    Forward,
-    AddForward,
-    Backward,
+impl NormGeometry {
+    fn tiles(&self) -> usize {
+        (self.h * self.w).div_ceil(TILE)
+    }
+
+    fn planes(&self) -> usize {
+        self.images * self.c
+    }
+
+    /// The per-tile kernels' launch: tiles along x, groups of 32 channels along y, images along z.
+    fn tile_grid(&self) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (
+                self.tiles().max(1) as u32,
+                self.c.div_ceil(CHANNELS_PER_BLOCK).max(1) as u32,
+                self.images.max(1) as u32,
+            ),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+
+    /// The finalize kernels' launch: a warp per plane, eight a block (they stride past 65 535
+    /// blocks).
+    fn finalize_grid(&self) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (
+                self.planes()
+                    .div_ceil(THREADS as usize / 32)
+                    .clamp(1, 65_535) as u32,
+                1,
+                1,
+            ),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
 }
 
-impl NormGeometry {
+impl NormKernels for NormGeometry {
     fn new(
         x_dims: &[usize],
         eps: f64,
@@ -182,45 +213,12 @@ impl NormGeometry {
         })
     }
 
-    fn tiles(&self) -> usize {
-        (self.h * self.w).div_ceil(TILE)
-    }
-
-    fn planes(&self) -> usize {
-        self.images * self.c
-    }
-
     fn padded_len(&self) -> usize {
         self.images * (self.h + 2 * self.pad) * (self.w + 2 * self.pad) * self.c
     }
 
-    /// The per-tile kernels' launch: tiles along x, groups of 32 channels along y, images along z.
-    fn tile_grid(&self) -> LaunchConfig {
-        LaunchConfig {
-            grid_dim: (
-                self.tiles().max(1) as u32,
-                self.c.div_ceil(CHANNELS_PER_BLOCK).max(1) as u32,
-                self.images.max(1) as u32,
-            ),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        }
-    }
-
-    /// The finalize kernels' launch: a warp per plane, eight a block (they stride past 65 535
-    /// blocks).
-    fn finalize_grid(&self) -> LaunchConfig {
-        LaunchConfig {
-            grid_dim: (
-                self.planes()
-                    .div_ceil(THREADS as usize / 32)
-                    .clamp(1, 65_535) as u32,
-                1,
-                1,
-            ),
-            block_dim: (THREADS, 1, 1),
-            shared_mem_bytes: 0,
-        }
+    fn pad(&self) -> usize {
+        self.pad
     }
 
     /// Runs the norm kernels of `pass` in the inputs' type on `x` and `second` (the residual, or
@@ -323,67 +321,6 @@ impl NormGeometry {
         }
         dispatch_float!(x.0, typed(self, (pass, x, second, out_len)))
     }
-}
-
-/// `activation(instance_norm(x))` of `x` `[n, h, w, c]` over each image's positions per channel,
-/// then `padding` (`(pad, mode)`), if any, in the same kernel.
-pub(crate) fn instance_norm_forward(
-    x: &CudaStorage,
-    xl: &Layout,
-    eps: f64,
-    activation: Activation,
-    padding: Option<(usize, PaddingType)>,
-) -> Result<CudaStorage> {
-    let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
-    geometry.run(NormPass::Forward, (x, xl), None, geometry.padded_len())
-}
-
-/// `residual + activation(instance_norm(x))` (no padding); `r` contiguous, of `x`'s shape.
-pub(crate) fn instance_norm_add_forward(
-    (x, xl): Operand,
-    (r, rl): Operand,
-    eps: f64,
-    activation: Activation,
-) -> Result<CudaStorage> {
-    let geometry = NormGeometry::new(xl.dims(), eps, activation, None)?;
-    if rl.dims() != xl.dims() {
-        candle_core::bail!(
-            "instance norm + residual: residual {:?} for input {:?}",
-            rl.dims(),
-            xl.dims()
-        )
-    }
-    geometry.run(
-        NormPass::AddForward,
-        (x, xl),
-        Some((r, rl)),
-        geometry.padded_len(),
-    )
-}
-
-/// The input gradient of [`instance_norm_forward`] (with the same `padding`), from `(x, grad)`.
-pub(crate) fn instance_norm_backward(
-    (x, xl): Operand,
-    (g, gl): Operand,
-    eps: f64,
-    activation: Activation,
-    padding: Option<(usize, PaddingType)>,
-) -> Result<CudaStorage> {
-    let geometry = NormGeometry::new(xl.dims(), eps, activation, padding)?;
-    if gl.shape().elem_count() != geometry.padded_len() {
-        candle_core::bail!(
-            "instance norm backward: gradient {:?} for input {:?} padded by {}",
-            gl.dims(),
-            xl.dims(),
-            geometry.pad
-        )
-    }
-    geometry.run(
-        NormPass::Backward,
-        (x, xl),
-        Some((g, gl)),
-        xl.shape().elem_count(),
-    )
 }
 
 #[cfg(feature = "cudnn")]
