@@ -87,6 +87,8 @@ fn channels_last_layouts_are_recognised_and_made() -> Result<()> {
     )?));
     assert!(!ops::is_channels_last(&random(&[2, 3, 4], 1, DType::F32)?));
     assert!(!ops::is_channels_last(&x.transpose(2, 3)?));
+    let err = ops::to_channels_last(&random(&[3, 4, 5], 1, DType::F32)?).unwrap_err();
+    assert!(err.to_string().contains("[n, c, h, w]"), "{err}");
     Ok(())
 }
 

@@ -34,6 +34,12 @@ pub fn is_channels_last(x: &Tensor) -> bool {
 
 /// `x` `[n, c, h, w]` laid out channels last: itself when it is, else a copy (differentiable).
 pub fn to_channels_last(x: &Tensor) -> Result<Tensor> {
+    if x.rank() != 4 {
+        candle_core::bail!(
+            "channels last takes [n, c, h, w] tensors, got {:?}",
+            x.dims()
+        )
+    }
     if is_channels_last(x) {
         return Ok(x.clone());
     }

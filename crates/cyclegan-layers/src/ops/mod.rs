@@ -12,6 +12,10 @@
 //! (`tests/fast_kernels.rs`, and the model parity tests with `CYCLEGAN_TEST_DEVICE=cuda`) pin
 //! down.
 //!
+//! Layout: tensors are NCHW. On CUDA, [`set_cuda_channels_last`] makes cuDNN convolutions write
+//! channels-last (NHWC) views of the same shapes, which the norm, padding, activation and residual
+//! ops keep ([`is_channels_last`], [`to_channels_last`]); an experimental option.
+//!
 //! Memory: a convolution can take the instance norm and padding before it as its [`Prologue`]
 //! ([`conv2d_after`]), and the residual add can take the norm before it
 //! ([`instance_norm_add`]): one op each, whose intermediate outputs are recomputed in the
