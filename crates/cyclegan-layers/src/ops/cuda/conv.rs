@@ -193,15 +193,13 @@ impl CudnnConv {
         let shapes = self.shapes(al.dims(), bl.dims())?;
         let out = self.pass.output(shapes);
         let dev = a.device.clone();
-        let storage = match (&a.slice, &b.slice) {
-            (CudaStorageSlice::F32(_), CudaStorageSlice::F32(_)) => CudaStorage::wrap_cuda_slice(
-                launch::<f32>(self, &dev, shapes, (a, al), (b, bl))?,
-                dev,
-            ),
-            (CudaStorageSlice::F64(_), CudaStorageSlice::F64(_)) => CudaStorage::wrap_cuda_slice(
-                launch::<f64>(self, &dev, shapes, (a, al), (b, bl))?,
-                dev,
-            ),
+        let slice = match (&a.slice, &b.slice) {
+            (CudaStorageSlice::F32(_), CudaStorageSlice::F32(_)) => {
+                launch::<f32>(self, &dev, shapes, (a, al), (b, bl)).map(CudaStorageSlice::F32)
+            }
+            (CudaStorageSlice::F64(_), CudaStorageSlice::F64(_)) => {
+                launch::<f64>(self, &dev, shapes, (a, al), (b, bl)).map(CudaStorageSlice::F64)
+            }
             _ => candle_core::bail!(
                 "{}: f32 or f64 tensors of one type, got {:?} and {:?}",
                 self.pass_name(),
@@ -209,7 +207,16 @@ impl CudnnConv {
                 b.dtype()
             ),
         };
-        Ok((storage, out))
+        // The channels-last path is an option: say which, should cuDNN refuse its layout.
+        let slice = slice.map_err(|e| match self.channels_last {
+            true => e.context(format!(
+                "{} of {shapes:?} channels last (NHWC); without --channels-last \
+                 (ops::set_cuda_channels_last(false)) it runs NCHW",
+                self.pass_name()
+            )),
+            false => e,
+        })?;
+        Ok((CudaStorage { slice, device: dev }, out))
     }
 
     /// The gradients of the pass's two arguments `(a, b)` from the output gradient.
