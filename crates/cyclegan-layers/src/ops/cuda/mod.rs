@@ -93,8 +93,8 @@ fn output<T: DeviceRepr>(dev: &CudaDevice, len: usize) -> Result<CudaSlice<T>> {
     unsafe { dev.alloc::<T>(len) }
 }
 
-/// A launch over `planes` planes of `len` elements: blocks along x cover a plane, along y the
-/// planes (the kernels stride past 65 535 of either).
+/// A launch over `planes` planes (or rows) of `len` elements: blocks along x cover a plane, along
+/// y the planes (the kernels stride past 65 535 of either).
 fn plane_grid(planes: usize, len: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
@@ -676,16 +676,32 @@ pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStor
         // block per channel, which the kernel then leaves alone) has a slot for each block.
         unsafe { builder.launch(config) }.w()?;
         if let Some(partial) = partial {
-            let func = kernel(dev, "channel_bias_grad_finish", suffix)?;
-            let chunks32 = chunks as i32;
-            let mut builder = func.builder();
-            builder.arg(&partial).arg(&mut db).arg(&c32).arg(&chunks32);
-            // SAFETY: the argument list matches the kernel's signature.
-            unsafe { builder.launch(elementwise(c)) }.w()?;
+            finish_bias_grad(dev, suffix, &partial, &mut db, chunks)?;
         }
         Ok(db)
     }
     dispatch_float!(g, run(g, gl, (n, c, h * w)))
+}
+
+/// Adds each channel's `chunks` partial bias-gradient sums (`partial[c * chunks + k]`, in `f64`)
+/// into `db` in order (`channel_bias_grad_finish`; both layouts' bias gradients end with it).
+#[cfg(feature = "cudnn")]
+fn finish_bias_grad<T: CudaDType + DeviceRepr>(
+    dev: &CudaDevice,
+    suffix: &'static str,
+    partial: &CudaSlice<f64>,
+    db: &mut CudaSlice<T>,
+    chunks: usize,
+) -> Result<()> {
+    let func = kernel(dev, "channel_bias_grad_finish", suffix)?;
+    let channels = db.len();
+    let (c32, chunks32) = (channels as i32, chunks as i32);
+    let mut builder = func.builder();
+    builder.arg(partial).arg(db).arg(&c32).arg(&chunks32);
+    // SAFETY: the argument list matches the kernel's signature; `partial` has `chunks` sums for
+    // each of `db`'s channels.
+    unsafe { builder.launch(elementwise(channels)) }.w()?;
+    Ok(())
 }
 
 /// `activation(x)`, elementwise.

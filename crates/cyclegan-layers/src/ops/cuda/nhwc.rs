@@ -36,25 +36,11 @@ fn nhwc(dims: &[usize], what: &str) -> Result<[usize; 4]> {
         .map_err(|_| candle_core::Error::Msg(format!("{what} needs [n, h, w, c], got {dims:?}")))
 }
 
-/// A grid over `rows` rows of `row_len` elements: blocks along x cover a row, along y the rows
-/// (the kernels stride past 65 535 of either).
-fn row_grid(rows: usize, row_len: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: (
-            row_len.div_ceil(THREADS as usize).clamp(1, 65_535) as u32,
-            rows.clamp(1, 65_535) as u32,
-            1,
-        ),
-        block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: 0,
-    }
-}
-
-/// Runs padding kernel `name` (`pad2d_forward_nhwc` or `pad2d_backward_nhwc`) of images
+/// Runs padding kernel `pad2d_forward_nhwc` (`forward`) or `pad2d_backward_nhwc` of images
 /// `[n, h, w, c]` (`dims`) padded by `pad` from contiguous `src` into fresh elements: forward
 /// over the padded rows, backward over the unpadded ones.
 fn pad_kernel(
-    name: &'static str,
+    forward: bool,
     (src, layout): Operand,
     [n, h, w, c]: [usize; 4],
     pad: usize,
@@ -62,18 +48,17 @@ fn pad_kernel(
 ) -> Result<CudaStorage> {
     fn run<T: CudaDType + DeviceRepr>(
         suffix: &'static str,
-        (name, src, layout): (&'static str, &CudaStorage, &Layout),
+        (forward, src, layout): (bool, &CudaStorage, &Layout),
         [n, h, w, c]: [usize; 4],
         (pad, mode): (usize, PaddingType),
     ) -> Result<CudaSlice<T>> {
         let dev = &src.device;
         let src = view::<T>(src, layout)?;
         let (oh, ow) = (h + 2 * pad, w + 2 * pad);
-        let forward = name == "pad2d_forward_nhwc";
-        let (rows, row_len, total) = if forward {
-            (n * oh, ow * c, n * oh * ow * c)
+        let (name, rows, row_len, total) = if forward {
+            ("pad2d_forward_nhwc", n * oh, ow * c, n * oh * ow * c)
         } else {
-            (n * h, w * c, n * h * w * c)
+            ("pad2d_backward_nhwc", n * h, w * c, n * h * w * c)
         };
         let mut dst = output::<T>(dev, total)?;
         let func = kernel(dev, name, suffix)?;
@@ -90,10 +75,10 @@ fn pad_kernel(
             .arg(&pad)
             .arg(&mode);
         // SAFETY: the argument list matches the kernel's signature.
-        unsafe { b.launch(row_grid(rows, row_len)) }.w()?;
+        unsafe { b.launch(super::plane_grid(rows, row_len)) }.w()?;
         Ok(dst)
     }
-    dispatch_float!(src, run((name, src, layout), [n, h, w, c], (pad, mode)))
+    dispatch_float!(src, run((forward, src, layout), [n, h, w, c], (pad, mode)))
 }
 
 /// `[n, h, w, c]` padded by `pad` on every side of each image.
@@ -104,7 +89,7 @@ pub(crate) fn pad2d_forward(
     mode: PaddingType,
 ) -> Result<CudaStorage> {
     let dims = nhwc(xl.dims(), "channels-last padding")?;
-    pad_kernel("pad2d_forward_nhwc", (x, xl), dims, pad, mode)
+    pad_kernel(true, (x, xl), dims, pad, mode)
 }
 
 /// The input gradient of [`pad2d_forward`] for an `[n, h, w, c]` input, from the padded output's
@@ -120,7 +105,7 @@ pub(crate) fn pad2d_backward(
     if oh != h + 2 * pad || ow != w + 2 * pad {
         candle_core::bail!("channels-last padding backward: gradient {oh}x{ow} for {h}x{w} + {pad}")
     }
-    pad_kernel("pad2d_backward_nhwc", (g, gl), [n, h, w, c], pad, mode)
+    pad_kernel(false, (g, gl), [n, h, w, c], pad, mode)
 }
 
 /// The geometry of a channels-last instance norm: `images` of `h x w` positions by `c` channels,
@@ -394,12 +379,7 @@ pub(crate) fn channel_bias_grad(g: &CudaStorage, gl: &Layout) -> Result<CudaStor
         // chunk, which the kernel then leaves alone) has a slot for each block and channel.
         unsafe { builder.launch(config) }.w()?;
         if let Some(partial) = partial {
-            let func = kernel(dev, "channel_bias_grad_finish", suffix)?;
-            let chunks32 = chunks as i32;
-            let mut builder = func.builder();
-            builder.arg(&partial).arg(&mut db).arg(&c32).arg(&chunks32);
-            // SAFETY: the argument list matches the kernel's signature.
-            unsafe { builder.launch(super::elementwise(c)) }.w()?;
+            super::finish_bias_grad(dev, suffix, &partial, &mut db, chunks)?;
         }
         Ok(db)
     }
