@@ -208,13 +208,15 @@ impl CudnnConv {
             ),
         };
         // The channels-last path is an option: say which, should cuDNN refuse its layout.
-        let slice = slice.map_err(|e| match self.channels_last {
-            true => e.context(format!(
+        let slice = slice.map_err(|e| {
+            if !self.channels_last {
+                return e;
+            }
+            e.context(format!(
                 "{} of {shapes:?} channels last (NHWC); without --channels-last \
                  (ops::set_cuda_channels_last(false)) it runs NCHW",
                 self.pass_name()
-            )),
-            false => e,
+            ))
         })?;
         Ok((CudaStorage { slice, device: dev }, out))
     }
@@ -372,15 +374,13 @@ impl CustomOp1 for ChannelBiasGrad {
     }
 
     fn cuda_fwd(&self, g: &CudaStorage, gl: &Layout) -> Result<(CudaStorage, Shape)> {
-        if self.channels_last {
-            let channels = gl.shape().dims4()?.3;
-            return Ok((
-                super::nhwc::channel_bias_grad(g, gl)?,
-                Shape::from(channels),
-            ));
-        }
-        let channels = gl.shape().dims4()?.1;
-        Ok((channel_bias_grad(g, gl)?, Shape::from(channels)))
+        let (_, c, _, last) = gl.shape().dims4()?;
+        let (db, channels) = if self.channels_last {
+            (super::nhwc::channel_bias_grad(g, gl)?, last)
+        } else {
+            (channel_bias_grad(g, gl)?, c)
+        };
+        Ok((db, Shape::from(channels)))
     }
 }
 
