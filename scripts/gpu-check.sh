@@ -21,7 +21,9 @@
 # nhwc: the tests + the channels-last path (--channels-last): the model parity fixtures and a
 # 20-step training run and its translations on CUDA with it on, then ours at 256x256 batch 4 and
 # batch 1 and at 128x128 batch 1 without and with it (at batch 4 also from the 3-channel layers
-# on), alternated, and 256x256 batch 4 with it against compiled PyTorch (about 5 minutes);
+# on, and with the convolutions' prologues stored instead of recomputed, `--store-prologues`),
+# alternated, and 256x256 batch 4 with each against compiled PyTorch, GPU memory included
+# (about 6 minutes);
 # all: what full, diagnose and ab run, the tests once, in the order goal table, diagnose,
 # translation, ab (about 10 minutes: one device call with timeout_s 600 may lose the last
 # lines of ab, the least needed). Every
@@ -83,6 +85,12 @@ if [ "$MODE" = nhwc ]; then
   grep -A1 "panicked" "$OUT/parity_nhwc.log" | grep -v "^--\|panicked" | head -20
   CYCLEGAN_TEST_CHANNELS_LAST=1 CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-train $BIN/train_step_parity --test-threads 1 > "$OUT/train_step_parity_nhwc.log" 2>&1
   grep -E "test result|panicked" "$OUT/train_step_parity_nhwc.log"
+  echo "== prologues stored instead of recomputed: training-step parity on CUDA, NCHW and channels last (TF32 off) =="
+  for last in 0 1; do
+    CYCLEGAN_TEST_STORE_PROLOGUES=1 CYCLEGAN_TEST_CHANNELS_LAST=$last CYCLEGAN_TEST_DEVICE=cuda CARGO_MANIFEST_DIR=$PWD/crates/cyclegan-train \
+      $BIN/train_step_parity --test-threads 1 > "$OUT/train_step_parity_stored_$last.log" 2>&1
+    grep -E "test result|panicked" "$OUT/train_step_parity_stored_$last.log"
+  done
   echo "== channels last: 20 training steps on CUDA, then the checkpoint translated on CUDA with it on, against the CPU =="
   timeout 60 $BIN/cyclegan-train --device cuda --channels-last --max-steps 20 --name trl --checkpoints-dir /tmp/trl-ckpt --overwrite \
     --results-dir /tmp/trl-results --no-progress > "$OUT/translate_nhwc.log" 2>&1 ||
@@ -98,6 +106,8 @@ if [ "$MODE" = nhwc ]; then
   for round in 1 2; do
     ours_b4 "256x256 batch 4, NCHW"
     ours_b4 "256x256 batch 4, channels last" --channels-last
+    ours_b4 "256x256 batch 4, NCHW, prologues stored" --store-prologues
+    ours_b4 "256x256 batch 4, channels last, prologues stored" --channels-last --store-prologues
     CYCLEGAN_CHANNELS_LAST_MIN_CHANNELS=1 ours_b4 "256x256 batch 4, channels last from the 3-channel layers" --channels-last
     ours "256x256 batch 1, NCHW" 256 1
     ours "256x256 batch 1, channels last" 256 1 --channels-last
@@ -105,7 +115,7 @@ if [ "$MODE" = nhwc ]; then
     ours "128x128 batch 1, channels last" 128 1 --channels-last
   done
   echo "== channels last against compiled PyTorch, 256x256 batch 4 =="
-  timeout 200 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-channels-last
+  timeout 240 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-channels-last --with-stored-prologues
 fi
 echo "== full iteration, ours vs PyTorch =="
 if [ "$MODE" = quick ]; then

@@ -105,8 +105,9 @@ pub fn is_out_of_memory(message: &str) -> bool {
 /// so that the PyTorch parity fixtures pin the CUDA path down too on a GPU machine. Opened once
 /// per process: every call returns the same device (candle gives each opening of a GPU its own
 /// identity, and tensors of two openings are not on the "same" device).
-/// `CYCLEGAN_TEST_CHANNELS_LAST=1` also turns [`crate::ops::set_cuda_channels_last`] on, so that
-/// the same tests pin that path down.
+/// `CYCLEGAN_TEST_CHANNELS_LAST=1` also turns [`crate::ops::set_cuda_channels_last`] on, and
+/// `CYCLEGAN_TEST_STORE_PROLOGUES=1` turns [`crate::ops::set_recompute_prologues`] off, so that
+/// the same tests pin those paths down.
 ///
 /// # Panics
 /// When the variable names no device that opens: a test run asked for a device it cannot have.
@@ -116,6 +117,9 @@ pub fn test_device() -> Device {
         .get_or_init(|| {
             if std::env::var("CYCLEGAN_TEST_CHANNELS_LAST").is_ok_and(|v| v == "1") {
                 crate::ops::set_cuda_channels_last(true);
+            }
+            if std::env::var("CYCLEGAN_TEST_STORE_PROLOGUES").is_ok_and(|v| v == "1") {
+                crate::ops::set_recompute_prologues(false);
             }
             let spec = std::env::var("CYCLEGAN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
             parse_device(&spec).unwrap_or_else(|e| panic!("CYCLEGAN_TEST_DEVICE: {e}"))

@@ -18,7 +18,10 @@
 //! of both sides with cuDNN engines picked by timing (`set_cudnn_benchmark`, PyTorch's
 //! `cudnn.benchmark`; a worker takes it as `--cudnn-benchmark`); `--with-channels-last` a run of
 //! ours with activations channels last between cuDNN convolutions (`set_cuda_channels_last`; a
-//! worker takes it as `--channels-last`). Each child of ours also
+//! worker takes it as `--channels-last`); `--with-stored-prologues` a run of ours that keeps the
+//! convolutions' norm and padding outputs for the backward pass instead of recomputing them
+//! (`set_recompute_prologues(false)`; a worker takes it as `--store-prologues`), and with
+//! `--with-channels-last` one with both. Each child of ours also
 //! reports its main thread's CPU seconds and voluntary context switches per iteration (on a GPU
 //! CUDA's synchronisation spins, so the CPU figure bounds the host's own work from above).
 //! `--host-profile FILE` (a build with `--features host-profile`, one `--worker` child) samples
@@ -443,6 +446,9 @@ fn main() -> anyhow::Result<()> {
         let fast = !args.iter().any(|a| a == "--stock");
         cyclegan_layers::ops::set_cudnn_benchmark(args.iter().any(|a| a == "--cudnn-benchmark"));
         cyclegan_layers::ops::set_cuda_channels_last(args.iter().any(|a| a == "--channels-last"));
+        cyclegan_layers::ops::set_recompute_prologues(
+            !args.iter().any(|a| a == "--store-prologues"),
+        );
         let diagnostics = WorkerDiagnostics {
             host_profile: value(&args, "--host-profile"),
             profile_measured: args.iter().any(|a| a == "--profile-measured"),
@@ -504,6 +510,12 @@ fn main() -> anyhow::Result<()> {
         if args.iter().any(|a| a == "--with-channels-last") {
             sides.push(("ours, channels last", vec![]));
         }
+        if args.iter().any(|a| a == "--with-stored-prologues") {
+            sides.push(("ours, prologues stored", vec![]));
+            if args.iter().any(|a| a == "--with-channels-last") {
+                sides.push(("ours, channels last, prologues stored", vec![]));
+            }
+        }
         if args.iter().any(|a| a == "--with-cudnn-benchmark") {
             sides.push(("ours, cudnn.benchmark", vec![]));
             sides.push(("pytorch eager, cudnn.benchmark", vec![]));
@@ -544,6 +556,9 @@ fn main() -> anyhow::Result<()> {
                     }
                     if name.contains("channels last") {
                         c.arg("--channels-last");
+                    }
+                    if name.contains("prologues stored") {
+                        c.arg("--store-prologues");
                     }
                     c
                 } else {

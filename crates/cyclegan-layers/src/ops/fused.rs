@@ -92,6 +92,10 @@ impl Stages {
         if self.norm.is_none() && self.pad.is_none() {
             return super::apply_conv(x, weight, bias, conv);
         }
+        if !super::recompute_prologues() {
+            // The stages' output, kept by candle's graph for the convolution's backward pass.
+            return super::apply_conv(&x.apply_op1(self)?, weight, bias, conv);
+        }
         super::apply_conv(x, weight, bias, FusedConv { stages: self, conv })
     }
 

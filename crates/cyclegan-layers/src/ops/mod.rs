@@ -22,6 +22,7 @@
 //! backward pass rather than held by candle's graph until it runs. The networks use them through
 //! [`crate::Deferred`]; a training iteration of the reference architecture then needs about
 //! two thirds of the memory (`BENCHMARKS.md`), for one more norm and padding pass per layer.
+//! [`set_recompute_prologues`] trades back: the prologues' outputs are stored, not recomputed.
 //!
 //! Performance note: candle 0.11.1 accumulates every gradient into a freshly allocated tensor
 //! of zeros (this workspace patches that out, `vendor/README.md`), and with glibc's default
@@ -216,6 +217,24 @@ pub fn set_cuda_channels_last(enabled: bool) {
 /// Whether cuDNN convolutions go channels last (see [`set_cuda_channels_last`]).
 pub fn cuda_channels_last() -> bool {
     CUDA_CHANNELS_LAST.load(Ordering::Relaxed)
+}
+
+static RECOMPUTE_PROLOGUES: AtomicBool = AtomicBool::new(true);
+
+/// Whether a convolution's [`Prologue`] (norm, activation, padding) runs inside the convolution's
+/// op and is recomputed in the backward pass (on, the default: the least memory), or runs as an
+/// op of its own whose output candle's graph keeps for the backward pass (off: one norm and
+/// padding pass less per layer and backward pass, for more memory: a training iteration's peak
+/// on the CPU grew by 23% at 128x128 and 37% at 256x256, `BENCHMARKS.md`). The numbers are the
+/// same either way, bit for bit; only time and memory differ.
+pub fn set_recompute_prologues(enabled: bool) {
+    RECOMPUTE_PROLOGUES.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether convolution prologues are recomputed in the backward pass (see
+/// [`set_recompute_prologues`]).
+pub fn recompute_prologues() -> bool {
+    RECOMPUTE_PROLOGUES.load(Ordering::Relaxed)
 }
 
 /// Whether a cuDNN convolution of `x`, whose prologue outputs `dims`, runs channels last: in
