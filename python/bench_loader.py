@@ -32,9 +32,9 @@ def make_dataset(folder):
 
 
 class UnalignedDataset(torch.utils.data.Dataset):
-    def __init__(self, dataroot, load_size=286, crop_size=256):
-        self.a_paths = make_dataset(os.path.join(dataroot, "trainA"))
-        self.b_paths = make_dataset(os.path.join(dataroot, "trainB"))
+    def __init__(self, dataroot, load_size=286, crop_size=256, phase="train"):
+        self.a_paths = make_dataset(os.path.join(dataroot, phase + "A"))
+        self.b_paths = make_dataset(os.path.join(dataroot, phase + "B"))
         self.transform = transforms.Compose([
             transforms.Resize([load_size, load_size], transforms.InterpolationMode.BICUBIC),
             transforms.RandomCrop(crop_size),
