@@ -22,8 +22,8 @@
 # 20-step training run and its translations on CUDA with it on, then ours at 256x256 batch 4 and
 # batch 1 and at 128x128 batch 1 without and with it (at batch 4 also from the 3-channel layers
 # on, and with the convolutions' prologues stored instead of recomputed, `--store-prologues`),
-# alternated, the trainer end to end at 256x256 batch 1 and 4 without and with it, and 256x256
-# batch 4 with each against compiled PyTorch, GPU memory included (about 7 minutes);
+# alternated, 256x256 batch 4 with each against compiled PyTorch, GPU memory included, then the
+# trainer end to end at 256x256 batch 1 and 4 without and with it (about 8 minutes);
 # all: what full, diagnose and ab run, the tests once, in the order goal table, diagnose,
 # translation, ab (about 10 minutes: one device call with timeout_s 600 may lose the last
 # lines of ab, the least needed). Every
@@ -115,6 +115,9 @@ if [ "$MODE" = nhwc ]; then
   ours "256x256 batch 1, channels last" 256 1 --channels-last
   ours "128x128 batch 1, NCHW" 128 1
   ours "128x128 batch 1, channels last" 128 1 --channels-last
+  echo "== channels last against compiled PyTorch, 256x256 batch 4 =="
+  timeout 240 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-channels-last --with-stored-prologues
+  # Last, the least needed if a time limit cuts the run.
   echo "== the trainer end to end on CUDA (its loader, step and logs; emoji64 resized to 286, 256 crops) =="
   # Seconds per iteration after the first 20, from its loss_log.jsonl: against the worker's
   # iteration alone above, what the loader and the trainer's own work add.
@@ -132,8 +135,6 @@ print('cyclegan-train $*:', round(1000 * (last['seconds'] - first['seconds']) / 
   e2e --max-steps 300 --channels-last
   e2e --max-steps 100 --batch-size 4
   e2e --max-steps 100 --batch-size 4 --channels-last
-  echo "== channels last against compiled PyTorch, 256x256 batch 4 =="
-  timeout 240 $BIN/bench_iteration --device cuda --sizes 256 --batch 4 --rounds 1 --iters 10 --warmup 3 --torch-compile --with-channels-last --with-stored-prologues
 fi
 echo "== full iteration, ours vs PyTorch =="
 if [ "$MODE" = quick ]; then
