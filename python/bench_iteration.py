@@ -41,13 +41,7 @@ def main():
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.manual_seed(0)
     dev = torch.device(args.device)
-    g = {"netG": f"resnet_{args.blocks}blocks", "input_nc": 3, "output_nc": 3, "ngf": args.ngf, "norm": "instance",
-         "use_dropout": False}
-    d = {"netD": "basic", "input_nc": 3, "ndf": args.ngf, "norm": "instance"}
-    nets = [ref.define_G(g)] if args.translate else [ref.define_G(g), ref.define_G(g), ref.define_D(d), ref.define_D(d)]
-    for n in nets:
-        ref.init_weights(n)
-        n.to(dev).train()
+    nets = ref.benchmark_nets(args.ngf, args.blocks, dev, discriminators=not args.translate)
     if args.compile:
         nets = [torch.compile(n) for n in nets]
     if args.translate:

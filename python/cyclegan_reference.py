@@ -220,6 +220,21 @@ def set_requires_grad(nets, flag):
             p.requires_grad = flag
 
 
+def benchmark_nets(ngf, blocks, device, discriminators=True):
+    """The networks the benchmarks train: resnet_<blocks>blocks generators G_A and G_B, basic
+    70x70 PatchGAN discriminators D_A and D_B (ndf = ngf), instance norm, no dropout, initialised
+    as the reference does and in training mode on `device`; the first generator alone without
+    `discriminators`."""
+    g = {"netG": f"resnet_{blocks}blocks", "input_nc": 3, "output_nc": 3, "ngf": ngf, "norm": "instance",
+         "use_dropout": False}
+    d = {"netD": "basic", "input_nc": 3, "ndf": ngf, "norm": "instance"}
+    nets = [define_G(g), define_G(g), define_D(d), define_D(d)] if discriminators else [define_G(g)]
+    for n in nets:
+        init_weights(n)
+        n.to(device).train()
+    return nets
+
+
 class CycleGAN:
     """One training iteration of cycle_gan_model.py, pool given as a callable (identity when disabled)."""
 

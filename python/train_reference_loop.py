@@ -37,13 +37,7 @@ def main():
     args = p.parse_args()
     torch.manual_seed(0)
     dev = torch.device(args.device)
-    g = {"netG": f"resnet_{args.blocks}blocks", "input_nc": 3, "output_nc": 3, "ngf": args.ngf, "norm": "instance",
-         "use_dropout": False}
-    d = {"netD": "basic", "input_nc": 3, "ndf": args.ngf, "norm": "instance"}
-    nets = [ref.define_G(g), ref.define_G(g), ref.define_D(d), ref.define_D(d)]
-    for n in nets:
-        ref.init_weights(n)
-        n.to(dev).train()
+    nets = ref.benchmark_nets(args.ngf, args.blocks, dev)
     model = ref.CycleGAN(*nets, pool_a=ref.ImagePool(50).query, pool_b=ref.ImagePool(50).query)
     data = bench_loader.UnalignedDataset(args.dataroot, args.load_size, args.crop_size)
     loader = torch.utils.data.DataLoader(data, batch_size=1, shuffle=True, num_workers=args.workers)

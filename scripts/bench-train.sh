@@ -34,12 +34,8 @@ for round in $(seq 1 "$ROUNDS"); do
   "$BIN" --dataroot "$DATAROOT" --name bench --checkpoints-dir "$WORK" --overwrite --no-progress \
     --device "$DEVICE" --netG "resnet_${BLOCKS}blocks" --ngf "$NGF" --ndf "$NGF" \
     --load-size "$LOAD" --crop-size "$CROP" --max-steps "$STEPS" --print-freq "$WARMUP" >"$WORK/ours.log" 2>&1
-  t=$(python3 -c "
-import json, sys
-rows = [json.loads(l) for l in open('$WORK/bench/loss_log.jsonl')]
-first = next(r for r in rows if r['iteration'] == $WARMUP)
-last = rows[-1]
-print((last['seconds'] - first['seconds']) / (last['iteration'] - first['iteration']))")
+  # Its first record is iteration WARMUP's (batch 1, one record every WARMUP images).
+  t=$(python3 scripts/loss-log-rate.py "$WORK/bench/loss_log.jsonl")
   ours+=("$t")
   t=$(python3 python/train_reference_loop.py --dataroot "$DATAROOT" --device "$DEVICE" --steps "$STEPS" \
     --warmup "$WARMUP" --workers "${REF_WORKERS:-4}" --load-size "$LOAD" --crop-size "$CROP" --ngf "$NGF" \

@@ -125,11 +125,8 @@ if [ "$MODE" = nhwc ]; then
     timeout 90 $BIN/cyclegan-train --device cuda --dataroot data/emoji64 --name e2e --checkpoints-dir /tmp/e2e \
       --overwrite --no-progress --load-size 286 --crop-size 256 --print-freq 20 "$@" > "$OUT/e2e.log" 2>&1 ||
       { echo "FAILED: cyclegan-train $* (exit $?, $OUT/e2e.log)"; return; }
-    python3 -c "
-import json
-rows = [json.loads(l) for l in open('/tmp/e2e/e2e/loss_log.jsonl')]
-first, last = rows[0], rows[-1]
-print('cyclegan-train $*:', round(1000 * (last['seconds'] - first['seconds']) / (last['iteration'] - first['iteration']), 1), 'ms per iteration')"
+    python3 scripts/loss-log-rate.py /tmp/e2e/e2e/loss_log.jsonl |
+      awk -v run="$*" '{ printf "cyclegan-train %s: %.1f ms per iteration\n", run, 1000 * $1 }'
   }
   e2e --max-steps 300
   e2e --max-steps 300 --channels-last
