@@ -77,15 +77,33 @@ impl Activation {
 }
 
 /// Fixes the process's compute thread count to candle's choice (the physical cores), by setting
-/// `RAYON_NUM_THREADS` when it is unset, and returns it. Call it first thing in `main`, before
-/// any thread starts: without the variable, candle re-reads `/proc/cpuinfo` on every operation
-/// that asks for its thread count, which costs a quarter of a small network's training time.
+/// `RAYON_NUM_THREADS` when it is unset, and makes the calling thread one of rayon's global
+/// pool's threads; returns the count. Call it first thing in `main`, before any thread starts
+/// and before anything uses rayon.
+///
+/// - Without the variable, candle re-reads `/proc/cpuinfo` on every operation that asks for its
+///   thread count, which costs a quarter of a small network's training time.
+/// - Without joining the pool, every parallel kernel called from `main` is handed to the pool's
+///   threads while the caller sleeps until they finish: two thread wake-ups per kernel, thousands
+///   per training iteration, and one thread more than there are cores. As a pool thread, the
+///   caller runs its share of each kernel itself (`BENCHMARKS.md`: the embedded preset's
+///   iteration 30% faster on two cores). With a single thread the pool is left as rayon makes it,
+///   since a pool whose only thread is `main` would never run work handed to it by other threads
+///   while `main` waits for them.
 pub fn configure_threads() -> usize {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let threads = candle_core::utils::get_num_threads().max(1);
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
-    candle_core::utils::get_num_threads()
+    let threads = candle_core::utils::get_num_threads().max(1);
+    if threads > 1 {
+        // An error means the pool already exists (something used rayon first): it is kept.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .use_current_thread()
+            .build_global();
+    }
+    threads
 }
 
 /// Keeps the memory of freed tensors mapped for the next ones (glibc only; elsewhere it does
