@@ -432,10 +432,30 @@ fn all_times(runs: &[serde_json::Value]) -> Vec<f64> {
         .collect()
 }
 
+/// What `--help` prints; the module documentation above says what each flag measures.
+const USAGE: &str = "\
+Full training (or translation) iteration, this project against PyTorch, alternated per round.
+
+usage: bench_iteration [--sizes 128,256] [--rounds 3] [--iters 2] [--warmup 1] [--batch 1]
+                       [--ngf 64] [--blocks 9] [--device cpu|cuda] [--translate]
+                       [--torch-compile] [--with-stock] [--with-legacy-cudnn]
+                       [--with-cudnn-benchmark] [--with-channels-last] [--with-stored-prologues]
+       bench_iteration --worker SIZE [...]   one side's child process (ours), one JSON line
+       bench_iteration --memory-probe        device memory of each set-up step (CUDA builds)
+
+The preset's iteration: --sizes 64 --ngf 16 --blocks 6. Needs python3 with torch for the
+PyTorch side (python/bench_iteration.py). Documentation: the top of
+crates/cyclegan-train/examples/bench_iteration.rs and BENCHMARKS.md.
+";
+
 fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return Ok(());
+    }
     cyclegan_layers::ops::configure_allocator();
     cyclegan_layers::ops::configure_threads();
-    let args: Vec<String> = std::env::args().collect();
     let iters = arg(&args, "--iters", 2usize);
     let warmup = arg(&args, "--warmup", 1usize);
     let batch = arg(&args, "--batch", 1usize);
