@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cyclegan_layers::device::error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }

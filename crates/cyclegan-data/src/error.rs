@@ -93,6 +93,15 @@ pub enum DataError {
     /// Options that cannot work together.
     #[error("invalid data options: {0}")]
     InvalidOptions(String),
+    /// With bad images skipped, a whole epoch's batches in a row had no readable item: the
+    /// images cannot be read at all, and training would run on without a step.
+    #[error(
+        "no image could be read in {batches} batches in a row (an epoch's worth): every item was skipped as unreadable (see the warnings above); check the dataset's images"
+    )]
+    NothingReadable {
+        /// The batches skipped in a row.
+        batches: usize,
+    },
     /// A loader worker thread failed unexpectedly (a bug, reported rather than hung on).
     #[error("data loader worker failed: {0}")]
     Worker(String),

@@ -117,6 +117,8 @@ pub struct Loader<D: Dataset> {
     returned: u64,
     finished_issuing: bool,
     done: bool,
+    /// Batches skipped in a row because none of their items could be read.
+    skipped_in_row: usize,
     pending: BTreeMap<u64, Result<Option<D::Batch>>>,
     jobs: Option<SyncSender<Job>>,
     results: Option<Receiver<JobResult<D::Batch>>>,
@@ -157,6 +159,7 @@ impl<D: Dataset> Loader<D> {
             returned: 0,
             finished_issuing: opts.last_epoch.is_some_and(|last| opts.start_epoch > last),
             done: false,
+            skipped_in_row: 0,
             pending: BTreeMap::new(),
             jobs: None,
             results: None,
@@ -352,8 +355,19 @@ impl<D: Dataset> Iterator for Loader<D> {
                     self.done = true;
                     return None;
                 }
-                Some(Ok(Some(batch))) => return Some(Ok(batch)),
-                Some(Ok(None)) => continue,
+                Some(Ok(Some(batch))) => {
+                    self.skipped_in_row = 0;
+                    return Some(Ok(batch));
+                }
+                Some(Ok(None)) => {
+                    self.skipped_in_row += 1;
+                    if self.skipped_in_row >= self.batches_per_epoch {
+                        self.done = true;
+                        return Some(Err(DataError::NothingReadable {
+                            batches: self.skipped_in_row,
+                        }));
+                    }
+                }
                 Some(Err(e)) => {
                     self.done = true;
                     return Some(Err(e));

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use cyclegan_data::image::{Rgb, RgbImage};
 use cyclegan_data::{
-    Batch, DataOptions, Dataset, Direction, Loader, LoaderOptions, OnBadImage, Preprocess,
-    UnalignedDataset,
+    Batch, DataError, DataOptions, Dataset, Direction, Loader, LoaderOptions, OnBadImage,
+    Preprocess, UnalignedDataset,
 };
 
 /// Writes `n` distinct 12x10 PNGs named `{prefix}{i:02}.png` into `dir`.
@@ -306,6 +306,32 @@ fn bad_images_are_skipped_with_a_warning_or_stop_the_loader() {
         "{msg}"
     );
     assert!(fail.next().is_none(), "the loader stops after an error");
+}
+
+#[test]
+fn an_epoch_of_nothing_but_unreadable_images_stops_the_loader_with_an_error() {
+    let root = tiny_dataset(3, 2);
+    for i in 0..3 {
+        fs::write(root.path().join(format!("trainA/a0{i}.png")), b"text").unwrap();
+    }
+    let data = UnalignedDataset::open(root.path(), &tiny_options()).unwrap();
+    let mut loader = Loader::new(
+        data,
+        LoaderOptions {
+            batch_size: 1,
+            workers: 1,
+            on_bad_image: OnBadImage::Skip,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // No last epoch: without the check it would skip batches for ever.
+    let err = loader.next().expect("an error, not the end").unwrap_err();
+    assert!(
+        matches!(err, DataError::NothingReadable { batches: 3 }),
+        "{err}"
+    );
+    assert!(loader.next().is_none(), "the loader stops after an error");
 }
 
 #[test]

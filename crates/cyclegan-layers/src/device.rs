@@ -95,6 +95,24 @@ pub fn configure_cuda(device: &Device) -> candle_core::Result<()> {
     Ok(())
 }
 
+/// An error and its causes on one line, `error: cause: cause`, for a binary's last message.
+/// A cause is left out where the text before already ends with it: this workspace's errors
+/// quote their cause (`cannot read F: No such file or directory`) so that they read whole when
+/// printed alone, and anyhow's `{error:#}` would repeat it.
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Whether an error's text (`{error:#}`) says that the GPU ran out of memory (cudarc's
 /// `CUDA_ERROR_OUT_OF_MEMORY`), so that a binary can say what needs less.
 pub fn is_out_of_memory(message: &str) -> bool {
@@ -130,6 +148,34 @@ pub fn test_device() -> Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read a.png: {}", self.0)
+        }
+    }
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_text_says_each_cause_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        assert_eq!(
+            error_text(&Quoting(io())),
+            "cannot read a.png: no such file"
+        );
+        // A context that does not quote its cause gets it appended.
+        let wrapped = anyhow::Error::new(Quoting(io())).context("loading the run");
+        assert_eq!(
+            error_text(wrapped.as_ref()),
+            "loading the run: cannot read a.png: no such file"
+        );
+    }
 
     #[test]
     fn names_are_parsed_with_clear_errors() {

@@ -22,6 +22,16 @@ impl GeneratorArch {
             GeneratorArch::Unet { downs } => 1 << downs,
         }
     }
+
+    /// The smallest side an input may have: a ResNet's residual blocks reflect-pad by 1 after
+    /// two halvings, so its planes there need 2 pixels, 8 at the input; a U-Net takes its
+    /// multiple.
+    pub fn min_size(self) -> usize {
+        match self {
+            GeneratorArch::Resnet { .. } => 8,
+            GeneratorArch::Unet { .. } => self.size_multiple(),
+        }
+    }
 }
 
 impl fmt::Display for GeneratorArch {

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             if let Some(bar) = BAR.get() {
                 bar.abandon();
             }
-            let message = format!("{e:#}");
+            let message = cyclegan_layers::device::error_text(e.as_ref());
             eprintln!("error: {message}");
             if cyclegan_layers::device::is_out_of_memory(&message) {
                 eprintln!(
@@ -89,7 +89,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         match std::fs::read_to_string(&saved) {
             Ok(text) => Some(serde_json::from_str::<TrainConfig>(&text).map_err(|e| {
                 anyhow::anyhow!(
-                    "{} is not a valid options file ({e}); pass the run's options explicitly",
+                    "{} is not a valid options file ({e}): restore it, or delete it to continue with the options this command line gives",
                     saved.display()
                 )
             })?),

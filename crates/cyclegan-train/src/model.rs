@@ -45,6 +45,45 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// The architecture of generator `name` as the reference's `CycleGANModel` builds it:
+    /// `generator` is G_A's, from A's channels (`input_nc`) to B's (`output_nc`); G_B maps back.
+    pub fn generator_of(&self, name: &str) -> GeneratorConfig {
+        let g = self.generator;
+        match name {
+            "G_B" => GeneratorConfig {
+                input_nc: g.output_nc,
+                output_nc: g.input_nc,
+                ..g
+            },
+            _ => g,
+        }
+    }
+
+    /// The architecture of discriminator `name`: D_A judges B images (real, and G_A's), D_B
+    /// judges A images, so their input channels are the generator's, not
+    /// `discriminator.input_nc`.
+    pub fn discriminator_of(&self, name: &str) -> DiscriminatorConfig {
+        let input_nc = match name {
+            "D_B" => self.generator.input_nc,
+            _ => self.generator.output_nc,
+        };
+        DiscriminatorConfig {
+            input_nc,
+            ..self.discriminator
+        }
+    }
+
+    /// The architecture of the network named `name` (`G_A`, `G_B`, `D_A`, `D_B`).
+    pub fn network(&self, name: &str) -> NetworkConfig {
+        if name.starts_with('G') {
+            NetworkConfig::Generator(self.generator_of(name))
+        } else {
+            NetworkConfig::Discriminator(self.discriminator_of(name))
+        }
+    }
+}
+
 /// The four networks' names, as the reference saves them (`latest_net_{name}.pth`).
 pub const NETWORK_NAMES: [&str; 4] = ["G_A", "G_B", "D_A", "D_B"];
 
@@ -238,28 +277,28 @@ impl CycleGan {
     pub fn new(config: ModelConfig, device: &Device, dtype: DType, seed: u64) -> Result<Self> {
         let dropout_a = SharedRng::new(derive_seed(seed, seeds::DROPOUT_A));
         let dropout_b = SharedRng::new(derive_seed(seed, seeds::DROPOUT_B));
-        let build_g = |rng: &SharedRng| -> Result<Network<Generator>> {
+        let build_g = |name: &str, rng: &SharedRng| -> Result<Network<Generator>> {
             let varmap = VarMap::new();
             let net = Generator::new(
                 host_init_var_builder(&varmap, dtype, device),
-                &config.generator,
+                &config.generator_of(name),
                 rng,
             )?;
             Ok(Network { net, varmap })
         };
-        let build_d = || -> Result<Network<Discriminator>> {
+        let build_d = |name: &str| -> Result<Network<Discriminator>> {
             let varmap = VarMap::new();
             let net = Discriminator::new(
                 host_init_var_builder(&varmap, dtype, device),
-                &config.discriminator,
+                &config.discriminator_of(name),
             )?;
             Ok(Network { net, varmap })
         };
         let (g_a, g_b, d_a, d_b) = (
-            build_g(&dropout_a)?,
-            build_g(&dropout_b)?,
-            build_d()?,
-            build_d()?,
+            build_g("G_A", &dropout_a)?,
+            build_g("G_B", &dropout_b)?,
+            build_d("D_A")?,
+            build_d("D_B")?,
         );
         let mut rng = SeededRng::seed_from_u64(derive_seed(seed, seeds::INIT));
         for varmap in [&g_a.varmap, &g_b.varmap, &d_a.varmap, &d_b.varmap] {
@@ -286,8 +325,8 @@ impl CycleGan {
         let mut d_params = named("D_A", d_a.parameters());
         d_params.extend(named("D_B", d_b.parameters()));
         Ok(Self {
-            d_a_frozen: frozen(&d_a, &config.discriminator, device, dtype)?,
-            d_b_frozen: frozen(&d_b, &config.discriminator, device, dtype)?,
+            d_a_frozen: frozen(&d_a, &config.discriminator_of("D_A"), device, dtype)?,
+            d_b_frozen: frozen(&d_b, &config.discriminator_of("D_B"), device, dtype)?,
             opt_g: Adam::new(g_params, adam)?,
             opt_d: Adam::new(d_params, adam)?,
             pool_a: ImagePool::new(config.pool_size, derive_seed(seed, seeds::POOL_A)),
@@ -346,11 +385,7 @@ impl CycleGan {
 
     /// The architecture of the network named `name` (`G_A`, `G_B`, `D_A`, `D_B`).
     pub fn network_config(&self, name: &str) -> NetworkConfig {
-        if name.starts_with('G') {
-            NetworkConfig::Generator(self.config.generator)
-        } else {
-            NetworkConfig::Discriminator(self.config.discriminator)
-        }
+        self.config.network(name)
     }
 
     /// The networks by their reference names, for saving.

@@ -24,6 +24,8 @@ use crate::schedule::{LrPolicy, ScheduleConfig};
 #[command(
     name = "cyclegan-train",
     version,
+    // `--lr -1` reaches the value checks (and their message) instead of reading as a flag.
+    allow_negative_numbers = true,
     about = "Train a CycleGAN (unpaired image-to-image translation) on CPU or CUDA.",
     long_about = "Train a CycleGAN (unpaired image-to-image translation) on CPU or CUDA.\n\n\
         Without --dataroot, trains on the embedded emoji64 data (Twemoji to Noto emoji, 64x64) with a \
@@ -615,6 +617,33 @@ impl TrainConfig {
             if value == 0 {
                 return Err(format!("{flag} must be at least 1"));
             }
+        }
+        if self.name.is_empty()
+            || self.name == "."
+            || self.name == ".."
+            || self.name.contains(['/', '\\'])
+        {
+            return Err(format!(
+                "--name '{}' must be a plain folder name (the run's folder in --checkpoints-dir), e.g. horse2zebra",
+                self.name
+            ));
+        }
+        let w = &self.model.weights;
+        for (flag, value) in [
+            ("--lambda-A", w.lambda_a),
+            ("--lambda-B", w.lambda_b),
+            ("--lambda-identity", w.lambda_identity),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(format!("{flag} {value} must be a number of at least 0"));
+            }
+        }
+        let (input_nc, output_nc) = (self.data.input_nc, self.data.output_nc);
+        if self.model.weights.lambda_identity > 0.0 && input_nc != output_nc {
+            return Err(format!(
+                "--lambda-identity {} needs --input-nc and --output-nc equal (the identity loss feeds B images to G_A), got {input_nc} and {output_nc}: pass --lambda-identity 0",
+                self.model.weights.lambda_identity
+            ));
         }
         if let DiscriminatorArch::NLayers(0) = self.model.discriminator.arch {
             return Err("--n-layers-D must be at least 1".into());

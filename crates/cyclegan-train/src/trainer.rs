@@ -122,6 +122,14 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
             .and_then(|text| serde_json::from_str::<TrainConfig>(&text).ok())
             .is_some_and(|saved| config.same_run_as(&saved));
     if !config.overwrite && !rerun_of_preset {
+        if networks.is_empty() {
+            // A run that stopped before its first save: nothing to continue.
+            anyhow::bail!(
+                "{} holds the options and logs of a run that saved no networks ({} file(s)): pass --overwrite to start over (they are deleted), or another --name",
+                run_dir.display(),
+                records.len()
+            );
+        }
         let saved = saved_labels(&networks);
         let holds = if saved.is_empty() {
             format!("{} file(s) of a run", networks.len() + records.len())
@@ -408,7 +416,15 @@ pub fn train_with_stop(
         if reached_max || report.interrupted {
             break;
         }
-        let batch = batch?;
+        let batch = batch.map_err(|e| {
+            if e.is_bad_image() {
+                anyhow::anyhow!(
+                    "{e}; fix or remove the file, or pass --on-bad-image skip to leave unreadable images out"
+                )
+            } else {
+                e.into()
+            }
+        })?;
         data_wait += wait_started.elapsed().as_secs_f64();
         let step_started = Instant::now();
         let (losses, visuals) = model.train_step(&batch.a, &batch.b)?;

@@ -123,6 +123,70 @@ fn bad_flags_and_values_are_refused_with_a_reason() {
     );
     let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--crop-size", "30"]);
     assert!(err.contains("multiple of 4"), "{err}");
+    for name in ["", "..", "../elsewhere"] {
+        let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--name", name]);
+        assert!(err.contains("plain folder name"), "{name:?}: {err}");
+    }
+}
+
+/// `--input-nc`/`--output-nc` as the reference's CycleGANModel builds them: G_A from A's
+/// channels to B's, G_B back, D_A judging B images and D_B judging A images.
+#[test]
+fn channel_counts_shape_each_network_as_the_reference_does() {
+    let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--input-nc", "1"]);
+    assert!(
+        err.contains("--lambda-identity 0.5") && err.contains("--lambda-identity 0"),
+        "{err}"
+    );
+    let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--lambda-A", "-1"]);
+    assert!(err.contains("--lambda-A -1 must be"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = small_run(
+        train_cmd().args([
+            "--input-nc",
+            "1",
+            "--output-nc",
+            "3",
+            "--lambda-identity",
+            "0",
+            "--max-steps",
+            "2",
+        ]),
+        tmp.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = tmp.path().join("checkpoints/cli");
+    // The first convolution of each: the generators' after their reflection pad.
+    for (net, key, in_channels) in [
+        ("G_A", "model.1.weight", 1),
+        ("G_B", "model.1.weight", 3),
+        ("D_A", "model.0.weight", 3),
+        ("D_B", "model.0.weight", 1),
+    ] {
+        let bytes = std::fs::read(run.join(format!("latest_net_{net}.safetensors"))).unwrap();
+        let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let shape = tensors.tensor(key).unwrap().shape().to_vec();
+        assert_eq!(shape[1], in_channels, "{net} {key} {shape:?}");
+    }
+    // G_B's last convolution writes A's one channel.
+    let bytes = std::fs::read(run.join("latest_net_G_B.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let last = tensors
+        .names()
+        .into_iter()
+        .filter(|k| k.ends_with(".weight"))
+        .max_by_key(|k| {
+            k.split('.')
+                .nth(1)
+                .and_then(|i| i.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .unwrap();
+    assert_eq!(tensors.tensor(last).unwrap().shape()[0], 1, "{last}");
 }
 
 /// The reference's train.py command line, snake_case options and all, runs unchanged: the
@@ -253,6 +317,34 @@ fn reference_options_this_toolkit_cannot_honour_are_refused_with_a_reason() {
 /// A new run does not overwrite an existing one by mistake: it is refused (nothing written is
 /// touched) unless --overwrite starts it over, which deletes the old run's files so that the
 /// logs do not mix.
+/// A run that stopped before its first save left logs and no networks: there is nothing to
+/// continue, so only starting over is offered.
+#[test]
+fn a_folder_with_logs_and_no_networks_offers_to_start_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("checkpoints/cli");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("loss_log.txt"), "a failed run's log\n").unwrap();
+    let again = small_run(train_cmd().args(["--max-steps", "1"]), tmp.path());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(
+        err.contains("saved no networks")
+            && err.contains("--overwrite")
+            && !err.contains("--continue-train"),
+        "{err}"
+    );
+    let over = small_run(
+        train_cmd().args(["--max-steps", "1", "--overwrite"]),
+        tmp.path(),
+    );
+    assert!(
+        over.status.success(),
+        "{}",
+        String::from_utf8_lossy(&over.stderr)
+    );
+}
+
 #[test]
 fn a_new_run_over_an_existing_one_is_refused_unless_asked_to_start_over() {
     let tmp = tempfile::tempdir().unwrap();

@@ -99,7 +99,7 @@ impl Translator {
     }
 
     /// Translates a batch `[N, C, H, W]` in [-1, 1] of any size: mirrored out to the
-    /// architecture's multiple, translated, and cropped back to `H x W`. The result is a host
+    /// architecture's multiple (and at least its smallest size), translated, and cropped back to `H x W`. The result is a host
     /// tensor detached from the computation, also when the generator's weights are training
     /// variables: it holds nothing on the device, so it may be dropped on any thread (a device
     /// tensor freed on a thread that never used the GPU fails there, and cudarc reports that
@@ -113,7 +113,8 @@ impl Translator {
             );
         }
         let x = images.to_device(&self.device)?.to_dtype(DType::F32)?;
-        let padded = pad_to_multiple(&x, self.config.arch.size_multiple())?;
+        let arch = self.config.arch;
+        let padded = pad_to_multiple(&x, arch.size_multiple(), arch.min_size())?;
         let y = self.generator.forward_t(&padded, self.train_mode)?;
         Ok(crop_to(&y, h, w)?.to_device(&Device::Cpu)?.detach())
     }

@@ -212,7 +212,7 @@ fn main() -> std::process::ExitCode {
     match run(cli, form) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let message = format!("{e:#}");
+            let message = cyclegan_layers::device::error_text(e.as_ref());
             eprintln!("error: {message}");
             if cyclegan_layers::device::is_out_of_memory(&message) {
                 eprintln!(

@@ -18,11 +18,11 @@ fn mirror_indices(len: usize, extra: usize) -> Vec<u32> {
 }
 
 /// Extends the last two dimensions of `x` at the bottom and right, by reflection, to the next
-/// multiple of `multiple`.
-pub fn pad_to_multiple(x: &Tensor, multiple: usize) -> Result<Tensor> {
+/// multiple of `multiple` that is at least `min_size`.
+pub fn pad_to_multiple(x: &Tensor, multiple: usize, min_size: usize) -> Result<Tensor> {
     let rank = x.rank();
     let (h, w) = (x.dim(rank - 2)?, x.dim(rank - 1)?);
-    let extra = |n: usize| n.div_ceil(multiple) * multiple - n;
+    let extra = |n: usize| n.max(min_size).div_ceil(multiple) * multiple - n;
     let (eh, ew) = (extra(h), extra(w));
     if eh == 0 && ew == 0 {
         return Ok(x.clone());
@@ -57,7 +57,7 @@ mod tests {
             .unwrap()
             .reshape((1, 1, 5, 6))
             .unwrap();
-        let padded = pad_to_multiple(&x, 4).unwrap();
+        let padded = pad_to_multiple(&x, 4, 1).unwrap();
         assert_eq!(padded.dims(), &[1, 1, 8, 8]);
         let back = crop_to(&padded, 5, 6).unwrap();
         assert_eq!(
@@ -65,7 +65,7 @@ mod tests {
             x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
         );
         assert_eq!(
-            pad_to_multiple(&x.narrow(3, 0, 4).unwrap().narrow(2, 0, 4).unwrap(), 4)
+            pad_to_multiple(&x.narrow(3, 0, 4).unwrap().narrow(2, 0, 4).unwrap(), 4, 1)
                 .unwrap()
                 .dims(),
             &[1, 1, 4, 4]

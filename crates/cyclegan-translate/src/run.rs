@@ -45,6 +45,39 @@ pub enum TranslateError {
     InvalidOptions(String),
 }
 
+/// Refuses an output folder inside the input folder (or the same): the images written there
+/// would be translated again as inputs by the next run over that folder.
+fn refuse_output_inside_input(input: &Path, output: &Path) -> Result<(), TranslateError> {
+    // The output may not exist yet: compare its nearest existing ancestor, plus the rest.
+    let absolute = |p: &Path| -> Option<PathBuf> {
+        let mut existing = p;
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            rest.push(existing.file_name()?);
+            existing = existing
+                .parent()
+                .filter(|q| !q.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+        }
+        let mut path = existing.canonicalize().ok()?;
+        path.extend(rest.iter().rev());
+        Some(path)
+    };
+    if !input.is_dir() {
+        return Ok(());
+    }
+    if let (Some(i), Some(o)) = (absolute(input), absolute(output)) {
+        if o.starts_with(&i) {
+            return Err(TranslateError::InvalidOptions(format!(
+                "--output {} lies inside --input {}: the images written there would be read as inputs by the next run; choose an output folder outside it",
+                output.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn display_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
@@ -322,6 +355,7 @@ pub fn translate_files(
             ..DataOptions::default()
         },
     };
+    refuse_output_inside_input(&opts.input, &opts.output)?;
     let dataset = SingleDataset::open(&opts.input, &data_opts)?;
     let paths = dataset.paths();
     let load = |i: usize| -> Result<Tensor, DataError> {

@@ -20,6 +20,8 @@ fn translates_a_folder_at_native_sizes_and_writes_the_page() {
     let input = tmp.path().join("in");
     write_image(&input.join("a.png"), 30, 21);
     write_image(&input.join("sub/b.jpg"), 16, 16);
+    // Smaller than a ResNet's residual blocks can pad after its two halvings: mirrored out.
+    write_image(&input.join("tiny.png"), 1, 3);
     std::fs::write(input.join("notes.txt"), "not an image").unwrap();
     let output = tmp.path().join("out");
     let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
@@ -33,8 +35,8 @@ fn translates_a_folder_at_native_sizes_and_writes_the_page() {
         },
     )
     .unwrap();
-    assert_eq!(summary.translated.len(), 2);
-    for (stem, (w, h)) in [("a", (30, 21)), ("b", (16, 16))] {
+    assert_eq!(summary.translated.len(), 3);
+    for (stem, (w, h)) in [("a", (30, 21)), ("b", (16, 16)), ("tiny", (1, 3))] {
         for kind in ["real", "fake"] {
             let img = image::open(output.join(format!("images/{stem}_{kind}.png"))).unwrap();
             assert_eq!(
@@ -46,6 +48,30 @@ fn translates_a_folder_at_native_sizes_and_writes_the_page() {
     }
     let html = std::fs::read_to_string(output.join("index.html")).unwrap();
     assert!(html.contains("images/a_fake.png") && html.contains("images/b_real.png"));
+}
+
+#[test]
+fn an_output_folder_inside_the_input_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("g.safetensors");
+    write_generator(&ckpt, generator_config("resnet_1blocks"));
+    let input = tmp.path().join("in");
+    write_image(&input.join("a.png"), 8, 8);
+    let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
+    for output in [input.clone(), input.join("results/new")] {
+        let err = translate_files(
+            &translator,
+            &TranslateOptions {
+                input: input.clone(),
+                output: output.clone(),
+                resize: Resize::Native,
+                progress: false,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("lies inside --input"), "{err}");
+        assert!(!input.join("results").exists() && !input.join("index.html").exists());
+    }
 }
 
 #[test]
