@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(cyclegan_layers::device::log_colours())
         .without_time()
         .with_target(false)
         .init();

@@ -113,6 +113,14 @@ pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Whether a binary's log lines on standard error may carry colour codes: only on a terminal,
+/// and not when `NO_COLOR` is set (<https://no-color.org>), so that logs piped to a file or
+/// another program stay plain text.
+pub fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Whether an error's text (`{error:#}`) says that the GPU ran out of memory (cudarc's
 /// `CUDA_ERROR_OUT_OF_MEMORY`), so that a binary can say what needs less.
 pub fn is_out_of_memory(message: &str) -> bool {

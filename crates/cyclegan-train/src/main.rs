@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(|| LogWriter)
+        .with_ansi(cyclegan_layers::device::log_colours())
         .init();
     install_stop_handler();
     match run(&cli) {
