@@ -30,6 +30,10 @@ pub struct Progress {
     pub total_images: u64,
     /// Seconds spent training across all resumes.
     pub seconds: f64,
+    /// Items per epoch of the dataset it was trained on (`None` in states saved before this
+    /// was recorded), so that a resume can tell when the images changed.
+    #[serde(default)]
+    pub dataset_len: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

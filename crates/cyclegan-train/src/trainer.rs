@@ -279,6 +279,7 @@ pub fn train_with_stop(
         total_steps: 0,
         total_images: 0,
         seconds: 0.0,
+        dataset_len: Some(dataset.len()),
     };
     let mut schedule = Schedule::default();
     let mut seed = config.seed;
@@ -337,6 +338,30 @@ pub fn train_with_stop(
     cyclegan_checkpoint::write_atomic(&run_dir.join("train_opt.txt"), |f| {
         f.write_all(config.describe().as_bytes())
     })?;
+
+    if progress
+        .dataset_len
+        .is_some_and(|saved| saved != dataset.len())
+    {
+        let batches = dataset.len().div_ceil(config.batch_size.max(1));
+        let saved = progress.dataset_len.unwrap_or_default();
+        if progress.epoch_iter >= batches {
+            anyhow::bail!(
+                "{} now has {} items per epoch, {saved} when this run was saved: it stopped at batch {} of epoch {}, past the end of the smaller epoch ({batches} batches); restore the images, or continue from an end-of-epoch checkpoint (--epoch N)",
+                config.dataroot.display(),
+                dataset.len(),
+                progress.epoch_iter,
+                progress.epoch
+            );
+        }
+        tracing::warn!(
+            "{} now has {} items per epoch, {saved} when this run was saved: the rest of epoch {} follows the new list, so the run no longer repeats one without the interruption",
+            config.dataroot.display(),
+            dataset.len(),
+            progress.epoch
+        );
+    }
+    progress.dataset_len = Some(dataset.len());
 
     let last_epoch = config.last_epoch();
     let loader = Loader::new(

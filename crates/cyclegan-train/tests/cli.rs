@@ -453,6 +453,46 @@ fn the_embedded_demo_can_be_run_again_with_the_same_options() {
 /// checkpoint saved, so that --continue-train goes on from where it stopped; the exit status is
 /// 130, as for any interrupted command.
 #[cfg(unix)]
+/// A continued run over changed images says so; one whose saved position no longer exists
+/// stops with what to do.
+#[test]
+fn continuing_over_changed_images_warns_or_stops_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Three steps of an epoch of five.
+    let first = small_run(train_cmd().args(["--max-steps", "3"]), tmp.path());
+    assert!(first.status.success());
+    let resume = |size: &str, steps: &str| {
+        train_cmd()
+            .current_dir(tmp.path())
+            .args(["--name", "cli", "--continue-train", "--no-progress"])
+            .args(["--max-dataset-size", size, "--max-steps", steps])
+            .output()
+            .unwrap()
+    };
+    let out = resume("2", "4");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("now has 2 items per epoch, 5 when this run was saved")
+            && err.contains("past the end"),
+        "{err}"
+    );
+    let out = resume("4", "4");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("now has 4 items per epoch, 5 when this run was saved"),
+        "{err}"
+    );
+    // The new size is saved: the next resume has nothing to say.
+    let out = resume("4", "5");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("items per epoch"),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_interrupt_saves_the_latest_checkpoint_before_stopping() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
