@@ -452,7 +452,20 @@ pub fn train_with_stop(
         })?;
         data_wait += wait_started.elapsed().as_secs_f64();
         let step_started = Instant::now();
-        let (losses, visuals) = model.train_step(&batch.a, &batch.b)?;
+        let (losses, visuals) = model.train_step(&batch.a, &batch.b).with_context(|| {
+            let names = |paths: &[std::path::PathBuf]| {
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "training on A {} and B {}",
+                names(&batch.a_paths),
+                names(&batch.b_paths)
+            )
+        })?;
         let images_before = progress.total_images;
         progress.total_steps += 1;
         progress.total_images += batch.a.dim(0)? as u64;
