@@ -1,6 +1,6 @@
 //! Converting between `.pth` and safetensors checkpoints.
 
-use crate::detect::{describe_config, prepare_state_dict, ConvertOptions};
+use crate::detect::{check_keys, describe_config, prepare_state_dict, ConvertOptions};
 use crate::format::FileFormat;
 use crate::network::{read_safetensors, save_network_with_metadata, SOURCE_KEY};
 use crate::pth::{read_pth_bytes, write_pth};
@@ -94,7 +94,15 @@ pub fn convert_checkpoint(
         FileFormat::Safetensors => {
             let (config, tensors) = read_safetensors(&bytes, input)?;
             match config {
-                Some(config) if *options == ConvertOptions::default() => (config, tensors),
+                Some(config) if *options == ConvertOptions::default() => {
+                    // The architecture its metadata states must fit its tensors.
+                    let shapes: Vec<(String, Vec<usize>)> = tensors
+                        .iter()
+                        .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+                        .collect();
+                    check_keys(&shapes, &config, &mut notes).map_err(|e| e.in_file(input))?;
+                    (config, tensors)
+                }
                 _ => {
                     let prepared =
                         prepare_state_dict(tensors, options).map_err(|e| e.in_file(input))?;

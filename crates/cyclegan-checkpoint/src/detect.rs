@@ -510,7 +510,7 @@ pub fn expected_shapes(
 
 /// Checks `shapes` against the keys of `config`, noting (not failing on) stale InstanceNorm
 /// statistics and a missing `num_batches_tracked`.
-fn check_keys(
+pub(crate) fn check_keys(
     shapes: &[(String, Vec<usize>)],
     config: &NetworkConfig,
     notes: &mut Vec<String>,

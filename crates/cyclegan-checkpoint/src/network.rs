@@ -57,7 +57,7 @@ pub fn save_network_with_metadata(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    crate::write_atomic(path, |file| file.write_all(&bytes)).map_err(CheckpointError::io(path))
+    crate::write_atomic(path, |file| file.write_all(&bytes)).map_err(CheckpointError::write(path))
 }
 
 /// The safetensors bytes of `tensors` and `metadata`, the same bytes for the same content: the

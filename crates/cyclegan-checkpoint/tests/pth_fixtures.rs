@@ -176,6 +176,31 @@ fn a_safetensors_file_without_a_description_has_its_architecture_detected() {
 }
 
 #[test]
+fn a_safetensors_description_that_does_not_fit_its_tensors_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mislabelled.safetensors");
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "unet128_batch_legacy")
+        .unwrap();
+    let pth = read_pth(&case.file).unwrap();
+    // A U-Net's tensors under a ResNet's description.
+    let claimed = NetworkConfig::Generator(cyclegan_models::GeneratorConfig::default());
+    let metadata = HashMap::from([(
+        CONFIG_KEY.to_string(),
+        serde_json::to_string(&claimed).unwrap(),
+    )]);
+    let tensors: HashMap<String, Tensor> = pth.tensors.into_iter().collect();
+    let bytes = cyclegan_checkpoint::serialize_safetensors(&tensors, metadata).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let err = convert_checkpoint(&path, &out, &ConvertOptions::default()).unwrap_err();
+    assert!(matches!(err, CheckpointError::Architecture { .. }), "{err}");
+    assert!(err.to_string().contains("mislabelled.safetensors"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
 fn odd_tensors_are_read_exactly_in_both_formats() {
     let expected = expected();
     for (file, format) in [

@@ -60,6 +60,25 @@ fn has_content(dir: &Path) -> bool {
 pub fn fetch_dataset(name: &str, options: &FetchOptions) -> Result<Fetched, FetchError> {
     check_dataset(name)?;
     let target = options.dest.join(name);
+    // Only a folder is ever replaced (with `force`): a file of that name is the user's.
+    if target.exists() && !target.is_dir() {
+        return Err(FetchError::Io {
+            path: target,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "is a file, where the dataset's folder goes: move it away, or pass another --dest",
+            ),
+        });
+    }
+    if options.dest.exists() && !options.dest.is_dir() {
+        return Err(FetchError::Io {
+            path: options.dest.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "is a file: --dest must be a folder",
+            ),
+        });
+    }
     if has_content(&target) && !options.force {
         tracing::info!(
             "{} is present already; pass --force to fetch it again",

@@ -370,6 +370,25 @@ fn symbolic_links_are_refused() {
 }
 
 #[test]
+fn a_file_where_the_dataset_goes_is_never_replaced() {
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    let dest = tempfile::tempdir().unwrap();
+    std::fs::write(dest.path().join("horse2zebra"), "my notes").unwrap();
+    let mut opts = options(dest.path(), &server, 0);
+    for force in [false, true] {
+        opts.force = force;
+        let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+        assert!(err.to_string().contains("move it away"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("horse2zebra")).unwrap(),
+            "my notes"
+        );
+    }
+    assert!(server.log().is_empty(), "nothing was downloaded");
+}
+
+#[test]
 fn a_present_dataset_is_not_fetched_again_unless_forced() {
     let server = TestServer::start();
     server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));

@@ -23,7 +23,7 @@ pub fn write_pth(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), Checkp
         },
         other => other,
     })?;
-    crate::write_atomic(path, |f| f.write_all(&bytes)).map_err(CheckpointError::io(path))
+    crate::write_atomic(path, |f| f.write_all(&bytes)).map_err(CheckpointError::write(path))
 }
 
 /// The bytes of a zip-format `.pth` file holding `tensors` as an `OrderedDict`.
