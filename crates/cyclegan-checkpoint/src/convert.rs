@@ -1,6 +1,8 @@
 //! Converting between `.pth` and safetensors checkpoints.
 
-use crate::detect::{check_keys, describe_config, prepare_state_dict, ConvertOptions};
+use crate::detect::{
+    check_dtypes, check_keys, describe_config, prepare_state_dict, ConvertOptions,
+};
 use crate::format::FileFormat;
 use crate::network::{read_safetensors, save_network_with_metadata, SOURCE_KEY};
 use crate::pth::{read_pth_bytes, write_pth};
@@ -101,6 +103,7 @@ pub fn convert_checkpoint(
                         .map(|(k, t)| (k.clone(), t.dims().to_vec()))
                         .collect();
                     check_keys(&shapes, &config, &mut notes).map_err(|e| e.in_file(input))?;
+                    check_dtypes(&tensors).map_err(|e| e.in_file(input))?;
                     (config, tensors)
                 }
                 _ => {

@@ -596,14 +596,40 @@ pub(crate) fn check_keys(
     Ok((stale, added))
 }
 
+/// Refuses integer (or boolean) tensors anywhere but the batch-norm step counters: weights
+/// and statistics are floating point in every network the reference builds.
+pub(crate) fn check_dtypes(tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+    let mut wrong: Vec<String> = tensors
+        .iter()
+        .filter(|(key, t)| !t.dtype().is_float() && !key.ends_with(".num_batches_tracked"))
+        .map(|(key, t)| format!("{key} {:?}", t.dtype()))
+        .collect();
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    wrong.sort_by(|a, b| natural_cmp(a, b));
+    let n = wrong.len();
+    wrong.truncate(8);
+    Err(CheckpointError::Architecture {
+        path: None,
+        found: format!(
+            "{n} tensor(s) of an integer type ({}{})",
+            wrong.join(", "),
+            if n > 8 { ", ..." } else { "" }
+        ),
+        expected: "floating-point weights and statistics (f16, bf16, f32 or f64); only num_batches_tracked counts are integers".into(),
+    })
+}
+
 /// Detects the architecture of a reference `state_dict` (or takes it from `options`), strips
 /// a `module.` prefix (DataParallel), drops the stale InstanceNorm running statistics of old
 /// checkpoints, adds a missing `num_batches_tracked`, and checks every key and shape against
-/// the architecture.
+/// the architecture, and that weights are floating point.
 pub fn prepare_state_dict(
     tensors: Vec<(String, Tensor)>,
     options: &ConvertOptions,
 ) -> Result<PreparedStateDict, CheckpointError> {
+    check_dtypes(&tensors)?;
     let mut notes = Vec::new();
     let (tensors, stripped) = strip_module_prefix(tensors);
     if stripped {

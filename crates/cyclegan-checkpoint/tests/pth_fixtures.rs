@@ -201,6 +201,23 @@ fn a_safetensors_description_that_does_not_fit_its_tensors_is_refused() {
 }
 
 #[test]
+fn integer_weights_are_refused_naming_them() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "unet128_batch_legacy")
+        .unwrap();
+    let mut tensors = read_pth(&case.file).unwrap().tensors;
+    let (key, t) = tensors
+        .iter_mut()
+        .find(|(k, _)| k.ends_with(".weight"))
+        .unwrap();
+    *t = t.to_dtype(DType::I64).unwrap();
+    let key = key.clone();
+    let err = prepare_state_dict(tensors, &ConvertOptions::default()).unwrap_err();
+    assert!(err.to_string().contains(&format!("{key} I64")), "{err}");
+}
+
+#[test]
 fn odd_tensors_are_read_exactly_in_both_formats() {
     let expected = expected();
     for (file, format) in [

@@ -73,7 +73,7 @@ pub enum FetchError {
         source: std::io::Error,
     },
     /// The archive is not a readable zip archive, or one of its entries is damaged.
-    #[error("{} is not a valid zip archive: {reason}; nothing was extracted (run again with --force to download it afresh)", archive.display())]
+    #[error("{} was not a valid zip archive: {reason}; nothing was extracted and the archive was deleted (run the command again to download it afresh; if it fails the same way, the server sent something else)", archive.display())]
     CorruptArchive {
         /// The downloaded archive.
         archive: PathBuf,
