@@ -90,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 args.output.display()
             )
         })?;
-    println!("{}: {report}", args.input.display());
-    println!("{}: written", args.output.display());
+    crate::report!("{}: {report}", args.input.display());
+    crate::report!("{}: written", args.output.display());
     Ok(())
 }

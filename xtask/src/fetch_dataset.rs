@@ -41,19 +41,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let fetched = fetch_dataset(&name, &args.download.options(&args.dest))
         .with_context(|| format!("cannot fetch the dataset {name}"))?;
     if fetched.already_present {
-        println!(
+        crate::report!(
             "{} is present already (pass --force to fetch it again)",
             fetched.path.display()
         );
     } else {
-        println!(
+        crate::report!(
             "{}: {} files from {}",
             fetched.path.display(),
             fetched.files,
             crate::human_bytes(fetched.bytes)
         );
     }
-    println!(
+    crate::report!(
         "train with: cargo run --release -p cyclegan-train -- --dataroot {}",
         fetched.path.display()
     );

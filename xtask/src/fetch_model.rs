@@ -52,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     if fetched.already_present && safetensors.is_file() {
-        println!(
+        crate::report!(
             "{} and {} are present already (pass --force to fetch them again)",
             pth.display(),
             safetensors.display()
@@ -91,10 +91,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         kept.discard();
-        println!("{}: {report}", pth.display());
-        println!("{}: written", safetensors.display());
+        crate::report!("{}: {report}", pth.display());
+        crate::report!("{}: written", safetensors.display());
     }
-    println!(
+    crate::report!(
         "translate with: cargo run --release -p cyclegan-translate -- --checkpoint {} --input IMAGES --output results",
         safetensors.display()
     );

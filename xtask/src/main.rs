@@ -2,13 +2,27 @@
 //! command line, dispatches, and turns errors into a message and an exit code; the work lives
 //! in the library crates (`cyclegan-fetch`, `cyclegan-checkpoint`).
 
-mod convert;
-mod fetch_dataset;
-mod fetch_model;
-
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `--quiet`: the commands' reports are left out (errors and asked-for lists still print).
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Prints a line of a command's report on standard output, unless `--quiet`.
+macro_rules! report {
+    ($($arg:tt)*) => {
+        if !$crate::QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            println!($($arg)*);
+        }
+    };
+}
+pub(crate) use report;
+
+mod convert;
+mod fetch_dataset;
+mod fetch_model;
 
 /// Project automation for cyclegan-rs: fetch the reference's datasets and pretrained models,
 /// and convert checkpoints between PyTorch (.pth) and safetensors.
@@ -24,7 +38,7 @@ use std::process::ExitCode;
         cargo xtask convert-checkpoint latest_net_G_A.safetensors back.pth"
 )]
 struct Cli {
-    /// Only print errors.
+    /// Print only errors (and the lists --list asks for), not the reports.
     #[arg(short, long, global = true)]
     quiet: bool,
     /// Print debugging details.
@@ -43,6 +57,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    QUIET.store(cli.quiet, Ordering::Relaxed);
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (_, true) => "debug",

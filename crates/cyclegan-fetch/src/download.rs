@@ -60,10 +60,18 @@ fn agent(options: &DownloadOptions) -> ureq::Agent {
 pub fn download(url: &str, dest: &Path, options: &DownloadOptions) -> Result<u64, FetchError> {
     let part = partial_path(dest);
     let agent = agent(options);
-    let label = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    // The file the URL names, not a hidden temporary name the caller downloads it to.
+    let label = url
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            dest.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
     let mut attempt = 0;
     loop {
         match attempt_once(&agent, url, &part, &label, options) {

@@ -70,8 +70,12 @@ pub fn extract_zip(
         reason,
     };
     let file = File::open(archive).map_err(FetchError::io(archive))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| corrupt(format!("{e} (truncated or not a zip file?)")))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
+        corrupt(match text_start(archive) {
+            Some(text) => format!("{e}: it starts with the text \"{text}\", not a zip archive's bytes (the server sent a page instead?)"),
+            None => format!("{e} (truncated or not a zip file?)"),
+        })
+    })?;
 
     let mut entries = Vec::with_capacity(zip.len());
     for index in 0..zip.len() {
@@ -185,6 +189,16 @@ pub fn extract_zip(
         path: target,
         files,
     })
+}
+
+/// The first characters of `path` when they are printable text (an HTML error page saved as
+/// the archive), for the error message.
+fn text_start(path: &Path) -> Option<String> {
+    let mut head = [0u8; 16];
+    let n = File::open(path).ok()?.read(&mut head).ok()?;
+    let head = &head[..n];
+    let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
+    (n > 0 && head.iter().all(printable)).then(|| String::from_utf8_lossy(head).into_owned())
 }
 
 #[cfg(test)]

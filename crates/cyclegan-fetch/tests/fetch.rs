@@ -267,7 +267,7 @@ fn corrupt_and_truncated_archives_are_refused_and_leave_nothing() {
         (
             "garbage",
             b"<html>not a zip</html>".repeat(100),
-            "not a valid zip archive",
+            "it starts with the text \"<html>not a zip<\"",
         ),
         // Complete as far as HTTP knows (Content-Length matches), but cut.
         (

@@ -11,6 +11,15 @@ fn emoji() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/emoji64")
 }
 
+/// Fails the test with the run's standard error unless it succeeded.
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn small_run(cmd: &mut Command, dir: &Path) -> std::process::Output {
     cmd.current_dir(dir)
         .args(["--dataroot", emoji().to_str().unwrap()])
@@ -53,11 +62,7 @@ fn a_short_run_writes_checkpoints_logs_page_and_options() {
         ]),
         tmp.path(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let run = tmp.path().join("checkpoints/cli");
     for f in ["G_A", "G_B", "D_A", "D_B"] {
         assert!(
@@ -154,11 +159,7 @@ fn channel_counts_shape_each_network_as_the_reference_does() {
         ]),
         tmp.path(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let run = tmp.path().join("checkpoints/cli");
     // The first convolution of each: the generators' after their reflection pad.
     for (net, key, in_channels) in [
@@ -338,11 +339,7 @@ fn a_folder_with_logs_and_no_networks_offers_to_start_over() {
         train_cmd().args(["--max-steps", "1", "--overwrite"]),
         tmp.path(),
     );
-    assert!(
-        over.status.success(),
-        "{}",
-        String::from_utf8_lossy(&over.stderr)
-    );
+    assert_success(&over);
 }
 
 #[test]
@@ -399,11 +396,7 @@ fn a_new_run_over_an_existing_one_is_refused_unless_asked_to_start_over() {
         ]),
         tmp.path(),
     );
-    assert!(
-        over.status.success(),
-        "{}",
-        String::from_utf8_lossy(&over.stderr)
-    );
+    assert_success(&over);
     assert_ne!(
         std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap(),
         latest
@@ -432,11 +425,7 @@ fn the_embedded_demo_can_be_run_again_with_the_same_options() {
     let run = tmp.path().join("checkpoints/emoji64");
     let first = std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap();
     let second = demo("1");
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    assert_success(&second);
     assert_eq!(
         std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap(),
         first,
