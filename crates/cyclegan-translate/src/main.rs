@@ -135,7 +135,7 @@ struct ReferenceArgs {
 /// decide the architecture, and test.py forces the rest.
 #[derive(Args, Debug)]
 #[command(next_help_heading = REFERENCE)]
-#[allow(dead_code)] // Parsed so that the reference's command lines run; never read.
+#[allow(dead_code)] // Parsed so that the reference's command lines run; mostly never read.
 struct CompatArgs {
     /// Accepted for compatibility (the checkpoint's keys show whether there is dropout).
     #[arg(long = "no-dropout", alias = "no_dropout")]
@@ -355,7 +355,17 @@ fn run(cli: Cli, form: Form) -> anyhow::Result<()> {
         }
         Form::TestPy(dataroot) => {
             let r = cli.reference;
+            let c = &cli.compat;
+            let stated = [
+                ("--netG", c.net_g.clone()),
+                ("--ngf", c.ngf.map(|n| n.to_string())),
+                ("--norm", c.norm.clone()),
+            ]
+            .into_iter()
+            .filter_map(|(flag, value)| Some((flag.to_string(), value?)))
+            .collect();
             let opts = TestOptions {
+                stated,
                 dataroot,
                 name: r.name,
                 checkpoints_dir: r.checkpoints_dir,

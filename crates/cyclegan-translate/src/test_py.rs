@@ -81,6 +81,9 @@ pub struct TestOptions {
     pub data: DataOptions,
     /// Show a progress bar.
     pub progress: bool,
+    /// Architecture options given on the command line, as (flag, value): `--netG`, `--ngf`,
+    /// `--norm`. The checkpoints decide the architecture; a warning names any that differ.
+    pub stated: Vec<(String, String)>,
 }
 
 impl Default for TestOptions {
@@ -100,6 +103,7 @@ impl Default for TestOptions {
             display_winsize: 256,
             data: DataOptions::reference_test(),
             progress: false,
+            stated: Vec::new(),
         }
     }
 }
@@ -244,6 +248,20 @@ pub fn run_test(opts: &TestOptions, device: &Device) -> Result<TestSummary, Tran
             path.display(),
             cyclegan_checkpoint::describe_config(&NetworkConfig::Generator(*translator.config()))
         );
+        let config = translator.config();
+        for (flag, value) in &opts.stated {
+            let actual = match flag.as_str() {
+                "--netG" => config.arch.to_string(),
+                "--ngf" => config.ngf.to_string(),
+                "--norm" => config.norm.to_string(),
+                _ => continue,
+            };
+            if *value != actual {
+                tracing::warn!(
+                    "{flag} {value} differs from {net}'s checkpoint ({actual}): the checkpoint's architecture is used"
+                );
+            }
+        }
         translators.push(translator);
     }
     // As test.py forces them.

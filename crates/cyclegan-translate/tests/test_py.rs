@@ -102,6 +102,7 @@ fn test_model_reads_a_run_folder_and_writes_test_py_results() {
         ],
     );
     assert!(stderr.contains("latest_net_G.safetensors"), "{stderr}");
+    assert!(!stderr.contains("differs from"), "{stderr}");
     let web = root.join("results/horse2zebra_pretrained/test_latest");
     assert_eq!(
         names(&web.join("images")),
@@ -371,6 +372,39 @@ fn cycle_gan_writes_six_images_per_sample_with_reconstructions() {
         bytes(web_ba.join("images/b2_real_A.png")),
         bytes(web.join("images/a2_real_B.png"))
     );
+}
+
+/// The checkpoint decides the architecture, as the README says; stated options that differ
+/// are named.
+#[test]
+fn architecture_options_that_differ_from_the_checkpoint_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_image(&root.join("in/a.png"), 16, 16);
+    write_generator(
+        &root.join("checkpoints/run/latest_net_G.safetensors"),
+        generator_config("resnet_1blocks"),
+    );
+    let stderr = translate_ok(
+        root,
+        &[
+            "--dataroot",
+            "in",
+            "--name",
+            "run",
+            "--model",
+            "test",
+            "--netG",
+            "unet_256",
+            "--norm",
+            "instance",
+        ],
+    );
+    assert!(
+        stderr.contains("--netG unet_256 differs from G's checkpoint (resnet_1blocks)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--norm instance differs"), "{stderr}");
 }
 
 #[test]
