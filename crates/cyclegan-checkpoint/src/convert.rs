@@ -1,7 +1,7 @@
 //! Converting between `.pth` and safetensors checkpoints.
 
 use crate::detect::{
-    check_dtypes, check_keys, describe_config, prepare_state_dict, ConvertOptions,
+    check_dtypes, check_keys, describe_config, prepare_state_dict, shapes_of, ConvertOptions,
 };
 use crate::format::FileFormat;
 use crate::network::{read_safetensors, save_network_with_metadata, SOURCE_KEY};
@@ -98,11 +98,8 @@ pub fn convert_checkpoint(
             match config {
                 Some(config) if *options == ConvertOptions::default() => {
                     // The architecture its metadata states must fit its tensors.
-                    let shapes: Vec<(String, Vec<usize>)> = tensors
-                        .iter()
-                        .map(|(k, t)| (k.clone(), t.dims().to_vec()))
-                        .collect();
-                    check_keys(&shapes, &config, &mut notes).map_err(|e| e.in_file(input))?;
+                    check_keys(&shapes_of(&tensors), &config, &mut notes)
+                        .map_err(|e| e.in_file(input))?;
                     check_dtypes(&tensors).map_err(|e| e.in_file(input))?;
                     (config, tensors)
                 }

@@ -596,6 +596,14 @@ pub(crate) fn check_keys(
     Ok((stale, added))
 }
 
+/// Each tensor's key and shape, what the architecture checks read.
+pub(crate) fn shapes_of(tensors: &[(String, Tensor)]) -> Vec<(String, Vec<usize>)> {
+    tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+        .collect()
+}
+
 /// Refuses integer (or boolean) tensors anywhere but the batch-norm step counters: weights
 /// and statistics are floating point in every network the reference builds.
 pub(crate) fn check_dtypes(tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
@@ -635,10 +643,7 @@ pub fn prepare_state_dict(
     if stripped {
         notes.push("stripped the 'module.' prefix of a DataParallel checkpoint".to_string());
     }
-    let shapes: Vec<(String, Vec<usize>)> = tensors
-        .iter()
-        .map(|(k, t)| (k.clone(), t.dims().to_vec()))
-        .collect();
+    let shapes = shapes_of(&tensors);
     let detected = detect_keys(&keys_of(&shapes))?;
     let config = apply_overrides(detected, options)?;
     let (stale, added) = check_keys(&shapes, &config, &mut notes)?;

@@ -339,12 +339,8 @@ pub fn train_with_stop(
         f.write_all(config.describe().as_bytes())
     })?;
 
-    if progress
-        .dataset_len
-        .is_some_and(|saved| saved != dataset.len())
-    {
+    if let Some(saved) = progress.dataset_len.filter(|&saved| saved != dataset.len()) {
         let batches = dataset.len().div_ceil(config.batch_size.max(1));
-        let saved = progress.dataset_len.unwrap_or_default();
         if progress.epoch_iter >= batches {
             anyhow::bail!(
                 "{} now has {} items per epoch, {saved} when this run was saved: it stopped at batch {} of epoch {}, past the end of the smaller epoch ({batches} batches); restore the images, or continue from an end-of-epoch checkpoint (--epoch N)",

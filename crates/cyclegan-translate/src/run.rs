@@ -48,6 +48,9 @@ pub enum TranslateError {
 /// Refuses an output folder inside the input folder (or the same): the images written there
 /// would be translated again as inputs by the next run over that folder.
 fn refuse_output_inside_input(input: &Path, output: &Path) -> Result<(), TranslateError> {
+    if !input.is_dir() {
+        return Ok(());
+    }
     // The output may not exist yet: compare its nearest existing ancestor, plus the rest.
     let absolute = |p: &Path| -> Option<PathBuf> {
         let mut existing = p;
@@ -63,9 +66,6 @@ fn refuse_output_inside_input(input: &Path, output: &Path) -> Result<(), Transla
         path.extend(rest.iter().rev());
         Some(path)
     };
-    if !input.is_dir() {
-        return Ok(());
-    }
     if let (Some(i), Some(o)) = (absolute(input), absolute(output)) {
         if o.starts_with(&i) {
             return Err(TranslateError::InvalidOptions(format!(

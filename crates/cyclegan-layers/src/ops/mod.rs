@@ -91,11 +91,11 @@ impl Activation {
 ///   since a pool whose only thread is `main` would never run work handed to it by other threads
 ///   while `main` waits for them.
 pub fn configure_threads() -> usize {
+    // candle's choice: the variable when set, else the physical cores.
+    let threads = candle_core::utils::get_num_threads().max(1);
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = candle_core::utils::get_num_threads().max(1);
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     }
-    let threads = candle_core::utils::get_num_threads().max(1);
     if threads > 1 {
         // An error means the pool already exists (something used rayon first): it is kept.
         let _ = rayon::ThreadPoolBuilder::new()
