@@ -37,6 +37,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let options = args.download.options(&args.dest);
     let pth = cyclegan_fetch::model_path(&args.dest, &name);
     let safetensors = pth.with_extension("safetensors");
+    // A --force fetch that was interrupted left the model it replaces set aside: back first.
+    Previous::recover(&[&pth, &safetensors])?;
     // With --force, the model in place is moved aside and put back unless the new download
     // proves to be a usable generator: a bad download never costs a good model.
     let kept = if options.force {
@@ -101,17 +103,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Files moved aside (`NAME.previous`) while a replacement is fetched.
+/// Files moved aside (`NAME.previous`) while a replacement is fetched. They are deleted once
+/// the replacement is checked, so one still there means a fetch that did not finish.
 #[derive(Default)]
 struct Previous(Vec<(PathBuf, PathBuf)>);
 
+/// Where `path` waits while its replacement is fetched.
+fn aside_path(path: &Path) -> PathBuf {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".previous");
+    PathBuf::from(aside)
+}
+
 impl Previous {
+    /// Puts back what an interrupted fetch set aside, over anything it left in its place
+    /// (unchecked): the model is then as it was before that fetch.
+    fn recover(paths: &[&Path]) -> anyhow::Result<()> {
+        for path in paths {
+            let aside = aside_path(path);
+            if aside.is_file() {
+                std::fs::rename(&aside, path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot put {} (set aside by an interrupted --force fetch) back as {}: {e}; move it back by hand",
+                        aside.display(),
+                        path.display()
+                    )
+                })?;
+                tracing::warn!(
+                    "put {} back in place: an earlier --force fetch did not finish",
+                    path.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn move_aside(paths: &[&Path]) -> anyhow::Result<Self> {
         let mut moved = Previous::default();
         for path in paths.iter().filter(|p| p.is_file()) {
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(".previous");
-            let aside = PathBuf::from(aside);
+            let aside = aside_path(path);
             if let Err(e) = std::fs::rename(path, &aside) {
                 moved.restore();
                 anyhow::bail!(
@@ -146,5 +176,48 @@ impl Previous {
         for (_, aside) in &self.0 {
             let _ = std::fs::remove_file(aside);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fetch interrupted after moving the model aside (and after writing an unchecked
+    /// replacement of one file) leaves the old model back in place on the next run.
+    #[test]
+    fn an_interrupted_force_fetch_is_undone_on_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let pth = dir.path().join("latest_net_G.pth");
+        let safetensors = dir.path().join("latest_net_G.safetensors");
+        std::fs::write(&pth, "old pth").unwrap();
+        std::fs::write(&safetensors, "old safetensors").unwrap();
+        let kept = Previous::move_aside(&[&pth, &safetensors]).unwrap();
+        assert!(!kept.is_empty() && !pth.exists() && !safetensors.exists());
+        // The interrupted run got as far as a new .pth, never checked.
+        std::fs::write(&pth, "new, unchecked").unwrap();
+        drop(kept);
+        Previous::recover(&[&pth, &safetensors]).unwrap();
+        assert_eq!(std::fs::read_to_string(&pth).unwrap(), "old pth");
+        assert_eq!(
+            std::fs::read_to_string(&safetensors).unwrap(),
+            "old safetensors"
+        );
+        assert!(!aside_path(&pth).exists() && !aside_path(&safetensors).exists());
+        // Nothing set aside: nothing changes.
+        Previous::recover(&[&pth, &safetensors]).unwrap();
+        assert_eq!(std::fs::read_to_string(&pth).unwrap(), "old pth");
+    }
+
+    #[test]
+    fn a_checked_replacement_discards_the_old_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let pth = dir.path().join("m.pth");
+        std::fs::write(&pth, "old").unwrap();
+        let kept = Previous::move_aside(&[&pth]).unwrap();
+        std::fs::write(&pth, "new").unwrap();
+        kept.discard();
+        Previous::recover(&[&pth]).unwrap();
+        assert_eq!(std::fs::read_to_string(&pth).unwrap(), "new");
     }
 }

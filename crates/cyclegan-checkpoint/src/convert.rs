@@ -1,10 +1,8 @@
 //! Converting between `.pth` and safetensors checkpoints.
 
-use crate::detect::{
-    check_dtypes, check_keys, describe_config, prepare_state_dict, shapes_of, ConvertOptions,
-};
+use crate::detect::{describe_config, prepare_state_dict, ConvertOptions};
 use crate::format::FileFormat;
-use crate::network::{read_safetensors, save_network_with_metadata, SOURCE_KEY};
+use crate::network::{read_safetensors_network, save_network_with_metadata, SOURCE_KEY};
 use crate::pth::{read_pth_bytes, write_pth};
 use crate::CheckpointError;
 use candle_core::Tensor;
@@ -94,22 +92,9 @@ pub fn convert_checkpoint(
             (prepared.config, prepared.tensors)
         }
         FileFormat::Safetensors => {
-            let (config, tensors) = read_safetensors(&bytes, input)?;
-            match config {
-                Some(config) if *options == ConvertOptions::default() => {
-                    // The architecture its metadata states must fit its tensors.
-                    check_keys(&shapes_of(&tensors), &config, &mut notes)
-                        .map_err(|e| e.in_file(input))?;
-                    check_dtypes(&tensors).map_err(|e| e.in_file(input))?;
-                    (config, tensors)
-                }
-                _ => {
-                    let prepared =
-                        prepare_state_dict(tensors, options).map_err(|e| e.in_file(input))?;
-                    notes.extend(prepared.notes);
-                    (prepared.config, prepared.tensors)
-                }
-            }
+            let prepared = read_safetensors_network(&bytes, input, options)?;
+            notes.extend(prepared.notes);
+            (prepared.config, prepared.tensors)
         }
     };
     match output_format {

@@ -1,7 +1,9 @@
 //! Network checkpoints in safetensors with the architecture in the metadata, and reading
 //! reference `.pth` files the same way.
 
-use crate::detect::{prepare_state_dict, ConvertOptions};
+use crate::detect::{
+    check_dtypes, check_keys, prepare_state_dict, shapes_of, ConvertOptions, PreparedStateDict,
+};
 use crate::format::FileFormat;
 use crate::CheckpointError;
 use candle_core::{DType, Device, Tensor};
@@ -144,15 +146,8 @@ pub fn load_network_with(
     let bytes = std::fs::read(path).map_err(CheckpointError::io(path))?;
     let (config, tensors) = match FileFormat::sniff(&bytes) {
         Ok(FileFormat::Safetensors) => {
-            let (config, tensors) = read_safetensors(&bytes, path)?;
-            match config {
-                Some(config) if *options == ConvertOptions::default() => (config, tensors),
-                _ => {
-                    let prepared =
-                        prepare_state_dict(tensors, options).map_err(|e| e.in_file(path))?;
-                    (prepared.config, prepared.tensors)
-                }
-            }
+            let prepared = read_safetensors_network(&bytes, path, options)?;
+            (prepared.config, prepared.tensors)
         }
         Ok(FileFormat::PthZip | FileFormat::PthLegacy) => {
             let pth = crate::pth::read_pth_bytes(&bytes, path)?;
@@ -180,12 +175,37 @@ pub fn load_network_with(
     Ok(LoadedNetwork { config, tensors })
 }
 
+/// A safetensors network: the architecture its metadata states, checked against its tensors'
+/// keys, shapes and types; or, for a file without one or with `options` that override it, the
+/// architecture [`prepare_state_dict`] detects.
+pub(crate) fn read_safetensors_network(
+    bytes: &[u8],
+    path: &Path,
+    options: &ConvertOptions,
+) -> Result<PreparedStateDict, CheckpointError> {
+    let (config, tensors) = read_safetensors(bytes, path)?;
+    match config {
+        Some(config) if *options == ConvertOptions::default() => {
+            let mut notes = Vec::new();
+            check_keys(&shapes_of(&tensors), &config, &mut notes)
+                .and_then(|_| check_dtypes(&tensors))
+                .map_err(|e| e.in_file(path))?;
+            Ok(PreparedStateDict {
+                config,
+                tensors,
+                notes,
+            })
+        }
+        _ => prepare_state_dict(tensors, options).map_err(|e| e.in_file(path)),
+    }
+}
+
 /// `(key, tensor)` pairs in the reference's module order.
 pub(crate) type StateDict = Vec<(String, Tensor)>;
 
 /// The tensors of a safetensors file (in key order) and its architecture description, if it
 /// has one.
-pub(crate) fn read_safetensors(
+fn read_safetensors(
     bytes: &[u8],
     path: &Path,
 ) -> Result<(Option<NetworkConfig>, StateDict), CheckpointError> {

@@ -198,6 +198,10 @@ fn a_safetensors_description_that_does_not_fit_its_tensors_is_refused() {
     assert!(matches!(err, CheckpointError::Architecture { .. }), "{err}");
     assert!(err.to_string().contains("mislabelled.safetensors"), "{err}");
     assert!(!out.exists());
+    // Loading it is refused the same way, before any network is built on it.
+    let err = load_network(&path, &Device::Cpu, DType::F32).unwrap_err();
+    assert!(matches!(err, CheckpointError::Architecture { .. }), "{err}");
+    assert!(err.to_string().contains("mislabelled.safetensors"), "{err}");
 }
 
 #[test]

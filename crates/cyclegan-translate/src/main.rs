@@ -399,5 +399,11 @@ fn run(cli: Cli, form: Form) -> anyhow::Result<()> {
         count as f64 / seconds,
         index.display()
     );
+    // The others are written, but a script must see that the folder was not translated whole.
+    if skipped > 0 {
+        anyhow::bail!(
+            "{skipped} image(s) could not be read and were skipped (named in the warnings above); the other {count} were translated: fix or remove the unreadable files and run again"
+        );
+    }
     Ok(())
 }

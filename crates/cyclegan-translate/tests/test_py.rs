@@ -407,6 +407,55 @@ fn architecture_options_that_differ_from_the_checkpoint_are_named() {
     assert!(!stderr.contains("--norm instance differs"), "{stderr}");
 }
 
+/// A folder with an unreadable image: the others are translated, and the exit status says
+/// that the folder was not translated whole (in both forms).
+#[test]
+fn an_unreadable_image_is_skipped_and_fails_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_generator(
+        &root.join("checkpoints/run/latest_net_G.safetensors"),
+        generator_config("resnet_1blocks"),
+    );
+    write_image(&root.join("in/good.png"), 16, 16);
+    std::fs::write(root.join("in/broken.png"), b"not a png").unwrap();
+    let err = translate_err(
+        root,
+        &[
+            "--checkpoint",
+            "checkpoints/run/latest_net_G.safetensors",
+            "--input",
+            "in",
+            "--output",
+            "out",
+        ],
+    );
+    assert!(err.contains("broken.png"), "{err}");
+    assert!(
+        err.contains("1 image(s) could not be read") && err.contains("the other 1 were translated"),
+        "{err}"
+    );
+    assert!(root.join("out/images/good_fake.png").is_file());
+    assert!(!root.join("out/images/broken_fake.png").exists());
+
+    let err = translate_err(
+        root,
+        &[
+            "--dataroot",
+            "in",
+            "--name",
+            "run",
+            "--model",
+            "test",
+            "--no_dropout",
+        ],
+    );
+    assert!(err.contains("1 image(s) could not be read"), "{err}");
+    assert!(root
+        .join("results/run/test_latest/images/good_fake.png")
+        .is_file());
+}
+
 #[test]
 fn wrong_command_lines_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();

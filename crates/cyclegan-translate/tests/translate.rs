@@ -5,12 +5,31 @@ mod common;
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::VarBuilder;
-use common::{generator_config, write_generator, write_image};
+use common::{generator_config, varmap_tensors, write_generator, write_image};
 use cyclegan_checkpoint::save_network;
 use cyclegan_layers::SharedRng;
-use cyclegan_models::{DiscriminatorConfig, Generator, NetworkConfig};
-use cyclegan_translate::{translate_files, Resize, TranslateError, TranslateOptions, Translator};
-use std::collections::HashMap;
+use cyclegan_models::{Discriminator, DiscriminatorConfig, Generator, NetworkConfig};
+use cyclegan_translate::{
+    translate_files, Resize, TranslateError, TranslateOptions, TranslateSummary, Translator,
+};
+use std::path::Path;
+
+/// Translates the folder `input` into `output` at the images' own sizes, without a progress bar.
+fn translate_folder(
+    translator: &Translator,
+    input: &Path,
+    output: &Path,
+) -> Result<TranslateSummary, TranslateError> {
+    translate_files(
+        translator,
+        &TranslateOptions {
+            input: input.to_path_buf(),
+            output: output.to_path_buf(),
+            resize: Resize::Native,
+            progress: false,
+        },
+    )
+}
 
 #[test]
 fn translates_a_folder_at_native_sizes_and_writes_the_page() {
@@ -25,16 +44,7 @@ fn translates_a_folder_at_native_sizes_and_writes_the_page() {
     std::fs::write(input.join("notes.txt"), "not an image").unwrap();
     let output = tmp.path().join("out");
     let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
-    let summary = translate_files(
-        &translator,
-        &TranslateOptions {
-            input,
-            output: output.clone(),
-            resize: Resize::Native,
-            progress: false,
-        },
-    )
-    .unwrap();
+    let summary = translate_folder(&translator, &input, &output).unwrap();
     assert_eq!(summary.translated.len(), 3);
     for (stem, (w, h)) in [("a", (30, 21)), ("b", (16, 16)), ("tiny", (1, 3))] {
         for kind in ["real", "fake"] {
@@ -59,16 +69,7 @@ fn an_output_folder_inside_the_input_folder_is_refused() {
     write_image(&input.join("a.png"), 8, 8);
     let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
     for output in [input.clone(), input.join("results/new")] {
-        let err = translate_files(
-            &translator,
-            &TranslateOptions {
-                input: input.clone(),
-                output: output.clone(),
-                resize: Resize::Native,
-                progress: false,
-            },
-        )
-        .unwrap_err();
+        let err = translate_folder(&translator, &input, &output).unwrap_err();
         assert!(err.to_string().contains("lies inside --input"), "{err}");
         assert!(!input.join("results").exists() && !input.join("index.html").exists());
     }
@@ -152,16 +153,7 @@ fn a_folder_translates_as_each_image_alone() {
     std::fs::write(input.join("img05b.png"), b"not a png").unwrap();
     let output = tmp.path().join("out");
     let translator = Translator::load(&ckpt, &Device::Cpu).unwrap();
-    let summary = translate_files(
-        &translator,
-        &TranslateOptions {
-            input: input.clone(),
-            output: output.clone(),
-            resize: Resize::Native,
-            progress: false,
-        },
-    )
-    .unwrap();
+    let summary = translate_folder(&translator, &input, &output).unwrap();
     assert_eq!(summary.skipped.len(), 1);
     assert!(summary.skipped[0].0.ends_with("img05b.png"));
     let inputs: Vec<_> = summary.translated.iter().map(|t| t.0.clone()).collect();
@@ -194,17 +186,9 @@ fn a_folder_translates_as_each_image_alone() {
     // A file that cannot be written is an error that names it, not a panic or a silent gap.
     let blocked = tmp.path().join("blocked");
     std::fs::create_dir_all(blocked.join("images/img07_fake.png")).unwrap();
-    let err = translate_files(
-        &translator,
-        &TranslateOptions {
-            input,
-            output: blocked,
-            resize: Resize::Native,
-            progress: false,
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let err = translate_folder(&translator, &input, &blocked)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("img07_fake.png"), "{err}");
 }
 
@@ -213,10 +197,20 @@ fn wrong_files_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     // A discriminator checkpoint.
     let d = tmp.path().join("d.safetensors");
+    let config = DiscriminatorConfig {
+        ndf: 4,
+        ..DiscriminatorConfig::default()
+    };
+    let varmap = candle_nn::VarMap::new();
+    Discriminator::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        &config,
+    )
+    .unwrap();
     save_network(
         &d,
-        &HashMap::new(),
-        &NetworkConfig::Discriminator(DiscriminatorConfig::default()),
+        &varmap_tensors(&varmap),
+        &NetworkConfig::Discriminator(config),
     )
     .unwrap();
     let err = Translator::load(&d, &Device::Cpu).unwrap_err();
@@ -247,13 +241,13 @@ fn wrong_files_are_clear_errors() {
     // A folder with no image.
     let translator = Translator::load(&g, &Device::Cpu).unwrap();
     std::fs::create_dir_all(tmp.path().join("empty")).unwrap();
-    let opts = TranslateOptions {
-        input: tmp.path().join("empty"),
-        output: tmp.path().join("o"),
-        resize: Resize::Native,
-        progress: false,
-    };
-    let err = translate_files(&translator, &opts).unwrap_err().to_string();
+    let err = translate_folder(
+        &translator,
+        &tmp.path().join("empty"),
+        &tmp.path().join("o"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("empty"), "{err}");
 }
 

@@ -36,15 +36,20 @@ pub fn write_generator_seeded(
         &SharedRng::new(seed),
     )
     .unwrap();
-    let tensors: HashMap<String, Tensor> = varmap
+    let tensors = varmap_tensors(&varmap);
+    save_network(path, &tensors, &NetworkConfig::Generator(config)).unwrap();
+    tensors
+}
+
+/// The tensors of `varmap`, by name.
+pub fn varmap_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
+    varmap
         .data()
         .lock()
         .unwrap()
         .iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    save_network(path, &tensors, &NetworkConfig::Generator(config)).unwrap();
-    tensors
+        .collect()
 }
 
 pub fn write_image(path: &Path, w: u32, h: u32) {
