@@ -208,14 +208,20 @@ fn conv2d_with_one_gemm_per_tap_matches_reference() -> Result<()> {
 
 #[test]
 fn winograd_convolutions_match_reference() -> Result<()> {
-    // 3x3 stride 1 with 32+ channels each way and 2^20+ multiply-adds per tile position
-    // (`cin * cout * tiles`): Winograd's F(2x2, 3x3) for every pass, on odd and even sizes
-    // (partial tiles), every padding and batches.
+    // 3x3 stride 1 with 32+ channels each way and 2^20+ multiply-adds per tile position of
+    // F(2x2, 3x3) (`cin * cout * tiles`): Winograd's for every pass, on odd and even sizes
+    // (partial tiles), every padding and batches; F(2x2, 3x3) below 32 outputs a side,
+    // F(4x4, 3x3) from there (the input gradient's by its own output, the input).
     for (case, dtype) in [
         (conv(1, 256, 256, (10, 10), 3, 1, 0), DType::F32),
         (conv(2, 128, 160, (17, 14), 3, 1, 1), DType::F32),
         (conv(1, 160, 128, (13, 11), 3, 1, 2), DType::F32),
         (conv(2, 129, 150, (17, 16), 3, 1, 0), DType::F64),
+        // The reference's residual blocks at 128x128 (F(4x4, 3x3) in every pass).
+        (conv(1, 256, 256, (34, 34), 3, 1, 0), DType::F32),
+        (conv(2, 64, 64, (35, 33), 3, 1, 1), DType::F32),
+        (conv(1, 64, 64, (31, 30), 3, 1, 2), DType::F32),
+        (conv(1, 64, 64, (34, 35), 3, 1, 0), DType::F64),
     ] {
         check_conv(case, dtype, true)?;
     }

@@ -1,50 +1,142 @@
-//! 3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast
-//! Algorithms for Convolutional Neural Networks", 2015): the residual blocks' convolutions, most
-//! of a ResNet generator's arithmetic.
+//! 3x3 stride-1 convolutions by Winograd's minimal filtering F(m x m, 3x3) (Lavin and Gray,
+//! "Fast Algorithms for Convolutional Neural Networks", 2015): the residual blocks'
+//! convolutions, most of a ResNet generator's arithmetic.
 //!
-//! Each 2x2 tile of output is `A^T [(G g G^T) ⊙ (B^T d B)] A` for the 4x4 input tile `d` under
-//! it and the 3x3 kernel `g`. Summed over input channels, position by position of the 4x4
-//! transformed tile, a convolution becomes 16 independent GEMMs `[c_out, c_in] x [c_in, tiles]`:
-//! `16 / 36` of the direct convolution's multiply-adds. The transforms only add, subtract and
-//! halve, so the rounding stays close to the direct convolution's.
+//! Each m x m tile of output is `A^T [(G g G^T) ⊙ (B^T d B)] A` for the n x n input tile `d`
+//! (n = m + 2) under it and the 3x3 kernel `g`. Summed over input channels, position by
+//! position of the n x n transformed tile, a convolution becomes n² independent GEMMs
+//! `[c_out, c_in] x [c_in, tiles]`: `n² / (9 m²)` of the direct convolution's multiply-adds,
+//! 16/36 for F(2x2, 3x3) and 36/144 for F(4x4, 3x3), which large planes take ([`Variant`]).
 //!
 //! All three passes take this form:
 //! - forward: as above;
 //! - input gradient: the forward pass of the output gradient, zero padded by `2 - pad`, with
 //!   the kernel rotated by 180 degrees and its channels swapped;
 //! - weight gradient: the adjoint of the forward pass in `U = G g G^T`,
-//!   `dU = sum over tiles of (A dY A^T) ⊙ (B^T d B)` (16 GEMMs `[c_out, tiles] x [tiles, c_in]`),
+//!   `dU = sum over tiles of (A dY A^T) ⊙ (B^T d B)` (n² GEMMs `[c_out, tiles] x [tiles, c_in]`),
 //!   then `dg = G^T dU G`.
 
 use rayon::prelude::*;
 
-use super::conv::{deinterleave, interleave, ConvShape};
+use super::conv::ConvShape;
 use super::gemm::{matmul_each, View};
 use super::scratch::Scratch;
 use super::Float;
-
-/// Positions of a transformed 4x4 tile.
-const POS: usize = 16;
 
 /// Channels (input and output) from which convolutions take this formulation: below it the
 /// GEMMs are too thin to gain from the fewer multiplications.
 const MIN_CHANNELS: usize = 32;
 
-/// Multiply-adds per tile position (`cin * cout * tiles` of one item) from which convolutions
-/// take this formulation. Below it the transforms and the 16 small GEMMs cost more than they
-/// save: measured slower than im2col for the embedded preset's residual blocks (64 channels on
-/// 16x16 planes, 2^18), faster from 2^22 (128 channels on 32x32, 64 on 64x64; 1.5x on the
-/// reference's 256 channels on 32x32).
+/// Multiply-adds per tile position of F(2x2, 3x3) (`cin * cout * tiles` of one item) from which
+/// convolutions take this formulation. Below it the transforms and the small GEMMs cost more
+/// than they save: measured slower than im2col for the embedded preset's residual blocks (64
+/// channels on 16x16 planes, 2^18), faster from 2^22 (128 channels on 32x32, 64 on 64x64; 1.5x
+/// on the reference's 256 channels on 32x32).
 const MIN_WORK: usize = 1 << 20;
 
 /// Elements a thread should at least get of a transform: smaller shares cost more to hand out
 /// than they take.
 const MIN_SHARE: usize = 1 << 15;
 
+/// The largest input tile side of the variants.
+const MAX_N: usize = 6;
+
 /// Channels per parallel task for transforms that write `per_channel` elements per channel.
 fn min_items(per_channel: usize) -> usize {
     MIN_SHARE.div_ceil(per_channel.max(1))
 }
+
+/// One F(m x m, 3x3) algorithm: output tiles of m x m, input tiles of n x n (n = m + 2), and
+/// its transforms, row-major: `bt` B^T (n x n), `g` G (n x 3), `at` A^T (m x n).
+#[derive(Debug)]
+struct Variant {
+    m: usize,
+    n: usize,
+    bt: &'static [f64],
+    g: &'static [f64],
+    at: &'static [f64],
+}
+
+/// F(2x2, 3x3), interpolating at 0, 1, -1 and infinity: every coefficient 0, ±1 or ±½.
+const F2: Variant = Variant {
+    m: 2,
+    n: 4,
+    #[rustfmt::skip]
+    bt: &[
+        1.0, 0.0, -1.0, 0.0,
+        0.0, 1.0, 1.0, 0.0,
+        0.0, -1.0, 1.0, 0.0,
+        0.0, 1.0, 0.0, -1.0,
+    ],
+    #[rustfmt::skip]
+    g: &[
+        1.0, 0.0, 0.0,
+        0.5, 0.5, 0.5,
+        0.5, -0.5, 0.5,
+        0.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    at: &[
+        1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, -1.0,
+    ],
+};
+
+/// F(4x4, 3x3), interpolating at 0, ±1, ±2 and infinity (Lavin and Gray's matrices): 2.25
+/// multiplications per output instead of F(2x2, 3x3)'s 4, for coefficients up to 8 and down to
+/// 1/24. In f32 its results differ from the direct convolution's by about 1e-5 of their
+/// largest value on 256 channels (F(2x2, 3x3): 7e-7), within the 1e-4 the fast kernels'
+/// tests allow (`tests/fast_kernels.rs`).
+const F4: Variant = Variant {
+    m: 4,
+    n: 6,
+    #[rustfmt::skip]
+    bt: &[
+        4.0, 0.0, -5.0, 0.0, 1.0, 0.0,
+        0.0, -4.0, -4.0, 1.0, 1.0, 0.0,
+        0.0, 4.0, -4.0, -1.0, 1.0, 0.0,
+        0.0, -2.0, -1.0, 2.0, 1.0, 0.0,
+        0.0, 2.0, -1.0, -2.0, 1.0, 0.0,
+        0.0, 4.0, 0.0, -5.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    g: &[
+        1.0 / 4.0, 0.0, 0.0,
+        -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0,
+        -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0,
+        1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0,
+        1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0,
+        0.0, 0.0, 1.0,
+    ],
+    #[rustfmt::skip]
+    at: &[
+        1.0, 1.0, 1.0, 1.0, 1.0, 0.0,
+        0.0, 1.0, -1.0, 2.0, -2.0, 0.0,
+        0.0, 1.0, 1.0, 4.0, 4.0, 0.0,
+        0.0, 1.0, -1.0, 8.0, -8.0, 1.0,
+    ],
+};
+
+impl Variant {
+    /// The variant for an output of `oh x ow` (for the input gradient, the input's size).
+    fn for_output(oh: usize, ow: usize) -> &'static Variant {
+        if oh.min(ow) >= F4_FROM {
+            &F4
+        } else {
+            &F2
+        }
+    }
+
+    /// Positions of a transformed tile.
+    fn pos(&self) -> usize {
+        self.n * self.n
+    }
+}
+
+/// The output side from which F(4x4, 3x3) is taken: on a 2-core AVX-512 CPU, the reference's
+/// residual blocks (256 channels) ran 0.75-0.8x F(2x2, 3x3)'s time on 32x32 and 64x64 planes
+/// (128 and 256 pixel images), and no faster on 16x16, whose 16 tiles make thin GEMMs.
+const F4_FROM: usize = 32;
 
 /// Whether `shape` is a convolution this module computes.
 pub(crate) fn fits(shape: &ConvShape) -> bool {
@@ -55,13 +147,116 @@ pub(crate) fn fits(shape: &ConvShape) -> bool {
         && shape.cout >= MIN_CHANNELS
         && shape.h + 2 * shape.pad >= 3
         && shape.w + 2 * shape.pad >= 3
-        && shape.cin * shape.cout * Geometry::forward(shape).tiles() >= MIN_WORK
+        && shape.cin
+            * shape.cout
+            * Geometry::new(&F2, shape.cin, shape.cout, shape.h, shape.w, shape.pad).tiles()
+            >= MIN_WORK
+}
+
+/// `rows x cols` row-major `a`, transposed.
+fn transposed(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    (0..cols * rows)
+        .map(|k| a[(k % rows) * cols + k / rows])
+        .collect()
+}
+
+/// `out[at(i)..][..len] = sum over j of coef[i][j] * ins[j][..len]` for each row `i` of `coef`
+/// (`ins.len()` columns), element by element; zero coefficients are skipped. The transforms
+/// call it on whole planes of tiles, vectors long enough to run in SIMD registers.
+fn combine<T: Float>(
+    coef: &[f64],
+    ins: &[&[T]],
+    out: &mut [T],
+    at: impl Fn(usize) -> usize,
+    len: usize,
+) {
+    for (i, row) in coef.chunks_exact(ins.len()).enumerate() {
+        let o = &mut out[at(i)..][..len];
+        let mut first = true;
+        for (&c, x) in row.iter().zip(ins) {
+            if c == 0.0 {
+                continue;
+            }
+            let (c, x) = (T::from_f64(c), &x[..len]);
+            if first {
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o = c * x;
+                }
+                first = false;
+            } else {
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o += c * x;
+                }
+            }
+        }
+        if first {
+            o.fill(T::zero());
+        }
+    }
+}
+
+/// `dst[s * plane + j] = src[m j + s]` for the tiles `j < tiles` and `s < n`: row `s` of every
+/// tile under a row of `src` (`m (tiles - 1) + n` long at least), each into a plane of its own.
+fn gather_tiles<T: Float>(
+    src: &[T],
+    m: usize,
+    n: usize,
+    tiles: usize,
+    dst: &mut [T],
+    plane: usize,
+) {
+    // The variants' sizes as constants, so that the compiler unrolls each tile.
+    match (m, n) {
+        (2, 2) => gather_tiles_of::<T, 2, 2>(src, tiles, dst, plane),
+        (2, 4) => gather_tiles_of::<T, 2, 4>(src, tiles, dst, plane),
+        (4, 4) => gather_tiles_of::<T, 4, 4>(src, tiles, dst, plane),
+        (4, 6) => gather_tiles_of::<T, 4, 6>(src, tiles, dst, plane),
+        _ => unreachable!("no F({m}x{m}, 3x3) variant reads {n} columns"),
+    }
+}
+
+fn gather_tiles_of<T: Float, const M: usize, const N: usize>(
+    src: &[T],
+    tiles: usize,
+    dst: &mut [T],
+    plane: usize,
+) {
+    for j in 0..tiles {
+        let tile: &[T; N] = src[M * j..][..N].try_into().expect("N elements");
+        for (s, &x) in tile.iter().enumerate() {
+            dst[s * plane + j] = x;
+        }
+    }
+}
+
+/// `dst[m j + c] = src[c * plane + j] + bias` for the whole of `dst`: the inverse of
+/// [`gather_tiles`] with n = m, for a row of output tiles cut at the row's end.
+fn scatter_tiles<T: Float>(src: &[T], m: usize, plane: usize, bias: T, dst: &mut [T]) {
+    match m {
+        2 => scatter_tiles_of::<T, 2>(src, plane, bias, dst),
+        4 => scatter_tiles_of::<T, 4>(src, plane, bias, dst),
+        _ => unreachable!("no F({m}x{m}, 3x3) variant"),
+    }
+}
+
+fn scatter_tiles_of<T: Float, const M: usize>(src: &[T], plane: usize, bias: T, dst: &mut [T]) {
+    let (tiles, rest) = dst.as_chunks_mut::<M>();
+    for (j, tile) in tiles.iter_mut().enumerate() {
+        for (c, d) in tile.iter_mut().enumerate() {
+            *d = src[c * plane + j] + bias;
+        }
+    }
+    let j = tiles.len();
+    for (c, d) in rest.iter_mut().enumerate() {
+        *d = src[c * plane + j] + bias;
+    }
 }
 
 /// A 3x3 stride-1 correlation of `[c_in, h, w]`, zero padded by `pad` on every side, into
-/// `[c_out, oh, ow]`, cut into `th x tw` tiles of 2x2 outputs.
+/// `[c_out, oh, ow]`, cut into `th x tw` tiles of m x m outputs.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
+    v: &'static Variant,
     c_in: usize,
     c_out: usize,
     h: usize,
@@ -74,9 +269,10 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn new(c_in: usize, c_out: usize, h: usize, w: usize, pad: usize) -> Self {
+    fn new(v: &'static Variant, c_in: usize, c_out: usize, h: usize, w: usize, pad: usize) -> Self {
         let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
         Self {
+            v,
             c_in,
             c_out,
             h,
@@ -84,20 +280,20 @@ impl Geometry {
             pad,
             oh,
             ow,
-            th: oh.div_ceil(2),
-            tw: ow.div_ceil(2),
+            th: oh.div_ceil(v.m),
+            tw: ow.div_ceil(v.m),
         }
     }
 
-    /// The forward pass of `shape`.
-    fn forward(shape: &ConvShape) -> Self {
-        Self::new(shape.cin, shape.cout, shape.h, shape.w, shape.pad)
+    /// The forward pass of `shape`, with variant `v`.
+    fn forward(v: &'static Variant, shape: &ConvShape) -> Self {
+        Self::new(v, shape.cin, shape.cout, shape.h, shape.w, shape.pad)
     }
 
     /// The forward pass whose output is the input gradient of `shape`.
-    fn input_grad(shape: &ConvShape) -> Self {
-        let fwd = Self::forward(shape);
-        let g = Self::new(shape.cout, shape.cin, fwd.oh, fwd.ow, 2 - shape.pad);
+    fn input_grad(v: &'static Variant, shape: &ConvShape) -> Self {
+        let fwd = Self::forward(v, shape);
+        let g = Self::new(v, shape.cout, shape.cin, fwd.oh, fwd.ow, 2 - shape.pad);
         debug_assert_eq!((g.oh, g.ow), (shape.h, shape.w));
         g
     }
@@ -108,81 +304,69 @@ impl Geometry {
 
     /// Width of the input rows under one row of tiles, padding included.
     fn row_width(&self) -> usize {
-        2 * self.tw + 2
+        self.v.m * self.tw + 2
     }
 
-    /// The 16 GEMMs `m[p] = u[p] · v[p]`, for the weights' tiles `u` `[c_out, 16, c_in]`, or
-    /// when `rotated` for the tiles `[c_in, 16, c_out]` of the kernels this pass rotates (the
-    /// input gradient's): rotating a kernel by 180 degrees swaps rows 0 and 3 and columns 0 and 3
-    /// of its tile, so `u_rotated[p][o][i] = u[flip(p)][i][o]`.
-    fn multiply<T: Float>(&self, u: &[T], v: &[T], m: &mut [T], rotated: bool) {
-        let (t, ci, co) = (self.tiles(), self.c_in, self.c_out);
-        let flip = |p: usize| {
-            let f = |a: usize| if a == 0 || a == 3 { 3 - a } else { a };
-            f(p / 4) * 4 + f(p % 4)
-        };
-        let terms: Vec<_> = (0..POS)
+    /// The n² GEMMs `m[p] = u[p] · v[p]`, for the weights' tiles `u` `[c_out, n², c_in]` and the
+    /// input's `v` `[c_in, n², tiles]`.
+    fn multiply<T: Float>(&self, u: &[T], v: &[T], m: &mut [T]) {
+        let (t, ci, co, pos) = (self.tiles(), self.c_in, self.c_out, self.v.pos());
+        let terms: Vec<_> = (0..pos)
             .map(|p| {
-                let u_p = if rotated {
-                    View::rows(flip(p) * co, ci, co, POS * co).t()
-                } else {
-                    View::rows(p * ci, co, ci, POS * ci)
-                };
-                let v_p = View::rows(p * t, ci, t, POS * t);
-                (View::rows(p * t, co, t, POS * t), u_p, v_p)
+                (
+                    View::rows(p * t, co, t, pos * t),
+                    View::rows(p * ci, co, ci, pos * ci),
+                    View::rows(p * t, ci, t, pos * t),
+                )
             })
             .collect();
         matmul_each(m, u, v, &terms, false);
     }
 
-    /// The 16 GEMMs `du[p] (+)= dm[p] · v[p]^T`.
+    /// The n² GEMMs `du[p] (+)= dm[p] · v[p]^T`.
     fn multiply_weight_grad<T: Float>(&self, dm: &[T], v: &[T], du: &mut [T], accumulate: bool) {
-        let (t, ci, co) = (self.tiles(), self.c_in, self.c_out);
-        let terms: Vec<_> = (0..POS)
+        let (t, ci, co, pos) = (self.tiles(), self.c_in, self.c_out, self.v.pos());
+        let terms: Vec<_> = (0..pos)
             .map(|p| {
-                let du_p = View::rows(p * ci, co, ci, POS * ci);
-                let dm_p = View::rows(p * t, co, t, POS * t);
-                (du_p, dm_p, View::rows(p * t, ci, t, POS * t).t())
+                let du_p = View::rows(p * ci, co, ci, pos * ci);
+                let dm_p = View::rows(p * t, co, t, pos * t);
+                (du_p, dm_p, View::rows(p * t, ci, t, pos * t).t())
             })
             .collect();
         matmul_each(du, dm, v, &terms, accumulate);
     }
 
-    /// `v` `[c_in, 16, tiles]`: `B^T d B` of every input tile `d` of `x` `[c_in, h, w]`.
+    /// `v` `[c_in, n², tiles]`: `B^T d B` of every input tile `d` of `x` `[c_in, h, w]`.
     fn transform_input<T: Float>(&self, x: &[T], v: &mut [T]) {
+        let (m, n, pos) = (self.v.m, self.v.n, self.v.pos());
         let (t, tw, wp) = (self.tiles(), self.tw, self.row_width());
-        let scratch = || vec![T::zero(); 4 * wp + 2 * (tw + 1)];
-        v.par_chunks_mut(POS * t)
+        let scratch = || Scratch::<T>::dirty(pos * t + 2 * n * wp);
+        v.par_chunks_mut(pos * t)
             .zip(x.par_chunks(self.h * self.w))
-            .with_min_len(min_items(POS * t))
+            .with_min_len(min_items(pos * t))
             .for_each_init(scratch, |buf, (v, x)| {
-                let (rows, pairs) = buf.split_at_mut(4 * wp);
-                let (even, odd) = pairs.split_at_mut(tw + 1);
+                let (e, rest) = buf.split_at_mut(pos * t);
+                let (rows, mixed) = rest.split_at_mut(n * wp);
+                // e[a][s][i tw + j] = (B^T d)[a][s] of tile (i, j): B^T combines the n input
+                // rows under a row of tiles whole, then each tile's columns are gathered.
                 for i in 0..self.th {
                     for (r, row) in rows.chunks_exact_mut(wp).enumerate() {
-                        self.read_row(x, (2 * i + r) as isize - self.pad as isize, row);
+                        self.read_row(x, (m * i + r) as isize - self.pad as isize, row);
                     }
-                    // B^T along the columns, in place: rows (r0 - r2, r1 + r2, r2 - r1, r1 - r3).
-                    let (r0, rest) = rows.split_at_mut(wp);
-                    let (r1, rest) = rest.split_at_mut(wp);
-                    let (r2, r3) = rest.split_at_mut(wp);
-                    for (((a, b), c), d) in r0.iter_mut().zip(r1).zip(r2).zip(r3) {
-                        let (x0, x1, x2, x3) = (*a, *b, *c, *d);
-                        *a = x0 - x2;
-                        *b = x1 + x2;
-                        *c = x2 - x1;
-                        *d = x1 - x3;
+                    let rows = &*rows;
+                    let ins: [&[T]; MAX_N] =
+                        std::array::from_fn(|r| rows.get(r * wp..).unwrap_or(&[]));
+                    combine(self.v.bt, &ins[..n], mixed, |a| a * wp, wp);
+                    for (a, row) in mixed.chunks_exact(wp).enumerate() {
+                        gather_tiles(row, m, n, tw, &mut e[a * n * t + i * tw..], t);
                     }
-                    // B along the rows: tile j reads (e[j], o[j], e[j + 1], o[j + 1]).
-                    for (a, row) in rows.chunks_exact(wp).enumerate() {
-                        deinterleave(row, even, odd);
-                        let out = |b: usize| (a * 4 + b) * t + i * tw;
-                        let (e0, e1, o0, o1) = (&even[..tw], &even[1..], &odd[..tw], &odd[1..]);
-                        zip_into(&mut v[out(0)..][..tw], e0, e1, |e0, e1| e0 - e1);
-                        zip_into(&mut v[out(1)..][..tw], o0, e1, |o0, e1| o0 + e1);
-                        zip_into(&mut v[out(2)..][..tw], e1, o0, |e1, o0| e1 - o0);
-                        zip_into(&mut v[out(3)..][..tw], o0, o1, |o0, o1| o0 - o1);
-                    }
+                }
+                // v[a][b] = sum over s of B^T[b][s] e[a][s], on whole planes of tiles.
+                let e = &*e;
+                for a in 0..n {
+                    let ins: [&[T]; MAX_N] =
+                        std::array::from_fn(|s| e.get((a * n + s) * t..).unwrap_or(&[]));
+                    combine(self.v.bt, &ins[..n], v, |b| (a * n + b) * t, t);
                 }
             });
     }
@@ -201,252 +385,203 @@ impl Geometry {
         row[self.pad + len..].fill(T::zero());
     }
 
-    /// `y` `[c_out, oh, ow]`: `A^T m A` of every tile of `m` `[c_out, 16, tiles]`, plus `bias`.
-    fn transform_output<T: Float>(&self, m: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    /// `y` `[c_out, oh, ow]`: `A^T m A` of every tile of `m` `[c_out, n², tiles]`, plus `bias`,
+    /// combining whole planes of tiles as [`Self::transform_input`] does.
+    fn transform_output<T: Float>(&self, mt: &[T], bias: Option<&[T]>, y: &mut [T]) {
+        let (m, n, pos) = (self.v.m, self.v.n, self.v.pos());
         let (t, tw, ow) = (self.tiles(), self.tw, self.ow);
-        let scratch = || vec![T::zero(); 10 * tw];
+        let scratch = || Scratch::<T>::dirty(n * m * t + m * m * t);
         y.par_chunks_mut(self.oh * ow)
-            .zip(m.par_chunks(POS * t))
-            .with_min_len(min_items(POS * t))
+            .zip(mt.par_chunks(pos * t))
+            .with_min_len(min_items(pos * t))
             .enumerate()
-            .for_each_init(scratch, |buf, (co, (y, m))| {
+            .for_each_init(scratch, |buf, (co, (y, mt))| {
                 let bias = bias.map_or(T::zero(), |b| b[co]);
-                let (s, pair) = buf.split_at_mut(8 * tw);
-                let (even, odd) = pair.split_at_mut(tw);
+                let (s, out) = buf.split_at_mut(n * m * t);
+                // s[a][c] = sum over b of A^T[c][b] m[a][b]; out[r][c] = sum over a of
+                // A^T[r][a] s[a][c].
+                for a in 0..n {
+                    let ins: [&[T]; MAX_N] =
+                        std::array::from_fn(|b| mt.get((a * n + b) * t..).unwrap_or(&[]));
+                    combine(self.v.at, &ins[..n], s, |c| (a * m + c) * t, t);
+                }
+                let s = &*s;
+                for c in 0..m {
+                    let ins: [&[T]; MAX_N] =
+                        std::array::from_fn(|a| s.get((a * m + c) * t..).unwrap_or(&[]));
+                    combine(self.v.at, &ins[..n], out, |r| (r * m + c) * t, t);
+                }
+                // Output row m i + r, column m j + c, is out[r][c][i tw + j].
                 for i in 0..self.th {
-                    // A^T along the rows of each tile row a: s[a][0] = m0 + m1 + m2,
-                    // s[a][1] = m1 - m2 - m3.
-                    for a in 0..4 {
-                        let row = |b: usize| &m[(a * 4 + b) * t + i * tw..][..tw];
-                        let (m0, m1, m2, m3) = (row(0), row(1), row(2), row(3));
-                        let (s0, s1) = s[a * 2 * tw..][..2 * tw].split_at_mut(tw);
-                        let ins = m0.iter().zip(m1).zip(m2).zip(m3);
-                        for ((s0, s1), (((&m0, &m1), &m2), &m3)) in s0.iter_mut().zip(s1).zip(ins) {
-                            *s0 = m0 + m1 + m2;
-                            *s1 = m1 - m2 - m3;
-                        }
-                    }
-                    // A^T along the columns: output row 2i from tile rows 0 + 1 + 2, row 2i + 1
-                    // from 1 - 2 - 3; even columns from s[.][0], odd ones from s[.][1].
-                    let s_at = |a: usize, c: usize| &s[(a * 2 + c) * tw..][..tw];
-                    for r in 0..2 {
-                        let oy = 2 * i + r;
+                    for r in 0..m {
+                        let oy = m * i + r;
                         if oy >= self.oh {
                             break;
                         }
-                        for (c, dst) in [&mut *even, &mut *odd].into_iter().enumerate() {
-                            let (q0, q1, q2, q3) = (s_at(0, c), s_at(1, c), s_at(2, c), s_at(3, c));
-                            let ins = q0.iter().zip(q1).zip(q2).zip(q3);
-                            if r == 0 {
-                                for (d, (((&a, &b), &c), _)) in dst.iter_mut().zip(ins) {
-                                    *d = a + b + c + bias;
-                                }
-                            } else {
-                                for (d, (((_, &b), &c), &e)) in dst.iter_mut().zip(ins) {
-                                    *d = b - c - e + bias;
-                                }
-                            }
-                        }
-                        interleave(even, odd, &mut y[oy * ow..][..ow]);
+                        let tiles = &out[r * m * t + i * tw..];
+                        scatter_tiles(tiles, m, t, bias, &mut y[oy * ow..][..ow]);
                     }
                 }
             });
     }
 
-    /// `dm` `[c_out, 16, tiles]`: `A dy A^T` of every 2x2 tile of `dy` `[c_out, oh, ow]` (zero
-    /// past its edges): the gradient of [`Self::transform_output`].
+    /// `dm` `[c_out, n², tiles]`: `A dy A^T` of every m x m tile of `dy` `[c_out, oh, ow]`
+    /// (zero past its edges): the gradient of [`Self::transform_output`].
     fn transform_output_grad<T: Float>(&self, dy: &[T], dm: &mut [T]) {
+        let (m, n, pos) = (self.v.m, self.v.n, self.v.pos());
         let (t, tw, ow) = (self.tiles(), self.tw, self.ow);
-        let scratch = || vec![T::zero(); 4 * tw + 8 * tw];
-        dm.par_chunks_mut(POS * t)
+        let a = transposed(self.v.at, m, n);
+        let scratch = || Scratch::<T>::dirty(m * m * t + m * n * t + m * tw);
+        dm.par_chunks_mut(pos * t)
             .zip(dy.par_chunks(self.oh * ow))
-            .with_min_len(min_items(POS * t))
+            .with_min_len(min_items(pos * t))
             .for_each_init(scratch, |buf, (dm, dy)| {
-                let (pairs, u) = buf.split_at_mut(4 * tw);
+                let (g, rest) = buf.split_at_mut(m * m * t);
+                let (u, row) = rest.split_at_mut(m * n * t);
+                // g[r][c][i tw + j] = dy at (m i + r, m j + c), zero past its edges.
                 for i in 0..self.th {
-                    // (even, odd) columns of the tile row's two output rows.
-                    for (r, pair) in pairs.chunks_exact_mut(2 * tw).enumerate() {
-                        let (even, odd) = pair.split_at_mut(tw);
-                        let oy = 2 * i + r;
-                        even.fill(T::zero());
-                        odd.fill(T::zero());
+                    for r in 0..m {
+                        let oy = m * i + r;
                         if oy < self.oh {
-                            deinterleave(&dy[oy * ow..][..ow], even, odd);
+                            row[..ow].copy_from_slice(&dy[oy * ow..][..ow]);
+                            row[ow..].fill(T::zero());
+                        } else {
+                            row.fill(T::zero());
                         }
+                        gather_tiles(row, m, m, tw, &mut g[r * m * t + i * tw..], t);
                     }
-                    // A along the rows: u[r][b] = (e, e + o, e - o, -o)[b].
-                    for r in 0..2 {
-                        let (e, o) = pairs[r * 2 * tw..][..2 * tw].split_at(tw);
-                        let (u0, rest) = u[r * 4 * tw..][..4 * tw].split_at_mut(tw);
-                        let (u1, rest) = rest.split_at_mut(tw);
-                        let (u2, u3) = rest.split_at_mut(tw);
-                        u0.copy_from_slice(e);
-                        zip_into(u1, e, o, |e, o| e + o);
-                        zip_into(u2, e, o, |e, o| e - o);
-                        zip_into(u3, e, o, |_, o| T::zero() - o);
-                    }
-                    // A along the columns: dm[a][b] = (u0, u0 + u1, u0 - u1, -u1)[a].
-                    for b in 0..4 {
-                        let (u0, u1) = (&u[b * tw..][..tw], &u[(4 + b) * tw..][..tw]);
-                        let out = |a: usize| (a * 4 + b) * t + i * tw;
-                        dm[out(0)..][..tw].copy_from_slice(u0);
-                        zip_into(&mut dm[out(1)..][..tw], u0, u1, |a, b| a + b);
-                        zip_into(&mut dm[out(2)..][..tw], u0, u1, |a, b| a - b);
-                        zip_into(&mut dm[out(3)..][..tw], u0, u1, |_, b| T::zero() - b);
-                    }
+                }
+                // u[r][b] = sum over c of A[b][c] g[r][c]; dm[a][b] = sum over r of
+                // A[a][r] u[r][b].
+                let g = &*g;
+                for r in 0..m {
+                    let ins: [&[T]; MAX_N] =
+                        std::array::from_fn(|c| g.get((r * m + c) * t..).unwrap_or(&[]));
+                    combine(&a, &ins[..m], u, |b| (r * n + b) * t, t);
+                }
+                let u = &*u;
+                for b in 0..n {
+                    let ins: [&[T]; MAX_N] =
+                        std::array::from_fn(|r| u.get((r * n + b) * t..).unwrap_or(&[]));
+                    combine(&a, &ins[..m], dm, |row| (row * n + b) * t, t);
                 }
             });
     }
 }
 
-/// `dst[j] = f(a[j], b[j])`.
-fn zip_into<T: Float>(dst: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
-    for ((d, &a), &b) in dst.iter_mut().zip(a).zip(b) {
-        *d = f(a, b);
-    }
-}
-
-/// `[a, (a + b + c) / 2, (a - b + c) / 2, c]`: `G` applied along one axis of 3x3 kernels, for
-/// vectors of them at once (`G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]`).
-fn apply_g<T: Float>(a: &[T], b: &[T], c: &[T], out: [&mut [T]; 4]) {
-    let half = T::from_f64(0.5);
-    let [o0, o1, o2, o3] = out;
-    o0.copy_from_slice(a);
-    o3.copy_from_slice(c);
-    for (((o1, o2), (&a, &b)), &c) in o1.iter_mut().zip(o2.iter_mut()).zip(a.iter().zip(b)).zip(c) {
-        *o1 = (a + b + c) * half;
-        *o2 = (a - b + c) * half;
-    }
-}
-
-/// `[a + (b + c) / 2, (b - c) / 2, (b + c) / 2 + d]`: `G^T` along one axis of 4x4 tiles, the
-/// adjoint of [`apply_g`].
-fn apply_g_t<T: Float>(a: &[T], b: &[T], c: &[T], d: &[T], out: [&mut [T]; 3]) {
-    let half = T::from_f64(0.5);
-    let [o0, o1, o2] = out;
-    let ins = a.iter().zip(b).zip(c).zip(d);
-    for (((o0, o1), o2), (((&a, &b), &c), &d)) in
-        o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(ins)
-    {
-        let sum = (b + c) * half;
-        *o0 = a + sum;
-        *o1 = (b - c) * half;
-        *o2 = sum + d;
-    }
-}
-
-/// `u` `[cout, 16, cin]`: `G g G^T` of every kernel `g` of `w` `[cout, cin, 3, 3]`, each output
+/// `u` `[cout, n², cin]`: `G g G^T` of every kernel `g` of `w` `[cout, cin, 3, 3]`, each output
 /// channel's kernels as vectors over the input channels.
-fn transform_weights<T: Float>(w: &[T], cin: usize, u: &mut [T]) {
-    let scratch = || vec![T::zero(); 21 * cin];
-    u.par_chunks_mut(POS * cin)
+fn transform_weights<T: Float>(v: &Variant, w: &[T], cin: usize, u: &mut [T]) {
+    let (n, pos) = (v.n, v.pos());
+    let scratch = || Scratch::<T>::dirty((9 + 3 * n) * cin);
+    u.par_chunks_mut(pos * cin)
         .zip(w.par_chunks(cin * 9))
-        .with_min_len(min_items(POS * cin))
+        .with_min_len(min_items(pos * cin))
         .for_each_init(scratch, |buf, (u, w)| {
             // taps[k] = w[., k] for the 9 taps; then rows[r][kx] = (G along ky)[r] per column kx.
             let (taps, rows) = buf.split_at_mut(9 * cin);
             for (i, kernel) in w.chunks_exact(9).enumerate() {
-                for (k, &v) in kernel.iter().enumerate() {
-                    taps[k * cin + i] = v;
+                for (k, &x) in kernel.iter().enumerate() {
+                    taps[k * cin + i] = x;
                 }
             }
-            let tap = |k: usize| &taps[k * cin..][..cin];
-            let mut rows: Vec<&mut [T]> = rows.chunks_exact_mut(cin).collect();
             for kx in 0..3 {
-                let [r0, r1, r2, r3] = pick4(&mut rows, [kx, 3 + kx, 6 + kx, 9 + kx]);
-                apply_g(tap(kx), tap(3 + kx), tap(6 + kx), [r0, r1, r2, r3]);
+                let ins: [&[T]; 3] = std::array::from_fn(|ky| &taps[(ky * 3 + kx) * cin..][..cin]);
+                combine(v.g, &ins, rows, |r| (r * 3 + kx) * cin, cin);
             }
-            let mut out: Vec<&mut [T]> = u.chunks_exact_mut(cin).collect();
-            for r in 0..4 {
-                let [o0, o1, o2, o3] = pick4(&mut out, [r * 4, r * 4 + 1, r * 4 + 2, r * 4 + 3]);
-                apply_g(
-                    rows[r * 3],
-                    rows[r * 3 + 1],
-                    rows[r * 3 + 2],
-                    [o0, o1, o2, o3],
-                );
+            for r in 0..n {
+                let ins: [&[T]; 3] = std::array::from_fn(|kx| &rows[(r * 3 + kx) * cin..][..cin]);
+                combine(v.g, &ins, u, |c| (r * n + c) * cin, cin);
             }
         });
 }
 
-/// `dw` `[cout, cin, 3, 3]` (overwritten): `G^T du G` of every tile of `du` `[cout, 16, cin]`,
+/// `dw` `[cout, cin, 3, 3]` (overwritten): `G^T du G` of every tile of `du` `[cout, n², cin]`,
 /// the adjoint of [`transform_weights`].
-fn weights_from_tiles<T: Float>(du: &[T], cin: usize, dw: &mut [T]) {
-    let scratch = || vec![T::zero(); 21 * cin];
+fn weights_from_tiles<T: Float>(v: &Variant, du: &[T], cin: usize, dw: &mut [T]) {
+    let (n, pos) = (v.n, v.pos());
+    let gt = transposed(v.g, n, 3);
+    let scratch = || Scratch::<T>::dirty((9 + 3 * n) * cin);
     dw.par_chunks_mut(cin * 9)
-        .zip(du.par_chunks(POS * cin))
-        .with_min_len(min_items(POS * cin))
+        .zip(du.par_chunks(pos * cin))
+        .with_min_len(min_items(pos * cin))
         .for_each_init(scratch, |buf, (dw, du)| {
             // rows[a][kx] = (G^T along the tile's columns) of tile row a, then taps[ky][kx].
             let (taps, rows) = buf.split_at_mut(9 * cin);
-            let tile = |p: usize| &du[p * cin..][..cin];
-            let mut rows: Vec<&mut [T]> = rows.chunks_exact_mut(cin).collect();
-            for a in 0..4 {
-                let [o0, o1, o2] = pick3(&mut rows, [a * 3, a * 3 + 1, a * 3 + 2]);
-                apply_g_t(
-                    tile(a * 4),
-                    tile(a * 4 + 1),
-                    tile(a * 4 + 2),
-                    tile(a * 4 + 3),
-                    [o0, o1, o2],
-                );
+            for a in 0..n {
+                let ins: [&[T]; MAX_N] =
+                    std::array::from_fn(|c| du.get((a * n + c) * cin..).unwrap_or(&[]));
+                combine(&gt, &ins[..n], rows, |kx| (a * 3 + kx) * cin, cin);
             }
-            let mut out: Vec<&mut [T]> = taps.chunks_exact_mut(cin).collect();
             for kx in 0..3 {
-                let [o0, o1, o2] = pick3(&mut out, [kx, 3 + kx, 6 + kx]);
-                apply_g_t(
-                    rows[kx],
-                    rows[3 + kx],
-                    rows[6 + kx],
-                    rows[9 + kx],
-                    [o0, o1, o2],
-                );
+                let ins: [&[T]; MAX_N] =
+                    std::array::from_fn(|a| rows.get((a * 3 + kx) * cin..).unwrap_or(&[]));
+                combine(&gt, &ins[..n], taps, |ky| (ky * 3 + kx) * cin, cin);
             }
             for (i, kernel) in dw.chunks_exact_mut(9).enumerate() {
-                for (k, v) in kernel.iter_mut().enumerate() {
-                    *v = taps[k * cin + i];
+                for (k, x) in kernel.iter_mut().enumerate() {
+                    *x = taps[k * cin + i];
                 }
             }
         });
-}
-
-/// Four distinct rows of `rows`, mutably.
-fn pick4<'a, T>(rows: &'a mut [&mut [T]], at: [usize; 4]) -> [&'a mut [T]; 4] {
-    let [a, b, c, d] = rows.get_disjoint_mut(at).expect("distinct rows");
-    [&mut **a, &mut **b, &mut **c, &mut **d]
-}
-
-/// Three distinct rows of `rows`, mutably.
-fn pick3<'a, T>(rows: &'a mut [&mut [T]], at: [usize; 3]) -> [&'a mut [T]; 3] {
-    let [a, b, c] = rows.get_disjoint_mut(at).expect("distinct rows");
-    [&mut **a, &mut **b, &mut **c]
 }
 
 /// `y = conv(x, w) + b` for a batch: `x` `[n, cin, h, w]`, `y` `[n, cout, oh, ow]`.
 pub(crate) fn forward<T: Float>(shape: &ConvShape, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
-    let g = Geometry::forward(shape);
-    convolve(&g, x, w, false, b, y);
+    let (oh, ow) = (shape.h + 2 * shape.pad - 2, shape.w + 2 * shape.pad - 2);
+    forward_with(Variant::for_output(oh, ow), shape, x, w, b, y);
+}
+
+fn forward_with<T: Float>(
+    v: &'static Variant,
+    shape: &ConvShape,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    y: &mut [T],
+) {
+    let g = Geometry::forward(v, shape);
+    convolve(&g, x, w, b, y);
 }
 
 /// The input gradient `dx` `[n, cin, h, w]` (overwritten) for the output gradient `dy`.
 pub(crate) fn input_grad<T: Float>(shape: &ConvShape, dy: &[T], w: &[T], dx: &mut [T]) {
-    let g = Geometry::input_grad(shape);
-    convolve(&g, dy, w, true, None, dx);
+    input_grad_with(Variant::for_output(shape.h, shape.w), shape, dy, w, dx);
 }
 
-/// One [`Geometry`]'s convolution of a batch, with the (optionally rotated) weights `w`.
-fn convolve<T: Float>(g: &Geometry, x: &[T], w: &[T], rotated: bool, b: Option<&[T]>, y: &mut [T]) {
-    let t = g.tiles();
-    // The weights' own input channels: the pass's output channels when `rotated`.
-    let w_in = if rotated { g.c_out } else { g.c_in };
-    let mut u = Scratch::dirty(g.c_out * POS * g.c_in);
-    transform_weights(w, w_in, &mut u);
-    let mut v = Scratch::dirty(g.c_in * POS * t);
-    let mut m = Scratch::dirty(g.c_out * POS * t);
+fn input_grad_with<T: Float>(
+    v: &'static Variant,
+    shape: &ConvShape,
+    dy: &[T],
+    w: &[T],
+    dx: &mut [T],
+) {
+    let g = Geometry::input_grad(v, shape);
+    // The kernels rotated by 180 degrees, their channels swapped: [cin, cout, 3, 3].
+    let (cin, cout) = (shape.cin, shape.cout);
+    let mut rotated = Scratch::dirty(w.len());
+    for (o, kernels) in w.chunks_exact(cin * 9).enumerate() {
+        for (i, kernel) in kernels.chunks_exact(9).enumerate() {
+            let dst = &mut rotated[(i * cout + o) * 9..][..9];
+            for (d, &x) in dst.iter_mut().zip(kernel.iter().rev()) {
+                *d = x;
+            }
+        }
+    }
+    convolve(&g, dy, &rotated, None, dx);
+}
+
+/// One [`Geometry`]'s convolution of a batch with the weights `w` `[c_out, c_in, 3, 3]`.
+fn convolve<T: Float>(g: &Geometry, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
+    let (t, pos) = (g.tiles(), g.v.pos());
+    let mut u = Scratch::dirty(g.c_out * pos * g.c_in);
+    transform_weights(g.v, w, g.c_in, &mut u);
+    let mut v = Scratch::dirty(g.c_in * pos * t);
+    let mut m = Scratch::dirty(g.c_out * pos * t);
     let (x_len, y_len) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
     for (xi, yi) in x.chunks_exact(x_len).zip(y.chunks_exact_mut(y_len)) {
         g.transform_input(xi, &mut v);
-        g.multiply(&u, &v, &mut m, rotated);
+        g.multiply(&u, &v, &mut m);
         g.transform_output(&m, b, yi);
     }
 }
@@ -454,22 +589,33 @@ fn convolve<T: Float>(g: &Geometry, x: &[T], w: &[T], rotated: bool, b: Option<&
 /// The weight gradient `dw` `[cout, cin, 3, 3]` (overwritten) for the input `x` and the output
 /// gradient `dy` of a batch.
 pub(crate) fn weight_grad<T: Float>(shape: &ConvShape, x: &[T], dy: &[T], dw: &mut [T]) {
-    let g = Geometry::forward(shape);
-    let t = g.tiles();
-    let mut v = Scratch::dirty(g.c_in * POS * t);
-    let mut dm = Scratch::dirty(g.c_out * POS * t);
-    let mut du = Scratch::dirty(g.c_out * POS * g.c_in);
+    let (oh, ow) = (shape.h + 2 * shape.pad - 2, shape.w + 2 * shape.pad - 2);
+    weight_grad_with(Variant::for_output(oh, ow), shape, x, dy, dw);
+}
+
+fn weight_grad_with<T: Float>(
+    v: &'static Variant,
+    shape: &ConvShape,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+) {
+    let g = Geometry::forward(v, shape);
+    let (t, pos) = (g.tiles(), v.pos());
+    let mut vt = Scratch::dirty(g.c_in * pos * t);
+    let mut dm = Scratch::dirty(g.c_out * pos * t);
+    let mut du = Scratch::dirty(g.c_out * pos * g.c_in);
     let (x_len, y_len) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
     for (i, (xi, dyi)) in x
         .chunks_exact(x_len)
         .zip(dy.chunks_exact(y_len))
         .enumerate()
     {
-        g.transform_input(xi, &mut v);
+        g.transform_input(xi, &mut vt);
         g.transform_output_grad(dyi, &mut dm);
-        g.multiply_weight_grad(&dm, &v, &mut du, i > 0);
+        g.multiply_weight_grad(&dm, &vt, &mut du, i > 0);
     }
-    weights_from_tiles(&du, g.c_in, dw);
+    weights_from_tiles(v, &du, g.c_in, dw);
 }
 
 #[cfg(test)]
@@ -534,27 +680,38 @@ mod tests {
 
     #[test]
     fn kernel_transforms_are_adjoint() {
-        let (cout, cin) = (2, 3);
-        let w = values(cout * cin * 9, 0.5);
-        let du = values(cout * POS * cin, 0.25);
-        let mut u = vec![f64::NAN; du.len()];
-        transform_weights(&w, cin, &mut u);
-        let mut dw = vec![f64::NAN; w.len()];
-        weights_from_tiles(&du, cin, &mut dw);
-        let lhs: f64 = u.iter().zip(&du).map(|(a, b)| a * b).sum();
-        let rhs: f64 = w.iter().zip(&dw).map(|(a, b)| a * b).sum();
-        assert!((lhs - rhs).abs() < 1e-12, "{lhs} vs {rhs}");
+        for v in [&F2, &F4] {
+            let (cout, cin) = (2, 3);
+            let w = values(cout * cin * 9, 0.5);
+            let du = values(cout * v.pos() * cin, 0.25);
+            let mut u = vec![f64::NAN; du.len()];
+            transform_weights(v, &w, cin, &mut u);
+            let mut dw = vec![f64::NAN; w.len()];
+            weights_from_tiles(v, &du, cin, &mut dw);
+            let lhs: f64 = u.iter().zip(&du).map(|(a, b)| a * b).sum();
+            let rhs: f64 = w.iter().zip(&dw).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-12, "F({}): {lhs} vs {rhs}", v.m);
+        }
     }
 
-    /// Forward, input and weight gradients against the direct convolution and its adjoints, on
-    /// even and odd sizes (partial tiles) and every padding, for a batch of two.
+    /// Forward, input and weight gradients of both variants against the direct convolution
+    /// and its adjoints, on sizes that are and are not multiples of the tiles (partial tiles)
+    /// and every padding, for a batch of two.
     #[test]
     fn passes_match_the_direct_convolution() {
+        for v in [&F2, &F4] {
+            passes_match_with(v);
+        }
+    }
+
+    fn passes_match_with(v: &'static Variant) {
         for (cin, cout, h, w, pad) in [
             (3, 5, 6, 6, 0),
             (4, 2, 7, 5, 1),
             (2, 3, 5, 8, 2),
             (3, 3, 3, 4, 0),
+            (2, 2, 10, 13, 1),
+            (3, 2, 11, 9, 0),
         ] {
             let s = shape(cin, cout, h, w, pad, 2);
             let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
@@ -563,11 +720,11 @@ mod tests {
             let b = values(cout, 3.0);
             let dy = values(2 * cout * oh * ow, 4.0);
             let mut y = vec![f64::NAN; 2 * cout * oh * ow];
-            forward(&s, &x, &wt, Some(&b), &mut y);
+            forward_with(v, &s, &x, &wt, Some(&b), &mut y);
             let mut dx = vec![f64::NAN; x.len()];
-            input_grad(&s, &dy, &wt, &mut dx);
+            input_grad_with(v, &s, &dy, &wt, &mut dx);
             let mut dw = vec![f64::NAN; wt.len()];
-            weight_grad(&s, &x, &dy, &mut dw);
+            weight_grad_with(v, &s, &x, &dy, &mut dw);
 
             let mut want_dw = vec![0.0; wt.len()];
             let mut want_dx = vec![0.0; x.len()];
@@ -580,7 +737,8 @@ mod tests {
                     let want = want + b[k / (oh * ow)];
                     assert!(
                         (got - want).abs() < 1e-10,
-                        "forward {cin} {cout} {h}x{w} pad {pad}: {got} vs {want}"
+                        "F({}) forward {cin} {cout} {h}x{w} pad {pad}: {got} vs {want}",
+                        v.m
                     );
                 }
                 // Gradients by linearity: the derivative along each unit input / weight.
@@ -601,7 +759,8 @@ mod tests {
                 for (g, w) in got.iter().zip(want.iter()) {
                     assert!(
                         (g - w).abs() < 1e-10,
-                        "{what} gradient {cin} {cout} {h}x{w} pad {pad}: {g} vs {w}"
+                        "F({}) {what} gradient {cin} {cout} {h}x{w} pad {pad}: {g} vs {w}",
+                        v.m
                     );
                 }
             }
