@@ -470,19 +470,36 @@ impl Geometry {
 }
 
 /// `u` `[cout, n², cin]`: `G g G^T` of every kernel `g` of `w` `[cout, cin, 3, 3]`, each output
-/// channel's kernels as vectors over the input channels.
-fn transform_weights<T: Float>(v: &Variant, w: &[T], cin: usize, u: &mut [T]) {
+/// channel's kernels as vectors over the input channels. With `rotated`, `w` is `[cin, cout, 3,
+/// 3]` and its kernels are taken rotated by 180 degrees, the input gradient's.
+fn transform_weights<T: Float>(
+    v: &Variant,
+    w: &[T],
+    cout: usize,
+    cin: usize,
+    rotated: bool,
+    u: &mut [T],
+) {
     let (n, pos) = (v.n, v.pos());
     let scratch = || Scratch::<T>::dirty((9 + 3 * n) * cin);
     u.par_chunks_mut(pos * cin)
-        .zip(w.par_chunks(cin * 9))
+        .enumerate()
         .with_min_len(min_items(pos * cin))
-        .for_each_init(scratch, |buf, (u, w)| {
+        .for_each_init(scratch, |buf, (o, u)| {
             // taps[k] = w[., k] for the 9 taps; then rows[r][kx] = (G along ky)[r] per column kx.
             let (taps, rows) = buf.split_at_mut(9 * cin);
-            for (i, kernel) in w.chunks_exact(9).enumerate() {
-                for (k, &x) in kernel.iter().enumerate() {
-                    taps[k * cin + i] = x;
+            if rotated {
+                for i in 0..cin {
+                    let kernel = &w[(i * cout + o) * 9..][..9];
+                    for (k, &x) in kernel.iter().rev().enumerate() {
+                        taps[k * cin + i] = x;
+                    }
+                }
+            } else {
+                for (i, kernel) in w[o * cin * 9..][..cin * 9].chunks_exact(9).enumerate() {
+                    for (k, &x) in kernel.iter().enumerate() {
+                        taps[k * cin + i] = x;
+                    }
                 }
             }
             for kx in 0..3 {
@@ -541,7 +558,7 @@ fn forward_with<T: Float>(
     y: &mut [T],
 ) {
     let g = Geometry::forward(v, shape);
-    convolve(&g, x, w, b, y);
+    convolve(&g, x, w, false, b, y);
 }
 
 /// The input gradient `dx` `[n, cin, h, w]` (overwritten) for the output gradient `dy`.
@@ -557,25 +574,15 @@ fn input_grad_with<T: Float>(
     dx: &mut [T],
 ) {
     let g = Geometry::input_grad(v, shape);
-    // The kernels rotated by 180 degrees, their channels swapped: [cin, cout, 3, 3].
-    let (cin, cout) = (shape.cin, shape.cout);
-    let mut rotated = Scratch::dirty(w.len());
-    for (o, kernels) in w.chunks_exact(cin * 9).enumerate() {
-        for (i, kernel) in kernels.chunks_exact(9).enumerate() {
-            let dst = &mut rotated[(i * cout + o) * 9..][..9];
-            for (d, &x) in dst.iter_mut().zip(kernel.iter().rev()) {
-                *d = x;
-            }
-        }
-    }
-    convolve(&g, dy, &rotated, None, dx);
+    convolve(&g, dy, w, true, None, dx);
 }
 
-/// One [`Geometry`]'s convolution of a batch with the weights `w` `[c_out, c_in, 3, 3]`.
-fn convolve<T: Float>(g: &Geometry, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
+/// One [`Geometry`]'s convolution of a batch with the weights `w` `[c_out, c_in, 3, 3]`, or
+/// when `rotated` with those of `w` `[c_in, c_out, 3, 3]` rotated by 180 degrees.
+fn convolve<T: Float>(g: &Geometry, x: &[T], w: &[T], rotated: bool, b: Option<&[T]>, y: &mut [T]) {
     let (t, pos) = (g.tiles(), g.v.pos());
     let mut u = Scratch::dirty(g.c_out * pos * g.c_in);
-    transform_weights(g.v, w, g.c_in, &mut u);
+    transform_weights(g.v, w, g.c_out, g.c_in, rotated, &mut u);
     let mut v = Scratch::dirty(g.c_in * pos * t);
     let mut m = Scratch::dirty(g.c_out * pos * t);
     let (x_len, y_len) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
@@ -685,7 +692,7 @@ mod tests {
             let w = values(cout * cin * 9, 0.5);
             let du = values(cout * v.pos() * cin, 0.25);
             let mut u = vec![f64::NAN; du.len()];
-            transform_weights(v, &w, cin, &mut u);
+            transform_weights(v, &w, cout, cin, false, &mut u);
             let mut dw = vec![f64::NAN; w.len()];
             weights_from_tiles(v, &du, cin, &mut dw);
             let lhs: f64 = u.iter().zip(&du).map(|(a, b)| a * b).sum();
