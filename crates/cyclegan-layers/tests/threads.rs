@@ -1,14 +1,20 @@
 //! `ops::configure_threads` makes the calling thread one of rayon's global pool's threads, so
 //! that the kernels it calls run their share on it; work that other threads hand to the pool
-//! must still run while the caller waits outside it. One test: the global pool is made once per
-//! process.
+//! must still run while the caller waits outside it; and candle's element-wise pool is told to
+//! sleep between its jobs, which still run. One test: the global pool is made once per process.
 
 use rayon::prelude::*;
 
 #[test]
 fn the_caller_joins_the_pool_and_other_threads_work_still_runs() {
     std::env::set_var("RAYON_NUM_THREADS", "2");
+    std::env::remove_var("CANDLE_BARRIER_POOL_SPIN_LIMIT");
     assert_eq!(cyclegan_layers::ops::configure_threads(), 2);
+    // candle's element-wise pool sleeps between jobs instead of spinning beside rayon's.
+    assert_eq!(
+        std::env::var("CANDLE_BARRIER_POOL_SPIN_LIMIT").as_deref(),
+        Ok("0")
+    );
     assert_eq!(
         rayon::current_thread_index(),
         Some(0),
@@ -36,4 +42,13 @@ fn the_caller_joins_the_pool_and_other_threads_work_still_runs() {
         .join()
         .expect("the other thread's work runs");
     assert_eq!(sum, 500_500);
+
+    // Large element-wise operations (candle's pool), its thread asleep between them.
+    let x = candle_core::Tensor::ones(1 << 20, candle_core::DType::F32, &candle_core::Device::Cpu)
+        .unwrap();
+    for _ in 0..3 {
+        let y = (x.sqr().unwrap() + 1.0).unwrap().sum_all().unwrap();
+        assert_eq!(y.to_scalar::<f32>().unwrap(), 2.0 * (1 << 20) as f32);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

@@ -90,11 +90,19 @@ impl Activation {
 ///   iteration 30% faster on two cores). With a single thread the pool is left as rayon makes it,
 ///   since a pool whose only thread is `main` would never run work handed to it by other threads
 ///   while `main` waits for them.
+/// - candle's own element-wise operations run on a pool of its own, whose threads spin for a
+///   while (25 000 pauses, about a millisecond) after each job before they sleep. Between our
+///   kernels that spinning thread takes a core from rayon's; here it sleeps at once
+///   (`CANDLE_BARRIER_POOL_SPIN_LIMIT=0`, when unset): the 128x128 iteration 3-8% faster on two
+///   cores (`BENCHMARKS.md`).
 pub fn configure_threads() -> usize {
     // candle's choice: the variable when set, else the physical cores.
     let threads = candle_core::utils::get_num_threads().max(1);
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "0");
     }
     if threads > 1 {
         // An error means the pool already exists (something used rayon first): it is kept.
