@@ -161,8 +161,9 @@ fn transposed(a: &[f64], rows: usize, cols: usize) -> Vec<f64> {
 }
 
 /// `out[at(i)..][..len] = sum over j of coef[i][j] * ins[j][..len]` for each row `i` of `coef`
-/// (`ins.len()` columns), element by element; zero coefficients are skipped. The transforms
-/// call it on whole planes of tiles, vectors long enough to run in SIMD registers.
+/// (`ins.len()` columns, at most [`MAX_N`]), zero coefficients skipped. The transforms call it
+/// on whole planes of tiles, vectors long enough to run in SIMD registers; each output element
+/// is summed in a register and stored once.
 fn combine<T: Float>(
     coef: &[f64],
     ins: &[&[T]],
@@ -172,26 +173,40 @@ fn combine<T: Float>(
 ) {
     for (i, row) in coef.chunks_exact(ins.len()).enumerate() {
         let o = &mut out[at(i)..][..len];
-        let mut first = true;
-        for (&c, x) in row.iter().zip(ins) {
-            if c == 0.0 {
-                continue;
-            }
-            let (c, x) = (T::from_f64(c), &x[..len]);
-            if first {
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o = c * x;
-                }
-                first = false;
-            } else {
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o += c * x;
-                }
+        // The row's nonzero terms, in order.
+        let mut c = [T::zero(); MAX_N];
+        let mut x: [&[T]; MAX_N] = [&[]; MAX_N];
+        let mut k = 0;
+        for (&cj, &xj) in row.iter().zip(ins) {
+            if cj != 0.0 {
+                c[k] = T::from_f64(cj);
+                x[k] = &xj[..len];
+                k += 1;
             }
         }
-        if first {
-            o.fill(T::zero());
+        match k {
+            0 => o.fill(T::zero()),
+            1 => combine_terms::<T, 1>(&c, &x, o),
+            2 => combine_terms::<T, 2>(&c, &x, o),
+            3 => combine_terms::<T, 3>(&c, &x, o),
+            4 => combine_terms::<T, 4>(&c, &x, o),
+            5 => combine_terms::<T, 5>(&c, &x, o),
+            _ => combine_terms::<T, 6>(&c, &x, o),
         }
+    }
+}
+
+/// `o[e] = c[0] x[0][e] + c[1] x[1][e] + ...`, the first `K` terms, summed in that order.
+#[inline(always)]
+fn combine_terms<T: Float, const K: usize>(c: &[T; MAX_N], x: &[&[T]; MAX_N], o: &mut [T]) {
+    let len = o.len();
+    let x: [&[T]; K] = std::array::from_fn(|j| &x[j][..len]);
+    for (e, o) in o.iter_mut().enumerate() {
+        let mut acc = c[0] * x[0][e];
+        for j in 1..K {
+            acc += c[j] * x[j][e];
+        }
+        *o = acc;
     }
 }
 
