@@ -639,10 +639,10 @@ impl TrainConfig {
             }
         }
         let (input_nc, output_nc) = (self.data.input_nc, self.data.output_nc);
-        if self.model.weights.lambda_identity > 0.0 && input_nc != output_nc {
+        if w.lambda_identity > 0.0 && input_nc != output_nc {
             return Err(format!(
                 "--lambda-identity {} needs --input-nc and --output-nc equal (the identity loss feeds B images to G_A), got {input_nc} and {output_nc}: pass --lambda-identity 0",
-                self.model.weights.lambda_identity
+                w.lambda_identity
             ));
         }
         if let DiscriminatorArch::NLayers(0) = self.model.discriminator.arch {

@@ -99,8 +99,8 @@ impl Translator {
     }
 
     /// Translates a batch `[N, C, H, W]` in [-1, 1] of any size: mirrored out to the
-    /// architecture's multiple (and at least its smallest size), translated, and cropped back to `H x W`. The result is a host
-    /// tensor detached from the computation, also when the generator's weights are training
+    /// architecture's multiple (and at least its smallest size), translated, and cropped back
+    /// to `H x W`. The result is a host tensor detached from the computation, also when the generator's weights are training
     /// variables: it holds nothing on the device, so it may be dropped on any thread (a device
     /// tensor freed on a thread that never used the GPU fails there, and cudarc reports that
     /// failure at the next GPU call of any thread).

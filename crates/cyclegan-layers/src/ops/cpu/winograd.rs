@@ -560,8 +560,14 @@ fn weights_from_tiles<T: Float>(v: &Variant, du: &[T], cin: usize, dw: &mut [T])
 
 /// `y = conv(x, w) + b` for a batch: `x` `[n, cin, h, w]`, `y` `[n, cout, oh, ow]`.
 pub(crate) fn forward<T: Float>(shape: &ConvShape, x: &[T], w: &[T], b: Option<&[T]>, y: &mut [T]) {
-    let (oh, ow) = (shape.h + 2 * shape.pad - 2, shape.w + 2 * shape.pad - 2);
-    forward_with(Variant::for_output(oh, ow), shape, x, w, b, y);
+    forward_with(
+        Variant::for_output(shape.out_h(), shape.out_w()),
+        shape,
+        x,
+        w,
+        b,
+        y,
+    );
 }
 
 fn forward_with<T: Float>(
@@ -611,8 +617,13 @@ fn convolve<T: Float>(g: &Geometry, x: &[T], w: &[T], rotated: bool, b: Option<&
 /// The weight gradient `dw` `[cout, cin, 3, 3]` (overwritten) for the input `x` and the output
 /// gradient `dy` of a batch.
 pub(crate) fn weight_grad<T: Float>(shape: &ConvShape, x: &[T], dy: &[T], dw: &mut [T]) {
-    let (oh, ow) = (shape.h + 2 * shape.pad - 2, shape.w + 2 * shape.pad - 2);
-    weight_grad_with(Variant::for_output(oh, ow), shape, x, dy, dw);
+    weight_grad_with(
+        Variant::for_output(shape.out_h(), shape.out_w()),
+        shape,
+        x,
+        dy,
+        dw,
+    );
 }
 
 fn weight_grad_with<T: Float>(
