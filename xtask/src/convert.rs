@@ -59,6 +59,10 @@ pub struct Args {
     /// the keys; reflect is assumed).
     #[arg(long = "padding-type", alias = "padding_type", value_name = "TYPE")]
     padding_type: Option<PaddingType>,
+    /// Replace the output file if it exists (it is kept otherwise; the new file replaces it
+    /// only once complete).
+    #[arg(long)]
+    force: bool,
 }
 
 impl Args {
@@ -82,6 +86,19 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.output.is_dir() {
+        anyhow::bail!(
+            "{} is a folder: name the file to write (e.g. {})",
+            args.output.display(),
+            args.output.join("latest_net_G.safetensors").display()
+        );
+    }
+    if !args.force && (args.output.exists() || args.output.is_symlink()) {
+        anyhow::bail!(
+            "{} exists already: pass --force to replace it, or name another output file",
+            args.output.display()
+        );
+    }
     let report =
         convert_checkpoint(&args.input, &args.output, &args.options()).with_context(|| {
             format!(
@@ -93,4 +110,51 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     crate::report!("{}: {report}", args.input.display());
     crate::report!("{}: written", args.output.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(argv: &[&std::path::Path], force: bool) -> Args {
+        let mut line = vec!["convert-checkpoint".into()];
+        line.extend(argv.iter().map(|p| p.as_os_str().to_owned()));
+        if force {
+            line.push("--force".into());
+        }
+        Cli::try_parse_from(line).unwrap().args
+    }
+
+    /// An existing output is kept unless --force, which replaces it.
+    #[test]
+    fn an_existing_output_is_replaced_only_with_force() {
+        let input = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../crates/cyclegan-checkpoint/tests/fixtures/pixel_legacy.pth");
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.safetensors");
+        std::fs::write(&output, "precious").unwrap();
+        let err = format!("{:#}", run(args(&[&input, &output], false)).unwrap_err());
+        assert!(
+            err.contains("out.safetensors exists already") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&output).unwrap(), "precious");
+
+        run(args(&[&input, &output], true)).unwrap();
+        let written = std::fs::read(&output).unwrap();
+        assert_eq!(
+            cyclegan_checkpoint::FileFormat::sniff(&written).ok(),
+            Some(cyclegan_checkpoint::FileFormat::Safetensors)
+        );
+
+        let err = format!("{:#}", run(args(&[&input, dir.path()], true)).unwrap_err());
+        assert!(err.contains("is a folder"), "{err}");
+    }
 }

@@ -25,7 +25,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
 use cyclegan_layers::{NormKind, PaddingType, SharedRng};
 use cyclegan_models::{
-    Discriminator, DiscriminatorArch, DiscriminatorConfig, Generator, GeneratorArch,
+    is_buffer, Discriminator, DiscriminatorArch, DiscriminatorConfig, Generator, GeneratorArch,
     GeneratorConfig, NetworkConfig,
 };
 use std::cmp::Ordering;
@@ -100,14 +100,6 @@ pub struct PreparedStateDict {
     pub tensors: Vec<(String, Tensor)>,
     /// What was changed or assumed, one sentence each (for logs and reports).
     pub notes: Vec<String>,
-}
-
-const BUFFERS: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"];
-
-fn is_buffer(key: &str) -> bool {
-    key.rsplit('.')
-        .next()
-        .is_some_and(|last| BUFFERS.contains(&last))
 }
 
 fn module_of(key: &str) -> &str {

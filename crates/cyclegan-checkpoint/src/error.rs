@@ -29,13 +29,6 @@ pub enum CheckpointError {
         /// What the safetensors reader said.
         reason: String,
     },
-    /// A safetensors file without this project's architecture description. (Kept for
-    /// compatibility: [`crate::load_network`] now detects the architecture of such files.)
-    #[error("{path} has no architecture description (metadata '{}'); write it with this project or convert it with `cargo xtask convert-checkpoint`", crate::CONFIG_KEY)]
-    MissingConfig {
-        /// The file.
-        path: PathBuf,
-    },
     /// An architecture description that does not parse.
     #[error("{path}: invalid architecture description: {reason}")]
     BadConfig {

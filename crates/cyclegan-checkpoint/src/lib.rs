@@ -4,7 +4,9 @@
 //! network's typed configuration ([`NetworkConfig`](cyclegan_models::NetworkConfig)) as JSON
 //! in the metadata under [`CONFIG_KEY`], so a checkpoint describes the architecture it holds.
 //! Every write is atomic ([`write_atomic`]): a temporary file in the same folder, synced, then
-//! renamed over the target, so an interruption at any moment leaves the previous file intact.
+//! renamed over the target, so an interruption at any moment leaves the previous file intact;
+//! files that belong together (a checkpoint's networks and training state) are replaced as a
+//! group ([`FileSet`]).
 //!
 //! The reference's own checkpoints are read directly:
 //!
@@ -41,7 +43,7 @@ mod pickle;
 pub mod pth;
 mod run_folder;
 
-pub use atomic::write_atomic;
+pub use atomic::{recover_file_sets, write_atomic, FileSet, Recovered};
 pub use convert::{convert_checkpoint, ConversionReport, OutputFormat};
 pub use detect::{
     describe_config, detect_architecture, expected_shapes, natural_cmp, prepare_state_dict,
@@ -50,7 +52,7 @@ pub use detect::{
 pub use error::CheckpointError;
 pub use format::FileFormat;
 pub use network::{
-    load_network, load_network_with, save_network, save_network_with_metadata,
+    load_network, load_network_with, network_bytes, save_network, save_network_with_metadata,
     serialize_safetensors, LoadedNetwork, CONFIG_KEY, FORMAT_KEY, SOURCE_KEY,
 };
 pub use run_folder::{checkpoint_label, find_network, network_path, saved_networks, SavedNetwork};

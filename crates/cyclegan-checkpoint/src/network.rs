@@ -45,6 +45,20 @@ pub fn save_network_with_metadata(
     config: &NetworkConfig,
     extra: &[(&str, String)],
 ) -> Result<(), CheckpointError> {
+    let bytes = network_bytes(tensors, config, extra).map_err(|e| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    crate::write_atomic(path, |file| file.write_all(&bytes)).map_err(CheckpointError::write(path))
+}
+
+/// The bytes [`save_network_with_metadata`] writes: for writing a network file some other way
+/// (as part of a [`FileSet`](crate::FileSet)).
+pub fn network_bytes(
+    tensors: &HashMap<String, Tensor>,
+    config: &NetworkConfig,
+    extra: &[(&str, String)],
+) -> Result<Vec<u8>, safetensors::SafeTensorError> {
     let mut metadata = HashMap::from([
         (
             CONFIG_KEY.to_string(),
@@ -55,11 +69,7 @@ pub fn save_network_with_metadata(
     for (k, v) in extra {
         metadata.insert(k.to_string(), v.clone());
     }
-    let bytes = serialize_safetensors(tensors, metadata).map_err(|e| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    crate::write_atomic(path, |file| file.write_all(&bytes)).map_err(CheckpointError::write(path))
+    serialize_safetensors(tensors, metadata)
 }
 
 /// The safetensors bytes of `tensors` and `metadata`, the same bytes for the same content: the

@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 
-/// The image extensions that are listed, compared without regard to case
-/// (the reference lists exactly these, in lower and upper case).
+/// The image extensions that are listed, compared without regard to case: `.jpg`, `.JPG` and
+/// also mixed case such as `.Jpg`. The reference's `IMG_EXTENSIONS` holds only the all-lowercase
+/// and all-uppercase forms of these, so it skips a `photo.Jpg` that is listed here.
 pub const IMAGE_EXTENSIONS: [&str; 7] = [".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff"];
 
 pub(crate) const EXTENSIONS_TEXT: &str = ".jpg .jpeg .png .ppm .bmp .tif .tiff in any case";
 
-/// True when the file name ends with one of [`IMAGE_EXTENSIONS`], in any case.
+/// True when the file name ends with one of [`IMAGE_EXTENSIONS`], in any case (mixed case too,
+/// which the reference does not accept).
 ///
 /// ```
 /// use cyclegan_data::is_image_file;

@@ -15,11 +15,12 @@ use crate::error::{DataError, Result};
 ///
 /// Returns [`DynamicImage::ImageRgb8`] for `nc` 3 and [`DynamicImage::ImageLuma8`] for `nc` 1;
 /// any other `nc` is an [`DataError::InvalidOptions`]. The format is recognised from the file's
-/// contents, not its name. Errors name the file; nothing panics on a corrupt file.
+/// contents, not its name. Errors name the file; nothing panics on a corrupt file. The warning
+/// about a 16-bit grayscale image clipped to 255 ([`convert_rgb`]) names the file too.
 pub fn load_image(path: impl AsRef<Path>, nc: usize) -> Result<DynamicImage> {
     let path = path.as_ref();
     check_nc(nc)?;
-    let rgb = convert_rgb(&decode(path)?);
+    let rgb = convert_rgb_of(&decode(path)?, Some(path));
     Ok(if nc == 1 {
         DynamicImage::ImageLuma8(convert_luma(&rgb))
     } else {
@@ -80,9 +81,15 @@ static WARNED_16BIT_GRAY: AtomicBool = AtomicBool::new(false);
 /// * 16-bit RGB(A) and 16-bit gray+alpha keep the high byte (Pillow decodes them to 8 bits);
 /// * 16-bit grayscale (Pillow's mode `I;16`) is **clipped** to 255, not scaled: levels above 255
 ///   all become white. That is what the reference does; rescale such data beforehand if it spans
-///   the 16-bit range (a warning is logged once);
+///   the 16-bit range (a warning is logged for the first such image of the process; through
+///   [`load_image`] it names the file);
 /// * floating-point images are clamped to [0, 1] and scaled to 0..=255.
 pub fn convert_rgb(img: &DynamicImage) -> RgbImage {
+    convert_rgb_of(img, None)
+}
+
+/// [`convert_rgb`] of the image read from `path`, which its warning names.
+fn convert_rgb_of(img: &DynamicImage, path: Option<&Path>) -> RgbImage {
     fn map<P: image::Pixel>(
         img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
         f: impl Fn(&P) -> [u8; 3],
@@ -99,9 +106,14 @@ pub fn convert_rgb(img: &DynamicImage) -> RgbImage {
         DynamicImage::ImageRgba8(i) => map(i, |p| [p[0], p[1], p[2]]),
         DynamicImage::ImageLuma16(i) => {
             if i.pixels().any(|p| p[0] > 255) && !WARNED_16BIT_GRAY.swap(true, Ordering::Relaxed) {
+                let image = match path {
+                    Some(path) => format!("{} is a 16-bit grayscale image", path.display()),
+                    None => "a 16-bit grayscale image".to_string(),
+                };
                 tracing::warn!(
-                    "16-bit grayscale image has levels above 255; they are clipped to 255 as Pillow's \
-                     convert('RGB') does (the reference's behaviour); rescale such images to 8 bits first"
+                    "{image} with levels above 255; they are clipped to 255 as Pillow's \
+                     convert('RGB') does (the reference's behaviour): rescale such images to 8 bits \
+                     first (this warning is shown once; other images may be clipped too)"
                 );
             }
             map(i, |p| [p[0].min(255) as u8; 3])

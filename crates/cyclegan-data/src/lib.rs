@@ -26,6 +26,8 @@
 //! # Ok::<(), cyclegan_data::DataError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod dataset;
 mod error;
 mod folder;

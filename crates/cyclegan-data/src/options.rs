@@ -83,6 +83,18 @@ pub enum Direction {
     BtoA,
 }
 
+impl Direction {
+    /// The folders of `phase` that hold the input domain and the output domain, in that order:
+    /// `("testA", "testB")` for [`Direction::AtoB`] and phase `"test"`, swapped for `BtoA`.
+    pub fn folders(self, phase: &str) -> (String, String) {
+        let (a, b) = (format!("{phase}A"), format!("{phase}B"));
+        match self {
+            Direction::AtoB => (a, b),
+            Direction::BtoA => (b, a),
+        }
+    }
+}
+
 impl fmt::Display for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -183,7 +195,7 @@ impl DataOptions {
         }
         if self.preprocess == Preprocess::ResizeAndCrop && self.crop_size > self.load_size {
             return bad(format!(
-                "crop_size {} is larger than load_size {} with resize_and_crop",
+                "crop_size {} is larger than load_size {} with resize_and_crop: crop at most the load size, or load larger",
                 self.crop_size, self.load_size
             ));
         }
@@ -214,6 +226,14 @@ mod tests {
             assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{p}\""));
         }
         assert_eq!("BtoA".parse::<Direction>().unwrap(), Direction::BtoA);
+        assert_eq!(
+            Direction::AtoB.folders("test"),
+            ("testA".into(), "testB".into())
+        );
+        assert_eq!(
+            Direction::BtoA.folders("train"),
+            ("trainB".into(), "trainA".into())
+        );
         assert!("resize"
             .parse::<Preprocess>()
             .unwrap_err()

@@ -81,7 +81,7 @@ pub fn fetch_dataset(name: &str, options: &FetchOptions) -> Result<Fetched, Fetc
     }
     if has_content(&target) && !options.force {
         tracing::info!(
-            "{} is present already; pass --force to fetch it again",
+            "{} is present already; fetch it again with `force` (--force)",
             target.display()
         );
         return Ok(Fetched {
@@ -136,13 +136,16 @@ pub fn model_path(dest: &Path, name: &str) -> PathBuf {
 }
 
 /// Fetches the reference's pretrained generator `name` to [`model_path`]. A model already
-/// present is left alone unless `options.force`.
+/// present is left alone unless `options.force`, which replaces it with the download as it
+/// comes (the download itself is resumable and atomic, but this function does not check that
+/// the file is a generator: `cargo xtask fetch-model --force` sets the old model aside and
+/// puts it back unless the new one loads as a generator).
 pub fn fetch_model(name: &str, options: &FetchOptions) -> Result<Fetched, FetchError> {
     check_model(name)?;
     let path = model_path(&options.dest, name);
     if path.is_file() && !options.force {
         tracing::info!(
-            "{} is present already; pass --force to fetch it again",
+            "{} is present already; fetch it again with `force` (--force)",
             path.display()
         );
         return Ok(Fetched {

@@ -49,6 +49,8 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// A `kernel` x `kernel` convolution from `in_channels` to `out_channels` under `vb`, with
+    /// `stride` and zero `padding`; it has a `bias` parameter when `bias` is true.
     pub fn new(
         vb: VarBuilder,
         in_channels: usize,
@@ -68,10 +70,12 @@ impl Conv2d {
         })
     }
 
+    /// The `weight` parameter, `[out, in, k, k]`.
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
 
+    /// The `bias` parameter, `[out]`, if the layer has one.
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
@@ -118,6 +122,9 @@ pub struct ConvTranspose2d {
 }
 
 impl ConvTranspose2d {
+    /// A `kernel` x `kernel` transposed convolution from `in_channels` to `out_channels` under
+    /// `vb`, with `stride`, `padding` and `output_padding`; it has a `bias` parameter when `bias`
+    /// is true.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         vb: VarBuilder,
@@ -140,10 +147,12 @@ impl ConvTranspose2d {
         })
     }
 
+    /// The `weight` parameter, `[in, out, k, k]`.
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
 
+    /// The `bias` parameter, `[out]`, if the layer has one.
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }

@@ -15,10 +15,12 @@ pub struct Dropout {
 }
 
 impl Dropout {
+    /// Dropout with probability `p`, drawing its masks from `rng`.
     pub fn new(p: f64, rng: SharedRng) -> Self {
         Self { p, rng }
     }
 
+    /// Applies dropout to `x` when `train`, and returns it unchanged otherwise (or when `p` is 0).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if !train || self.p == 0.0 {
             return Ok(x.clone());

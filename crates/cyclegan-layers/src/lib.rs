@@ -41,6 +41,8 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod conv;
 pub mod deferred;
 pub mod device;

@@ -76,6 +76,8 @@ pub struct BatchNorm2d {
 }
 
 impl BatchNorm2d {
+    /// Batch norm over `channels` channels under `vb`: `weight` ~ N(1, 0.02), `bias` 0, running
+    /// mean 0, running variance 1, `num_batches_tracked` 0.
     pub fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
         let weight = vb.get_with_hints(
             channels,
@@ -146,9 +148,12 @@ impl BatchNorm2d {
 pub enum Norm {
     /// Instance norm, optionally with a learned per-channel `(weight, bias)`.
     Instance {
+        /// The learned `(weight, bias)`, each `[channels]`, for [`NormKind::InstanceAffine`].
         affine: Option<(Tensor, Tensor)>,
     },
+    /// Batch norm ([`NormKind::Batch`]).
     Batch(BatchNorm2d),
+    /// No normalisation ([`NormKind::None`]).
     Identity,
 }
 

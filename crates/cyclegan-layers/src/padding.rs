@@ -10,9 +10,12 @@ use crate::ops;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PaddingType {
+    /// `reflect`: `nn.ReflectionPad2d`, the reference's default.
     #[default]
     Reflect,
+    /// `replicate`: `nn.ReplicationPad2d`.
     Replicate,
+    /// `zero`: zero padding.
     Zero,
 }
 
@@ -34,15 +37,19 @@ impl std::str::FromStr for PaddingType {
 /// It has no parameters, so it takes no `VarBuilder`.
 #[derive(Debug, Clone, Copy)]
 pub struct Pad2d {
+    /// The padding added on each side of the last two dimensions.
     pub pad: usize,
+    /// How the added border is filled.
     pub mode: PaddingType,
 }
 
 impl Pad2d {
+    /// Padding of `pad` on each side, filled as `mode` says.
     pub fn new(pad: usize, mode: PaddingType) -> Self {
         Self { pad, mode }
     }
 
+    /// `nn.ReflectionPad2d(pad)`.
     pub fn reflect(pad: usize) -> Self {
         Self::new(pad, PaddingType::Reflect)
     }

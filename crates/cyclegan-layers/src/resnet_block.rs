@@ -10,7 +10,7 @@ use crate::{Activation, Conv2d, Deferred, Dropout, Norm, NormKind, Pad2d, Paddin
 ///
 /// Parameters live under `conv_block.{i}` with the reference's `nn.Sequential` indices: with
 /// reflect or replicate padding the convolutions are at 1 and 5 (6 with dropout), with zero
-/// padding (folded into the convolutions) at 0 and 4 (5 with dropout).
+/// padding (folded into the convolutions) at 0 and 3 (4 with dropout).
 #[derive(Debug, Clone)]
 pub struct ResnetBlock {
     pad: Option<Pad2d>,

@@ -20,6 +20,8 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +29,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum GanMode {
+    /// `lsgan`: the mean squared error to the label, the CycleGAN default.
     #[default]
     Lsgan,
+    /// `vanilla`: binary cross-entropy with logits against the label.
     Vanilla,
+    /// `wgangp`: the Wasserstein critic loss, `-mean` for real and `+mean` for fake (no gradient
+    /// penalty is added).
     Wgangp,
 }
 
@@ -60,10 +66,12 @@ impl std::fmt::Display for GanMode {
 /// The adversarial loss (`GANLoss` of the reference), with labels 1.0 (real) and 0.0 (fake).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GanLoss {
+    /// Which adversarial loss it computes.
     pub mode: GanMode,
 }
 
 impl GanLoss {
+    /// The adversarial loss of `mode`.
     pub fn new(mode: GanMode) -> Self {
         Self { mode }
     }

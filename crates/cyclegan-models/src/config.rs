@@ -9,9 +9,15 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GeneratorArch {
     /// `resnet_{blocks}blocks`: two downsamplings, `blocks` residual blocks, two upsamplings.
-    Resnet { blocks: usize },
+    Resnet {
+        /// The number of residual blocks (9 for `resnet_9blocks`, 6 for `resnet_6blocks`).
+        blocks: usize,
+    },
     /// `unet_{2^downs}`: a U-Net with `downs` downsamplings (`unet_128` has 7, `unet_256` 8).
-    Unet { downs: usize },
+    Unet {
+        /// The number of downsamplings (the reference's `num_downs`).
+        downs: usize,
+    },
 }
 
 impl GeneratorArch {
@@ -136,11 +142,16 @@ serde_via_string!(DiscriminatorArch);
 /// Everything that determines a generator's parameters and computation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorConfig {
+    /// The architecture (`--netG`, stored as `netG`).
     #[serde(rename = "netG")]
     pub arch: GeneratorArch,
+    /// Channels of the input image (`--input_nc`: 3 for RGB, 1 for grayscale).
     pub input_nc: usize,
+    /// Channels of the output image (`--output_nc`).
     pub output_nc: usize,
+    /// Filters in the first convolution (`--ngf`, 64); the others are multiples of it.
     pub ngf: usize,
+    /// The normalisation layers (`--norm`).
     pub norm: NormKind,
     /// Dropout 0.5 in the residual blocks (ResNet) or the innermost `ngf * 8` blocks (U-Net).
     pub use_dropout: bool,
@@ -168,10 +179,14 @@ impl Default for GeneratorConfig {
 /// Everything that determines a discriminator's parameters and computation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DiscriminatorConfig {
+    /// The architecture (`--netD` with `--n_layers_D`, stored as `netD`).
     #[serde(rename = "netD")]
     pub arch: DiscriminatorArch,
+    /// Channels of the images it scores (`--output_nc` for `D_A`, `--input_nc` for `D_B`).
     pub input_nc: usize,
+    /// Filters in the first convolution (`--ndf`, 64); the others are multiples of it.
     pub ndf: usize,
+    /// The normalisation layers (`--norm`).
     pub norm: NormKind,
 }
 
@@ -191,7 +206,10 @@ impl Default for DiscriminatorConfig {
 /// How fresh networks are initialised (the reference's `--init_type`, `--init_gain`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct InitConfig {
+    /// The weight initialisation (`--init_type`, `normal`).
     pub init_type: InitType,
+    /// Its scale (`--init_gain`, 0.02): the standard deviation for `normal`, the gain for
+    /// `xavier` and `orthogonal`.
     pub init_gain: f64,
 }
 
@@ -208,6 +226,8 @@ impl Default for InitConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum NetworkConfig {
+    /// A generator (`"kind": "generator"`).
     Generator(GeneratorConfig),
+    /// A discriminator (`"kind": "discriminator"`).
     Discriminator(DiscriminatorConfig),
 }

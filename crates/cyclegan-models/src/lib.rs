@@ -6,18 +6,35 @@
 //! `model.10.conv_block.5.bias`, `model.model.1.model.3...`), so a PyTorch checkpoint maps one to
 //! one, and their outputs and gradients match PyTorch's (see this crate's parity tests).
 //!
-//! ```no_run
+//! ```
 //! use candle_core::{DType, Device, Tensor, ModuleT};
 //! use candle_nn::{VarBuilder, VarMap};
-//! use cyclegan_models::{Generator, GeneratorConfig};
+//! use cyclegan_models::{Generator, GeneratorArch, GeneratorConfig};
 //!
+//! // The reference's default is resnet_9blocks with ngf 64; a small one runs faster here.
+//! let config = GeneratorConfig {
+//!     arch: GeneratorArch::Resnet { blocks: 2 },
+//!     ngf: 8,
+//!     ..GeneratorConfig::default()
+//! };
 //! let varmap = VarMap::new();
 //! let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-//! let g = Generator::new(vb, &GeneratorConfig::default(), &Default::default())?;
-//! let y = g.forward_t(&Tensor::zeros((1, 3, 256, 256), DType::F32, &Device::Cpu)?, false)?;
-//! assert_eq!(y.dims(), &[1, 3, 256, 256]);
+//! let g = Generator::new(vb, &config, &Default::default())?;
+//! let y = g.forward_t(&Tensor::zeros((1, 3, 64, 64), DType::F32, &Device::Cpu)?, false)?;
+//! assert_eq!(y.dims(), &[1, 3, 64, 64]);
+//!
+//! // The same network again from its tensors, as from a checkpoint.
+//! let tensors = varmap.data().lock().unwrap().iter()
+//!     .map(|(key, var)| (key.clone(), var.as_tensor().clone()))
+//!     .collect();
+//! let same = Generator::from_tensors(tensors, &config, &Device::Cpu)?;
+//! let x = Tensor::ones((1, 3, 64, 64), DType::F32, &Device::Cpu)?;
+//! let diff = (g.forward_t(&x, false)? - same.forward_t(&x, false)?)?.abs()?.max_all()?;
+//! assert_eq!(diff.to_scalar::<f32>()?, 0.0);
 //! # Ok::<(), candle_core::Error>(())
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod nlayer;
@@ -34,14 +51,17 @@ pub use pixel::PixelDiscriminator;
 pub use resnet::ResnetGenerator;
 pub use unet::UnetGenerator;
 
-use candle_core::{ModuleT, Result, Tensor};
+use candle_core::{DType, Device, ModuleT, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use cyclegan_layers::SharedRng;
+use std::collections::HashMap;
 
 /// A generator of any supported architecture.
 #[derive(Debug, Clone)]
 pub enum Generator {
+    /// A `resnet_{n}blocks` generator.
     Resnet(ResnetGenerator),
+    /// A `unet_{size}` generator.
     Unet(UnetGenerator),
 }
 
@@ -57,6 +77,19 @@ impl Generator {
             }
         })
     }
+
+    /// Builds the generator `config` describes from a checkpoint's tensors (the reference's
+    /// `state_dict` keys, as `cyclegan_checkpoint::load_network` returns them), on `device` in
+    /// f32; its dropout layers, if any, draw from a generator seeded with 0. A missing or
+    /// misshapen tensor is an error naming its key.
+    pub fn from_tensors(
+        tensors: HashMap<String, Tensor>,
+        config: &GeneratorConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        Self::new(vb, config, &SharedRng::new(0))
+    }
 }
 
 impl ModuleT for Generator {
@@ -71,11 +104,14 @@ impl ModuleT for Generator {
 /// A discriminator of any supported architecture.
 #[derive(Debug, Clone)]
 pub enum Discriminator {
+    /// A PatchGAN (`basic` or `n_layers`).
     NLayer(NLayerDiscriminator),
+    /// A 1x1 PixelGAN (`pixel`).
     Pixel(PixelDiscriminator),
 }
 
 impl Discriminator {
+    /// Builds the discriminator `config` describes.
     pub fn new(vb: VarBuilder, config: &DiscriminatorConfig) -> Result<Self> {
         Ok(match config.arch {
             DiscriminatorArch::NLayers(n) => {
@@ -83,6 +119,19 @@ impl Discriminator {
             }
             DiscriminatorArch::Pixel => Discriminator::Pixel(PixelDiscriminator::new(vb, config)?),
         })
+    }
+
+    /// Builds the discriminator `config` describes from a checkpoint's tensors (the reference's
+    /// `state_dict` keys), on `device` in f32.
+    pub fn from_tensors(
+        tensors: HashMap<String, Tensor>,
+        config: &DiscriminatorConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::new(
+            VarBuilder::from_tensors(tensors, DType::F32, device),
+            config,
+        )
     }
 }
 

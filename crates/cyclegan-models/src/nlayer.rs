@@ -27,7 +27,13 @@ pub struct NLayerDiscriminator {
 }
 
 impl NLayerDiscriminator {
-    pub fn new(vb: VarBuilder, config: &DiscriminatorConfig, n_layers: usize) -> Result<Self> {
+    /// Builds it under `vb` with `n_layers` stride-2 convolutions, taking the channels, `ndf`
+    /// and norm from `config` (its `arch` is not read).
+    pub(crate) fn new(
+        vb: VarBuilder,
+        config: &DiscriminatorConfig,
+        n_layers: usize,
+    ) -> Result<Self> {
         let vb = vb.pp("model");
         let (ndf, bias) = (config.ndf, config.norm.conv_bias());
         let lrelu = Activation::LeakyRelu(LEAKY_RELU_SLOPE);

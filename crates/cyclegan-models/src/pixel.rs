@@ -18,6 +18,8 @@ pub struct PixelDiscriminator {
 }
 
 impl PixelDiscriminator {
+    /// Builds it under `vb` with the channels, `ndf` and norm of `config` (its `arch` is not
+    /// read).
     pub fn new(vb: VarBuilder, config: &DiscriminatorConfig) -> Result<Self> {
         let vb = vb.pp("net");
         let (ndf, bias) = (config.ndf, config.norm.conv_bias());

@@ -31,7 +31,10 @@ pub struct ResnetGenerator {
 }
 
 impl ResnetGenerator {
-    pub fn new(
+    /// Builds it under `vb` with `blocks` residual blocks, taking the channels, `ngf`, norm,
+    /// dropout and padding type from `config` (its `arch` is not read); `rng` drives the blocks'
+    /// dropout, if any.
+    pub(crate) fn new(
         vb: VarBuilder,
         config: &GeneratorConfig,
         blocks: usize,

@@ -116,7 +116,9 @@ pub struct UnetGenerator {
 }
 
 impl UnetGenerator {
-    pub fn new(
+    /// Builds it under `vb` with `downs` downsamplings (at least 5), taking the channels, `ngf`,
+    /// norm and dropout from `config` (its `arch` is not read); `rng` drives the dropout, if any.
+    pub(crate) fn new(
         vb: VarBuilder,
         config: &GeneratorConfig,
         downs: usize,

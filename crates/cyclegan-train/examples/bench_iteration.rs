@@ -287,7 +287,7 @@ fn worker(
 fn memory_probe() -> anyhow::Result<()> {
     use cyclegan_layers::Activation;
     // Opened as the trainer opens it (its memory pool set up as there).
-    let device = cyclegan_translate::parse_device("cuda").map_err(anyhow::Error::msg)?;
+    let device = cyclegan_layers::device::parse_device("cuda").map_err(anyhow::Error::msg)?;
     let Device::Cuda(dev) = &device else {
         anyhow::bail!("parse_device(\"cuda\") opened no CUDA device")
     };
@@ -461,8 +461,9 @@ fn main() -> anyhow::Result<()> {
     let batch = arg(&args, "--batch", 1usize);
     let (ngf, blocks) = (arg(&args, "--ngf", 64usize), arg(&args, "--blocks", 9usize));
     if let Some(size) = value(&args, "--worker") {
-        let device = cyclegan_translate::parse_device(&arg(&args, "--device", "cpu".to_string()))
-            .map_err(anyhow::Error::msg)?;
+        let device =
+            cyclegan_layers::device::parse_device(&arg(&args, "--device", "cpu".to_string()))
+                .map_err(anyhow::Error::msg)?;
         let fast = !args.iter().any(|a| a == "--stock");
         cyclegan_layers::ops::set_cudnn_benchmark(args.iter().any(|a| a == "--cudnn-benchmark"));
         cyclegan_layers::ops::set_cuda_channels_last(args.iter().any(|a| a == "--channels-last"));

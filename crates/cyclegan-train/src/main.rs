@@ -94,7 +94,11 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
                     saved.display()
                 )
             })?),
-            Err(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => anyhow::bail!(
+                "cannot read {} ({e}): it holds the options this run was trained with; make it readable, or delete it to continue with the options this command line gives",
+                saved.display()
+            ),
         }
     } else {
         None

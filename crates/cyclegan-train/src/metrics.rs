@@ -1,5 +1,6 @@
 //! Test-set measures logged each epoch when the test folders are paired (testA and testB hold
-//! the same file names, like the embedded emoji64 data).
+//! the same file names, like the embedded emoji64 data). "testA" below is G_A's input folder:
+//! testB under `--direction BtoA`, with testA its true counterparts.
 //!
 //! Per-pixel distance to the true counterpart (L1, PSNR) barely moves early in training: the
 //! style changes before the outlines do. The distance between colour histograms does move, so
@@ -13,7 +14,8 @@ use std::path::{Path, PathBuf};
 /// Bins per channel of the colour histograms.
 const BINS: usize = 32;
 
-/// The paired test images: `testA[i]` and `testB[i]` share a file name.
+/// The paired test images: `a[i]` (an input of G_A: testA, or testB under `--direction BtoA`)
+/// and `b[i]` (its true counterpart in the other folder) share a file name.
 pub struct PairedTestSet {
     pub a: Vec<Tensor>,
     pub b: Vec<Tensor>,
@@ -38,11 +40,12 @@ pub struct TestMetrics {
 }
 
 impl PairedTestSet {
-    /// Opens `dataroot/testA` and `dataroot/testB` when both exist and hold the same file
-    /// names with images of matching sizes; `None` otherwise (nothing to compare against).
-    pub fn open(dataroot: &Path, input_nc: usize, output_nc: usize) -> Option<Self> {
-        let (dir_a, dir_b) = (dataroot.join("testA"), dataroot.join("testB"));
-        let (paths_a, paths_b) = (list_images(&dir_a).ok()?, list_images(&dir_b).ok()?);
+    /// Opens the input folder `dir_a` (G_A's domain: `testA`, or `testB` under `--direction
+    /// BtoA`) and the folder of their true counterparts `dir_b`, when both exist and hold the
+    /// same file names with images of matching sizes; `None` otherwise (nothing to compare
+    /// against).
+    pub fn open(dir_a: &Path, dir_b: &Path, input_nc: usize, output_nc: usize) -> Option<Self> {
+        let (paths_a, paths_b) = (list_images(dir_a).ok()?, list_images(dir_b).ok()?);
         let names = |paths: &[PathBuf], dir: &Path| -> Vec<String> {
             paths
                 .iter()
@@ -54,11 +57,17 @@ impl PairedTestSet {
                 })
                 .collect()
         };
-        let (names_a, names_b) = (names(&paths_a, &dir_a), names(&paths_b, &dir_b));
+        let (names_a, names_b) = (names(&paths_a, dir_a), names(&paths_b, dir_b));
         if names_a.is_empty() || names_a != names_b {
             return None;
         }
-        let load = |p: &Path, nc| load_image(p, nc).and_then(|i| image_to_tensor(&i)).ok();
+        let load = |p: &Path, nc| match load_image(p, nc).and_then(|i| image_to_tensor(&i)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("{e}: left out of the test measures");
+                None
+            }
+        };
         let mut set = PairedTestSet {
             a: vec![],
             b: vec![],
@@ -71,6 +80,11 @@ impl PairedTestSet {
                 continue;
             };
             if a.dims()[1..] != b.dims()[1..] {
+                tracing::warn!(
+                    "{} and {} differ in size: left out of the test measures",
+                    pa.display(),
+                    pb.display()
+                );
                 continue;
             }
             set.a.push(a);

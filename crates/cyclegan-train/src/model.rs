@@ -46,46 +46,85 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// The architecture of generator `name` as the reference's `CycleGANModel` builds it:
-    /// `generator` is G_A's, from A's channels (`input_nc`) to B's (`output_nc`); G_B maps back.
-    pub fn generator_of(&self, name: &str) -> GeneratorConfig {
+    /// The architecture of each network as the reference's `CycleGANModel` builds it:
+    /// `generator` is G_A's, from A's channels (`input_nc`) to B's (`output_nc`), and G_B maps
+    /// back; D_A judges B images (real, and G_A's), D_B judges A images, so their input
+    /// channels are the generator's, not `discriminator.input_nc`.
+    pub fn network(&self, name: NetworkName) -> NetworkConfig {
         let g = self.generator;
+        let judging = |input_nc| {
+            NetworkConfig::Discriminator(DiscriminatorConfig {
+                input_nc,
+                ..self.discriminator
+            })
+        };
         match name {
-            "G_B" => GeneratorConfig {
+            NetworkName::GA => NetworkConfig::Generator(g),
+            NetworkName::GB => NetworkConfig::Generator(GeneratorConfig {
                 input_nc: g.output_nc,
                 output_nc: g.input_nc,
                 ..g
-            },
-            _ => g,
+            }),
+            NetworkName::DA => judging(g.output_nc),
+            NetworkName::DB => judging(g.input_nc),
         }
     }
 
-    /// The architecture of discriminator `name`: D_A judges B images (real, and G_A's), D_B
-    /// judges A images, so their input channels are the generator's, not
-    /// `discriminator.input_nc`.
-    pub fn discriminator_of(&self, name: &str) -> DiscriminatorConfig {
-        let input_nc = match name {
-            "D_B" => self.generator.input_nc,
-            _ => self.generator.output_nc,
-        };
-        DiscriminatorConfig {
-            input_nc,
-            ..self.discriminator
+    /// [`ModelConfig::network`] of a generator (`G_A` or `G_B`).
+    fn generator_of(&self, name: NetworkName) -> GeneratorConfig {
+        match self.network(name) {
+            NetworkConfig::Generator(config) => config,
+            NetworkConfig::Discriminator(_) => unreachable!("{name} is a discriminator"),
         }
     }
 
-    /// The architecture of the network named `name` (`G_A`, `G_B`, `D_A`, `D_B`).
-    pub fn network(&self, name: &str) -> NetworkConfig {
-        if name.starts_with('G') {
-            NetworkConfig::Generator(self.generator_of(name))
-        } else {
-            NetworkConfig::Discriminator(self.discriminator_of(name))
+    /// [`ModelConfig::network`] of a discriminator (`D_A` or `D_B`).
+    fn discriminator_of(&self, name: NetworkName) -> DiscriminatorConfig {
+        match self.network(name) {
+            NetworkConfig::Discriminator(config) => config,
+            NetworkConfig::Generator(_) => unreachable!("{name} is a generator"),
         }
     }
 }
 
-/// The four networks' names, as the reference saves them (`latest_net_{name}.pth`).
-pub const NETWORK_NAMES: [&str; 4] = ["G_A", "G_B", "D_A", "D_B"];
+/// One of the four networks, named as the reference saves them (`latest_net_G_A.pth`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetworkName {
+    /// G_A: domain A to domain B.
+    GA,
+    /// G_B: domain B to domain A.
+    GB,
+    /// D_A: judges B images.
+    DA,
+    /// D_B: judges A images.
+    DB,
+}
+
+impl NetworkName {
+    /// All four, in the reference's order.
+    pub const ALL: [NetworkName; 4] = [
+        NetworkName::GA,
+        NetworkName::GB,
+        NetworkName::DA,
+        NetworkName::DB,
+    ];
+
+    /// The reference's name: `G_A`, `G_B`, `D_A` or `D_B`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkName::GA => "G_A",
+            NetworkName::GB => "G_B",
+            NetworkName::DA => "D_A",
+            NetworkName::DB => "D_B",
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The losses of one iteration, under the reference's names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -277,7 +316,7 @@ impl CycleGan {
     pub fn new(config: ModelConfig, device: &Device, dtype: DType, seed: u64) -> Result<Self> {
         let dropout_a = SharedRng::new(derive_seed(seed, seeds::DROPOUT_A));
         let dropout_b = SharedRng::new(derive_seed(seed, seeds::DROPOUT_B));
-        let build_g = |name: &str, rng: &SharedRng| -> Result<Network<Generator>> {
+        let build_g = |name: NetworkName, rng: &SharedRng| -> Result<Network<Generator>> {
             let varmap = VarMap::new();
             let net = Generator::new(
                 host_init_var_builder(&varmap, dtype, device),
@@ -286,7 +325,7 @@ impl CycleGan {
             )?;
             Ok(Network { net, varmap })
         };
-        let build_d = |name: &str| -> Result<Network<Discriminator>> {
+        let build_d = |name: NetworkName| -> Result<Network<Discriminator>> {
             let varmap = VarMap::new();
             let net = Discriminator::new(
                 host_init_var_builder(&varmap, dtype, device),
@@ -295,10 +334,10 @@ impl CycleGan {
             Ok(Network { net, varmap })
         };
         let (g_a, g_b, d_a, d_b) = (
-            build_g("G_A", &dropout_a)?,
-            build_g("G_B", &dropout_b)?,
-            build_d("D_A")?,
-            build_d("D_B")?,
+            build_g(NetworkName::GA, &dropout_a)?,
+            build_g(NetworkName::GB, &dropout_b)?,
+            build_d(NetworkName::DA)?,
+            build_d(NetworkName::DB)?,
         );
         let mut rng = SeededRng::seed_from_u64(derive_seed(seed, seeds::INIT));
         for varmap in [&g_a.varmap, &g_b.varmap, &d_a.varmap, &d_b.varmap] {
@@ -325,8 +364,18 @@ impl CycleGan {
         let mut d_params = named("D_A", d_a.parameters());
         d_params.extend(named("D_B", d_b.parameters()));
         Ok(Self {
-            d_a_frozen: frozen(&d_a, &config.discriminator_of("D_A"), device, dtype)?,
-            d_b_frozen: frozen(&d_b, &config.discriminator_of("D_B"), device, dtype)?,
+            d_a_frozen: frozen(
+                &d_a,
+                &config.discriminator_of(NetworkName::DA),
+                device,
+                dtype,
+            )?,
+            d_b_frozen: frozen(
+                &d_b,
+                &config.discriminator_of(NetworkName::DB),
+                device,
+                dtype,
+            )?,
             opt_g: Adam::new(g_params, adam)?,
             opt_d: Adam::new(d_params, adam)?,
             pool_a: ImagePool::new(config.pool_size, derive_seed(seed, seeds::POOL_A)),
@@ -383,18 +432,18 @@ impl CycleGan {
         self.dropout_b.restore(state.dropout_b.clone());
     }
 
-    /// The architecture of the network named `name` (`G_A`, `G_B`, `D_A`, `D_B`).
-    pub fn network_config(&self, name: &str) -> NetworkConfig {
+    /// The architecture of network `name`.
+    pub fn network_config(&self, name: NetworkName) -> NetworkConfig {
         self.config.network(name)
     }
 
     /// The networks by their reference names, for saving.
-    pub fn state_dicts(&self) -> [(&'static str, HashMap<String, Tensor>); 4] {
+    pub fn state_dicts(&self) -> [(NetworkName, HashMap<String, Tensor>); 4] {
         [
-            ("G_A", self.g_a.state_dict()),
-            ("G_B", self.g_b.state_dict()),
-            ("D_A", self.d_a.state_dict()),
-            ("D_B", self.d_b.state_dict()),
+            (NetworkName::GA, self.g_a.state_dict()),
+            (NetworkName::GB, self.g_b.state_dict()),
+            (NetworkName::DA, self.d_a.state_dict()),
+            (NetworkName::DB, self.d_b.state_dict()),
         ]
     }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::ModelConfig;
 use crate::schedule::{LrPolicy, ScheduleConfig};
+use cyclegan_translate::{py_bool, py_float};
 
 /// Command-line options. Every option left out takes the value of the run being continued
 /// (`--continue-train`), else the embedded preset (no `--dataroot`), else the reference's default.
@@ -38,7 +39,8 @@ pub struct Cli {
     /// Dataset folder with trainA/ and trainB/ (and optionally testA/, testB/).
     #[arg(long)]
     pub dataroot: Option<PathBuf>,
-    /// Name of the experiment: checkpoints go to <checkpoints-dir>/<name>.
+    /// Name of the experiment: checkpoints go to <checkpoints-dir>/<name> [default: the
+    /// dataroot's folder name, emoji64 without --dataroot].
     #[arg(long)]
     pub name: Option<String>,
     /// Where runs are stored [default: ./checkpoints].
@@ -250,7 +252,7 @@ pub struct Cli {
     #[arg(long = "translate-test", alias = "translate_test")]
     pub translate_test: bool,
     /// No progress bar (logs only).
-    #[arg(long = "no-progress")]
+    #[arg(long = "no-progress", alias = "no_progress")]
     pub no_progress: bool,
     /// On CUDA, compute f32 convolutions in full f32 instead of TF32 (which PyTorch, and this
     /// trainer by default, allow: several times faster, about 3 significant digits per product).
@@ -639,6 +641,13 @@ impl TrainConfig {
             }
         }
         let (input_nc, output_nc) = (self.data.input_nc, self.data.output_nc);
+        for (flag, nc) in [("--input-nc", input_nc), ("--output-nc", output_nc)] {
+            if nc != 1 && nc != 3 {
+                return Err(format!(
+                    "{flag} {nc}: images are read as grayscale (1) or RGB (3), so it must be 1 or 3"
+                ));
+            }
+        }
         if w.lambda_identity > 0.0 && input_nc != output_nc {
             return Err(format!(
                 "--lambda-identity {} needs --input-nc and --output-nc equal (the identity loss feeds B images to G_A), got {input_nc} and {output_nc}: pass --lambda-identity 0",
@@ -656,19 +665,11 @@ impl TrainConfig {
                 self.model.generator.arch
             ));
         }
-        if let DiscriminatorArch::NLayers(n) = self.model.discriminator.arch {
-            // Each strided 4x4 convolution (padding 1) halves the side; the last two take 1 each.
-            let mut side = crop as i64;
-            for _ in 1..n {
-                side = (side - 2) / 2 + 1;
-            }
-            side = (side - 2) / 2 + 1 - 2;
-            if side < 1 {
-                return Err(format!(
-                    "--crop-size {crop} is too small for the {} discriminator: its patch map would be empty; use a larger crop or fewer --n-layers-D",
-                    self.model.discriminator.arch
-                ));
-            }
+        if patch_map_side(self.model.discriminator.arch, crop) < 1 {
+            return Err(format!(
+                "--crop-size {crop} is too small for the {} discriminator: its patch map would be empty; use a larger crop or fewer --n-layers-D",
+                self.model.discriminator.arch
+            ));
         }
         if self.epoch != "latest" && self.epoch.parse::<usize>().is_err() {
             return Err(format!(
@@ -691,13 +692,59 @@ impl TrainConfig {
                 self.data.phase
             ));
         }
+        if self.max_steps == Some(0) && !self.continue_train {
+            return Err("--max-steps 0 would train nothing: give at least 1".into());
+        }
         if self.update_html_freq == Some(0) {
             return Err("--update-html-freq must be at least 1".into());
         }
         if self.schedule.lr <= 0.0 || !self.schedule.lr.is_finite() {
             return Err("--lr must be a positive number".into());
         }
+        // PyTorch's Adam refuses a beta1 outside [0, 1).
+        let beta1 = self.model.beta1;
+        if !(0.0..1.0).contains(&beta1) {
+            return Err(format!(
+                "--beta1 {beta1} must be at least 0 and below 1 (Adam's first-moment decay; the reference's default is 0.5)"
+            ));
+        }
+        let gain = self.model.init.init_gain;
+        if !(gain >= 0.0 && gain.is_finite()) {
+            return Err(format!(
+                "--init-gain {gain} must be a number of at least 0 (the spread of the initial weights; the reference's default is 0.02)"
+            ));
+        }
+        if self.schedule.policy == LrPolicy::Step && self.schedule.lr_decay_iters == 0 {
+            return Err(
+                "--lr-decay-iters must be at least 1 with --lr-policy step (epochs between the tenfold decays)".into(),
+            );
+        }
         Ok(())
+    }
+
+    /// Why a batch of `height x width` images cannot go through the networks, if it cannot:
+    /// the generator needs sides that are multiples of its downsampling and large enough for
+    /// its padding, the discriminator a patch map of at least one patch. Crops are checked
+    /// once by [`TrainConfig::validate`]; the preprocessing modes that keep each image's
+    /// proportions (`scale_width`, `none`) give sizes only the images themselves decide.
+    pub fn image_size_problem(&self, height: usize, width: usize) -> Option<String> {
+        let g = self.model.generator.arch;
+        let (multiple, min) = (g.size_multiple(), g.min_size());
+        let d = self.model.discriminator.arch;
+        let side = height.min(width);
+        if !height.is_multiple_of(multiple) || !width.is_multiple_of(multiple) || side < min {
+            Some(format!(
+                "images of {height}x{width} after --preprocess {}, but {g} needs sides that are multiples of {multiple} and at least {min}",
+                self.data.preprocess
+            ))
+        } else if patch_map_side(d, side) < 1 {
+            Some(format!(
+                "images of {height}x{width} after --preprocess {}, too small for the {d} discriminator (its patch map would be empty)",
+                self.data.preprocess
+            ))
+        } else {
+            None
+        }
     }
 
     /// The run's folder, `<checkpoints-dir>/<name>`.
@@ -755,7 +802,6 @@ fn expand_suffix(template: &str, c: &TrainConfig, cli: &Cli) -> Result<String, S
         DiscriminatorArch::NLayers(n) => n,
         DiscriminatorArch::Pixel => 3,
     };
-    let py_bool = |b: bool| if b { "True" } else { "False" }.to_string();
     let serde_name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let value = |key: &str| -> Option<String> {
         Some(match key {
@@ -811,40 +857,73 @@ fn expand_suffix(template: &str, c: &TrainConfig, cli: &Cli) -> Result<String, S
             _ => return None,
         })
     };
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| format!("--suffix '{template}': a '{{' without its '}}'"))?;
-        let key = &after[..close];
-        out.push_str(&value(key).ok_or_else(|| {
-            format!("--suffix '{template}': no option '{key}' to put in its place (write {{netG}}, {{load_size}}, ... without format specifications)")
-        })?);
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    cyclegan_translate::expand_suffix(template, value, SUFFIX_OPTIONS)
 }
 
-/// A float as Python's `str` writes it: `10.0`, `0.0002`, `1e-05`.
-fn py_float(v: f64) -> String {
-    let magnitude = v.abs();
-    if v != 0.0 && !(1e-4..1e16).contains(&magnitude) {
-        let text = format!("{v:e}");
-        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-        let (sign, digits) = match exponent.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exponent),
-        };
-        format!("{mantissa}e{sign}{digits:0>2}")
-    } else if v.fract() == 0.0 {
-        format!("{v:.1}")
-    } else {
-        v.to_string()
+/// The options a `--suffix` of `cyclegan-train` can name (`expand_suffix` has a value for each).
+const SUFFIX_OPTIONS: &[&str] = &[
+    "name",
+    "model",
+    "dataset_mode",
+    "dataroot",
+    "checkpoints_dir",
+    "netG",
+    "netD",
+    "n_layers_D",
+    "ngf",
+    "ndf",
+    "norm",
+    "no_dropout",
+    "init_type",
+    "init_gain",
+    "load_size",
+    "crop_size",
+    "preprocess",
+    "no_flip",
+    "serial_batches",
+    "batch_size",
+    "num_threads",
+    "input_nc",
+    "output_nc",
+    "direction",
+    "phase",
+    "max_dataset_size",
+    "lambda_A",
+    "lambda_B",
+    "lambda_identity",
+    "pool_size",
+    "gan_mode",
+    "lr",
+    "beta1",
+    "n_epochs",
+    "niter",
+    "n_epochs_decay",
+    "niter_decay",
+    "lr_policy",
+    "lr_decay_iters",
+    "epoch_count",
+    "epoch",
+    "load_iter",
+    "continue_train",
+    "save_epoch_freq",
+    "save_latest_freq",
+    "save_by_iter",
+    "print_freq",
+    "display_freq",
+];
+
+/// The side of the patch map that discriminator `arch` gives for inputs of side `side` (below 1:
+/// no patch at all).
+fn patch_map_side(arch: DiscriminatorArch, side: usize) -> i64 {
+    let DiscriminatorArch::NLayers(n) = arch else {
+        return side as i64;
+    };
+    // Each strided 4x4 convolution (padding 1) halves the side; the last two take 1 each.
+    let mut side = side as i64;
+    for _ in 1..n {
+        side = (side - 2) / 2 + 1;
     }
+    (side - 2) / 2 + 1 - 2
 }
 
 #[cfg(test)]
@@ -857,18 +936,12 @@ mod tests {
     }
 
     #[test]
-    fn floats_are_written_as_python_writes_them() {
-        for (value, python) in [
-            (0.0002, "0.0002"),
-            (10.0, "10.0"),
-            (0.5, "0.5"),
-            (0.0, "0.0"),
-            (1e-5, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (2e16, "2e+16"),
-            (-3.0, "-3.0"),
-        ] {
-            assert_eq!(py_float(value), python, "{value}");
+    fn every_listed_suffix_option_has_a_value() {
+        let cli = Cli::try_parse_from(["cyclegan-train"]).unwrap();
+        let c = TrainConfig::resolve(&cli, None).unwrap();
+        for key in SUFFIX_OPTIONS {
+            let expanded = expand_suffix(&format!("{{{key}}}"), &c, &cli);
+            assert!(expanded.is_ok(), "{key}: {expanded:?}");
         }
     }
 

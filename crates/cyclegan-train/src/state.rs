@@ -4,14 +4,14 @@
 //! the dropout generators, the seed and the position in the data.
 
 use candle_core::Tensor;
-use cyclegan_checkpoint::{find_network, load_network, network_path, save_network, write_atomic};
+use cyclegan_checkpoint::{find_network, load_network, network_bytes, network_path, FileSet};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::model::{CycleGan, ModelRngState, NETWORK_NAMES};
+use crate::model::{CycleGan, ModelRngState, NetworkName};
 use crate::schedule::Schedule;
 
 /// Metadata key of the training state's JSON.
@@ -55,26 +55,61 @@ pub fn state_path(dir: &Path, label: &str) -> PathBuf {
     dir.join(format!("{label}_train_state.safetensors"))
 }
 
-/// Writes the four networks under `label` (each file atomically), and, with `progress`, the
-/// training state last: a state file always describes networks already on disk.
+/// Writes the four networks under `label`, with `progress` the training state, and the
+/// `records` given (file name and bytes, such as the run's options), as one [`FileSet`]: an
+/// interruption at any moment leaves either all the old files or all the new ones (once
+/// [`cyclegan_checkpoint::recover_file_sets`] has run), never networks of one step beside the
+/// state of another.
 pub fn save(
     dir: &Path,
     label: &str,
     model: &CycleGan,
     progress: Option<(&Progress, &Schedule, u64)>,
+    records: &[(&str, &[u8])],
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let mut set = FileSet::begin(dir, label).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot start writing the '{label}' checkpoint in {}: {e}",
+            dir.display()
+        )
+    })?;
+    let mut write = |path: &Path, bytes: &[u8]| -> anyhow::Result<()> {
+        let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+        set.write(&file_name, |f| f.write_all(bytes))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    };
     for (name, tensors) in model.state_dicts() {
-        save_network(
-            &network_path(dir, label, name),
-            &tensors,
-            &model.network_config(name),
+        let path = network_path(dir, label, name.as_str());
+        let bytes = network_bytes(&tensors, &model.network_config(name), &[])
+            .map_err(|e| anyhow::anyhow!("cannot serialise {}: {e}", path.display()))?;
+        write(&path, &bytes)?;
+    }
+    if let Some((progress, schedule, seed)) = progress {
+        write(
+            &state_path(dir, label),
+            &state_bytes(model, progress, schedule, seed)?,
         )?;
     }
-    let Some((progress, schedule, seed)) = progress else {
-        return Ok(());
-    };
+    for (file_name, bytes) in records {
+        write(&dir.join(file_name), bytes)?;
+    }
+    set.commit().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot put the '{label}' checkpoint in place in {} ({e}); fix the folder (space, permissions): once its files were all written, the next run puts them in place",
+            dir.display()
+        )
+    })
+}
+
+/// The training-state file's bytes: both optimisers, both pools, the generators and `progress`.
+fn state_bytes(
+    model: &CycleGan,
+    progress: &Progress,
+    schedule: &Schedule,
+    seed: u64,
+) -> anyhow::Result<Vec<u8>> {
     let mut tensors: HashMap<String, Tensor> = model.opt_g.state_tensors("opt_G");
     tensors.extend(model.opt_d.state_tensors("opt_D"));
     for (prefix, pool) in [("pool_A", &model.pool_a), ("pool_B", &model.pool_b)] {
@@ -95,11 +130,9 @@ pub fn save(
         model_rng: model.rng_state(),
     };
     let metadata = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(&saved)?)]);
-    let bytes = cyclegan_checkpoint::serialize_safetensors(&tensors, metadata)?;
-    let path = state_path(dir, label);
-    write_atomic(&path, |f| f.write_all(&bytes))
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    Ok(())
+    Ok(cyclegan_checkpoint::serialize_safetensors(
+        &tensors, metadata,
+    )?)
 }
 
 /// Loads the networks saved under `label` into `model`. A network with no file (for example a
@@ -107,35 +140,47 @@ pub fn save(
 /// warning; a reference `.pth` of the same name is read too. Returns how many were loaded.
 pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Result<usize> {
     let mut loaded = 0;
-    for name in NETWORK_NAMES {
-        let path = match find_network(dir, label, name) {
+    let mut missing = Vec::new();
+    for name in NetworkName::ALL {
+        let path = match find_network(dir, label, name.as_str()) {
             Ok(path) => path,
             Err([native, _]) => {
-                tracing::warn!(
-                    "{} not found: {name} starts from a fresh initialisation",
-                    native.display()
-                );
+                missing.push((name, native));
                 continue;
             }
         };
         let network = load_network(&path, model.device(), model.dtype())?;
         let expected = model.network_config(name);
         if network.config != expected {
+            let advice = if dir.join("options.json").is_file() {
+                "pass the architecture options it was trained with (or leave them out: a continued run takes its own options.json)"
+            } else {
+                "pass the architecture options it was trained with (this folder has no options.json to take them from)"
+            };
             anyhow::bail!(
-                "{} holds a {}, but this run is configured for a {}; pass the architecture options it was trained with (or leave them out: a continued run takes its own options.json)",
+                "{} holds a {}, but this run is configured for a {}; {advice}",
                 path.display(),
                 cyclegan_checkpoint::describe_config(&network.config),
                 cyclegan_checkpoint::describe_config(&expected)
             );
         }
         let target = match name {
-            "G_A" => model.g_a.load_state_dict(&network.tensors),
-            "G_B" => model.g_b.load_state_dict(&network.tensors),
-            "D_A" => model.d_a.load_state_dict(&network.tensors),
-            _ => model.d_b.load_state_dict(&network.tensors),
+            NetworkName::GA => model.g_a.load_state_dict(&network.tensors),
+            NetworkName::GB => model.g_b.load_state_dict(&network.tensors),
+            NetworkName::DA => model.d_a.load_state_dict(&network.tensors),
+            NetworkName::DB => model.d_b.load_state_dict(&network.tensors),
         };
         target.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         loaded += 1;
+    }
+    // With none loaded the caller refuses the folder; the warnings would only precede that.
+    if loaded > 0 {
+        for (name, path) in missing {
+            tracing::warn!(
+                "{} not found: {name} starts from a fresh initialisation",
+                path.display()
+            );
+        }
     }
     Ok(loaded)
 }

@@ -124,10 +124,19 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
     if !config.overwrite && !rerun_of_preset {
         if networks.is_empty() {
             // A run that stopped before its first save: nothing to continue.
+            let names: Vec<String> = records
+                .iter()
+                .map(|p| {
+                    p.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
             anyhow::bail!(
-                "{} holds the options and logs of a run that saved no networks ({} file(s)): pass --overwrite to start over (they are deleted), or another --name",
+                "{} holds the logs of a run that saved no networks ({}): pass --overwrite to start over (they are deleted), or another --name",
                 run_dir.display(),
-                records.len()
+                names.join(", ")
             );
         }
         let saved = saved_labels(&networks);
@@ -217,9 +226,12 @@ fn crossed(before: u64, after: u64, freq: usize) -> bool {
 
 /// The `latest` checkpoint, written at most once per step: the end of an epoch, the
 /// `--save-latest-freq` boundary, `--max-steps` and the end of the run can fall on the same step.
-#[derive(Default)]
+/// The run's options files go with it, so that a continued run's options change on disk
+/// together with the networks trained under them.
 struct LatestCheckpoint {
     saved_at_step: Option<u64>,
+    /// File name and contents of each options file.
+    records: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl LatestCheckpoint {
@@ -235,7 +247,18 @@ impl LatestCheckpoint {
         if self.saved_at_step == Some(progress.total_steps) {
             return Ok(false);
         }
-        state::save(run_dir, "latest", model, Some((progress, schedule, seed)))?;
+        let records: Vec<(&str, &[u8])> = self
+            .records
+            .iter()
+            .map(|(name, bytes)| (*name, bytes.as_slice()))
+            .collect();
+        state::save(
+            run_dir,
+            "latest",
+            model,
+            Some((progress, schedule, seed)),
+            &records,
+        )?;
         self.saved_at_step = Some(progress.total_steps);
         Ok(true)
     }
@@ -258,11 +281,23 @@ pub fn train_with_stop(
     progress_bar: Option<&ProgressBar>,
     stop: &AtomicBool,
 ) -> anyhow::Result<TrainReport> {
-    let device = cyclegan_translate::parse_device(&config.device).map_err(anyhow::Error::msg)?;
+    let device =
+        cyclegan_layers::device::parse_device(&config.device).map_err(anyhow::Error::msg)?;
     cyclegan_layers::ops::set_cuda_tf32(config.tf32);
     cyclegan_layers::ops::set_cudnn_benchmark(config.cudnn_benchmark);
     cyclegan_layers::ops::set_cuda_channels_last(config.channels_last);
     let run_dir = config.run_dir();
+    if config.translate_test {
+        // Found now rather than after training: a results path that cannot become a folder.
+        let out = config.results_dir.join(&config.name).join("test_latest");
+        if let Some(file) = out.ancestors().find(|p| p.exists() && !p.is_dir()) {
+            anyhow::bail!(
+                "{} is a file, where the test set's translations go ({}): pass another --results-dir",
+                file.display(),
+                out.display()
+            );
+        }
+    }
     let dataset = UnalignedDataset::open(&config.dataroot, &config.data)?;
     tracing::info!(
         "dataset {}: {} A and {} B images, {} per epoch",
@@ -283,6 +318,22 @@ pub fn train_with_stop(
     };
     let mut schedule = Schedule::default();
     let mut seed = config.seed;
+    // Checkpoints whose writing was interrupted: completed if all their files were written,
+    // else dropped (the previous ones are then still in place).
+    for recovered in cyclegan_checkpoint::recover_file_sets(&run_dir)
+        .with_context(|| format!("cannot finish an interrupted save in {}", run_dir.display()))?
+    {
+        match recovered {
+            cyclegan_checkpoint::Recovered::Completed(label) => tracing::warn!(
+                "the '{label}' checkpoint in {} was interrupted after all its files were written: put them in place",
+                run_dir.display()
+            ),
+            cyclegan_checkpoint::Recovered::Discarded(label) => tracing::warn!(
+                "the '{label}' checkpoint in {} was interrupted while being written: kept the previous one",
+                run_dir.display()
+            ),
+        }
+    }
     if config.continue_train {
         if !run_dir.is_dir() {
             anyhow::bail!(
@@ -320,10 +371,31 @@ pub fn train_with_stop(
                 schedule = s;
                 seed = saved_seed;
             }
-            None => tracing::info!(
-                "no training state for '{label}': continuing from epoch {} with fresh optimisers",
-                config.schedule.epoch_count
-            ),
+            None => {
+                tracing::info!(
+                    "no training state for '{label}': continuing from epoch {} with fresh optimisers",
+                    config.schedule.epoch_count
+                );
+                // As in the reference, the run then saves over its own later checkpoints.
+                let others: Vec<String> = saved_labels(&saved_networks(&run_dir))
+                    .into_iter()
+                    .filter(|other| *other != label)
+                    .collect();
+                if !others.is_empty() {
+                    tracing::warn!(
+                        "{} also holds the networks {}: this run saves over 'latest' and over each numbered epoch it reaches{}",
+                        run_dir.display(),
+                        others.join(", "),
+                        match label.parse::<usize>() {
+                            Ok(n) if config.schedule.epoch_count <= n => format!(
+                                "; to number its epochs on from {label}, pass --epoch-count {}",
+                                n + 1
+                            ),
+                            _ => String::new(),
+                        }
+                    );
+                }
+            }
         }
     } else {
         prepare_new_run(&run_dir, config)?;
@@ -331,13 +403,23 @@ pub fn train_with_stop(
     model.set_lr(schedule.lr(&config.schedule));
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
-    let options_json = serde_json::to_string_pretty(config)?;
-    cyclegan_checkpoint::write_atomic(&run_dir.join("options.json"), |f| {
-        f.write_all(options_json.as_bytes())
-    })?;
-    cyclegan_checkpoint::write_atomic(&run_dir.join("train_opt.txt"), |f| {
-        f.write_all(config.describe().as_bytes())
-    })?;
+    let options_files = vec![
+        (
+            "options.json",
+            serde_json::to_string_pretty(config)?.into_bytes(),
+        ),
+        ("train_opt.txt", config.describe().into_bytes()),
+    ];
+    if !config.continue_train {
+        // A new run records its options at once; a continued run's stay as they are until its
+        // first checkpoint, which writes them with the networks (so a continue that fails
+        // before training anything, say on a mistyped --dataroot, changes nothing on disk).
+        for (name, bytes) in &options_files {
+            let path = run_dir.join(name);
+            cyclegan_checkpoint::write_atomic(&path, |f| f.write_all(bytes))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
 
     if let Some(saved) = progress.dataset_len.filter(|&saved| saved != dataset.len()) {
         let batches = dataset.len().div_ceil(config.batch_size.max(1));
@@ -381,8 +463,10 @@ pub fn train_with_stop(
     if let Some(max) = config.max_steps {
         planned = planned.min(max.saturating_sub(progress.total_steps));
     }
+    let (test_input, test_target) = test_folders(config);
     let test_set = PairedTestSet::open(
-        &config.dataroot,
+        &test_input,
+        &test_target,
         config.data.input_nc,
         config.data.output_nc,
     );
@@ -411,11 +495,24 @@ pub fn train_with_stop(
         .expect("valid template")
         .progress_chars("=> "),
     );
-    tracing::info!(
-        "training {} to epoch {last_epoch} ({batches_per_epoch} iterations per epoch, {planned} to run) on {}",
-        run_dir.display(),
-        config.device
-    );
+    if planned == 0 {
+        tracing::info!(
+            "{}: nothing left to train ({} steps done{}); raise --n-epochs-decay or --max-steps to train further",
+            run_dir.display(),
+            progress.total_steps,
+            if progress.epoch > last_epoch {
+                format!(", the schedule's last epoch {last_epoch} is finished")
+            } else {
+                String::new()
+            }
+        );
+    } else {
+        tracing::info!(
+            "training {} to epoch {last_epoch} ({batches_per_epoch} iterations per epoch, {planned} to run) on {}",
+            run_dir.display(),
+            config.device
+        );
+    }
 
     let mut report = TrainReport {
         run_dir: run_dir.clone(),
@@ -427,7 +524,10 @@ pub fn train_with_stop(
     };
     let started = Instant::now();
     let seconds_before = progress.seconds;
-    let mut latest = LatestCheckpoint::default();
+    let mut latest = LatestCheckpoint {
+        saved_at_step: None,
+        records: options_files,
+    };
     let mut reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
     let mut data_wait = 0.0;
     let mut wait_started = Instant::now();
@@ -447,15 +547,24 @@ pub fn train_with_stop(
             }
         })?;
         data_wait += wait_started.elapsed().as_secs_f64();
+        let names = |paths: &[PathBuf]| {
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (images, paths) in [(&batch.a, &batch.a_paths), (&batch.b, &batch.b_paths)] {
+            let (_, _, height, width) = images.dims4()?;
+            if let Some(problem) = config.image_size_problem(height, width) {
+                anyhow::bail!(
+                    "{}: {problem}; pass --preprocess resize_and_crop, scale_width_and_crop or crop (with a suitable --crop-size), or resize the images",
+                    names(paths)
+                );
+            }
+        }
         let step_started = Instant::now();
         let (losses, visuals) = model.train_step(&batch.a, &batch.b).with_context(|| {
-            let names = |paths: &[std::path::PathBuf]| {
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
             format!(
                 "training on A {} and B {}",
                 names(&batch.a_paths),
@@ -563,7 +672,7 @@ pub fn train_with_stop(
             progress.epoch = epoch + 1;
             progress.epoch_iter = 0;
             if epoch.is_multiple_of(config.save_epoch_freq) {
-                state::save(&run_dir, &epoch.to_string(), &model, None)?;
+                state::save(&run_dir, &epoch.to_string(), &model, None, &[])?;
                 latest.save(&run_dir, &model, &progress, &schedule, seed)?;
                 tracing::info!("saved the model at the end of epoch {epoch}");
             }
@@ -577,7 +686,7 @@ pub fn train_with_stop(
         );
         if config.save_by_iter && save_latest {
             let label = format!("iter_{}", progress.total_images);
-            state::save(&run_dir, &label, &model, None)?;
+            state::save(&run_dir, &label, &model, None, &[])?;
             tracing::info!("saved the networks as {label}");
         }
         if (save_latest || reached_max || report.interrupted)
@@ -642,15 +751,22 @@ fn evaluate(model: &CycleGan, test_set: &PairedTestSet) -> anyhow::Result<TestMe
     Ok(test_set.measure(&fakes)?)
 }
 
-/// Translates testA with G_A into `<results-dir>/<name>/test_latest` (the reference's test
-/// page), and, for a paired test set, writes `sample_sheet.png`: real A, fake B and true B side
-/// by side.
+/// G_A's test input folder and the folder of its true counterparts: testA and testB, swapped
+/// under `--direction BtoA` (where G_A learns to map domain B to domain A, as in the reference).
+fn test_folders(config: &TrainConfig) -> (PathBuf, PathBuf) {
+    let (input, target) = config.data.direction.folders("test");
+    (config.dataroot.join(input), config.dataroot.join(target))
+}
+
+/// Translates G_A's test input folder (testA, or testB under `--direction BtoA`) with G_A into
+/// `<results-dir>/<name>/test_latest` (the reference's test page), and, for a paired test set,
+/// writes `sample_sheet.png`: real A, fake B and true B side by side.
 fn translate_test_set(
     config: &TrainConfig,
     model: &CycleGan,
     test_set: Option<&PairedTestSet>,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let test_a = config.dataroot.join("testA");
+    let (test_a, _) = test_folders(config);
     if !test_a.is_dir() {
         tracing::info!("no {}: nothing to translate", test_a.display());
         return Ok(None);
@@ -673,6 +789,12 @@ fn translate_test_set(
         summary.translated.len(),
         summary.index.display()
     );
+    if !summary.skipped.is_empty() {
+        tracing::warn!(
+            "{} test image(s) could not be read and were left out (named above)",
+            summary.skipped.len()
+        );
+    }
     if let Some(test_set) = test_set {
         let sheet = out.join("sample_sheet.png");
         let count = test_set.a.len().min(24);

@@ -1,6 +1,7 @@
 //! The run's `web/index.html`: the loss curves as an SVG plot, then the sample images
 //! (real, fake, rec, idt of both directions) of each epoch, newest first.
 
+use anyhow::Context;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -44,6 +45,11 @@ impl WebPage {
             else {
                 continue;
             };
+            // The page's own images are named after visuals (real_A, fake_B...): anything else
+            // in the folder is not one of them, and would need escaping in the page.
+            if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
             self.epochs
                 .entry(epoch)
                 .or_default()
@@ -59,7 +65,8 @@ impl WebPage {
     /// Saves the first image of each visual as `images/epoch<E>_<label>.png` and rewrites the page.
     pub fn display(&mut self, epoch: usize, visuals: &Visuals) -> anyhow::Result<()> {
         let images = self.dir.join("images");
-        std::fs::create_dir_all(&images)?;
+        std::fs::create_dir_all(&images)
+            .with_context(|| format!("cannot create {}", images.display()))?;
         let mut labels = Vec::new();
         for (label, tensor) in visuals.named() {
             cyclegan_data::save_image(tensor, images.join(format!("epoch{epoch:03}_{label}.png")))?;
@@ -89,8 +96,8 @@ impl WebPage {
         }
         html.push_str("</body></html>\n");
         let path = self.dir.join("index.html");
-        cyclegan_checkpoint::write_atomic(&path, |f| f.write_all(html.as_bytes()))?;
-        Ok(())
+        cyclegan_checkpoint::write_atomic(&path, |f| f.write_all(html.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The loss curves against images seen, as inline SVG.
@@ -139,5 +146,29 @@ impl WebPage {
         }
         svg.push_str("</svg>\n");
         svg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_page_takes_back_its_own_images_only() {
+        let run = tempfile::tempdir().unwrap();
+        let images = run.path().join("web/images");
+        std::fs::create_dir_all(&images).unwrap();
+        for name in [
+            "epoch002_real_A.png",
+            "epoch002_fake_B.png",
+            "epoch002_x#\"y.png",
+            "notes.png",
+        ] {
+            std::fs::write(images.join(name), b"").unwrap();
+        }
+        let mut page = WebPage::new(run.path());
+        page.restore(&[]);
+        assert_eq!(page.epochs.len(), 1);
+        assert_eq!(page.epochs[&2], ["fake_B", "real_A"]);
     }
 }

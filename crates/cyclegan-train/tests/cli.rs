@@ -128,6 +128,24 @@ fn bad_flags_and_values_are_refused_with_a_reason() {
     );
     let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--crop-size", "30"]);
     assert!(err.contains("multiple of 4"), "{err}");
+    let data = emoji();
+    let data = data.to_str().unwrap();
+    assert!(failure(&["--dataroot", data, "--beta1", "1.5"]).contains("--beta1 1.5"));
+    assert!(failure(&["--dataroot", data, "--init-gain", "-1"]).contains("--init-gain -1"));
+    let err = failure(&[
+        "--dataroot",
+        data,
+        "--lr-policy",
+        "step",
+        "--lr-decay-iters",
+        "0",
+    ]);
+    assert!(err.contains("--lr-decay-iters"), "{err}");
+    let err = failure(&["--dataroot", data, "--input-nc", "2"]);
+    assert!(
+        err.contains("--input-nc 2") && err.contains("1 or 3"),
+        "{err}"
+    );
     for name in ["", "..", "../elsewhere"] {
         let err = failure(&["--dataroot", emoji().to_str().unwrap(), "--name", name]);
         assert!(err.contains("plain folder name"), "{name:?}: {err}");
@@ -188,6 +206,120 @@ fn channel_counts_shape_each_network_as_the_reference_does() {
         })
         .unwrap();
     assert_eq!(tensors.tensor(last).unwrap().shape()[0], 1, "{last}");
+}
+
+/// Problems that only show once the data is read are reported before anything is trained,
+/// naming the files and what to pass instead; a results path that cannot be a folder is found
+/// before training rather than after it.
+#[test]
+fn sizes_the_networks_cannot_take_and_a_results_file_are_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    for folder in ["trainA", "trainB"] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+    }
+    // 64x96: --preprocess scale_width to 36 wide makes it 36x54, and 54 is no multiple of 4.
+    let tall =
+        cyclegan_data::image::RgbImage::from_pixel(64, 96, cyclegan_data::image::Rgb([9, 99, 199]));
+    tall.save(root.join("trainA/tall.png")).unwrap();
+    tall.save(root.join("trainB/tall.png")).unwrap();
+    let err = failure(&[
+        "--dataroot",
+        root.to_str().unwrap(),
+        "--preprocess",
+        "scale_width",
+        "--load-size",
+        "36",
+        "--crop-size",
+        "32",
+    ]);
+    assert!(
+        err.contains("tall.png") && err.contains("54") && err.contains("multiples of 4"),
+        "{err}"
+    );
+    assert!(!err.contains("shape mismatch"), "{err}");
+
+    assert!(
+        failure(&["--dataroot", emoji().to_str().unwrap(), "--max-steps", "0"])
+            .contains("--max-steps 0")
+    );
+
+    let results = tmp.path().join("results_file");
+    std::fs::write(&results, "not a folder").unwrap();
+    let checkpoints = tmp.path().join("checkpoints");
+    let err = failure(&[
+        "--dataroot",
+        emoji().to_str().unwrap(),
+        "--translate-test",
+        "--results-dir",
+        results.to_str().unwrap(),
+        "--checkpoints-dir",
+        checkpoints.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("results_file") && err.contains("--results-dir"),
+        "{err}"
+    );
+    assert!(!checkpoints
+        .join("emoji64/latest_net_G_A.safetensors")
+        .exists());
+}
+
+/// Under `--direction BtoA` G_A maps domain B to domain A (the reference's `real_A` comes from
+/// `{phase}B`), so the test set it translates at the end is testB, not testA.
+#[test]
+fn btoa_translates_test_b_with_g_a() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    let copy = |from: &str, to: &str, count: usize| {
+        std::fs::create_dir_all(root.join(to)).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(emoji().join(from))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in &names[..count] {
+            std::fs::copy(emoji().join(from).join(name), root.join(to).join(name)).unwrap();
+        }
+    };
+    copy("trainA", "trainA", 3);
+    copy("trainB", "trainB", 3);
+    copy("testA", "testA", 2);
+    copy("testB", "testB", 3);
+    let translated = |direction: &str| {
+        let out = train_cmd()
+            .current_dir(tmp.path())
+            .args(["--dataroot", root.to_str().unwrap(), "--name", direction])
+            .args(["--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4"])
+            .args(["--load-size", "32", "--crop-size", "32", "--no-progress"])
+            .args([
+                "--max-steps",
+                "1",
+                "--direction",
+                direction,
+                "--translate-test",
+            ])
+            .output()
+            .unwrap();
+        assert_success(&out);
+        let images = tmp
+            .path()
+            .join("results")
+            .join(direction)
+            .join("test_latest/images");
+        std::fs::read_dir(images)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with("_fake.png")
+            })
+            .count()
+    };
+    assert_eq!(translated("AtoB"), 2, "testA's two images");
+    assert_eq!(translated("BtoA"), 3, "testB's three images");
 }
 
 /// The reference's train.py command line, snake_case options and all, runs unchanged: the

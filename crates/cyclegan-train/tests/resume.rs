@@ -140,3 +140,102 @@ fn continue_train_without_a_run_is_a_clear_error() {
         "{message}"
     );
 }
+
+fn copy_file(from: &Path, to: &Path) {
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.display(), to.display()));
+}
+
+/// A save is one set of files (`cyclegan_checkpoint::FileSet`): whatever moment an interruption
+/// hits, the next run completes the set or drops it, and never resumes networks of one step
+/// with the training state of another. Both leftovers are made by hand here, as a kill would
+/// leave them.
+#[test]
+fn an_interrupted_save_is_completed_or_dropped_and_resuming_stays_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dataroot = dataset(tmp.path());
+    let checkpoints = tmp.path().join("checkpoints");
+    train(&config(&dataroot, &checkpoints, "straight", 6, false), None).unwrap();
+
+    let run = checkpoints.join("cut");
+    train(&config(&dataroot, &checkpoints, "cut", 3, false), None).unwrap();
+    let old = tmp.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    let moved_late = [
+        "latest_net_G_B.safetensors",
+        "latest_net_D_B.safetensors",
+        "latest_train_state.safetensors",
+    ];
+    for file in moved_late {
+        copy_file(&run.join(file), &old.join(file));
+    }
+    train(&config(&dataroot, &checkpoints, "cut", 6, true), None).unwrap();
+    // Killed while moving the step-6 set into place: G_A and D_A moved, the rest still in the
+    // committed set's folder, the step-3 files in their place.
+    let committed = run.join(".latest.commit");
+    std::fs::create_dir(&committed).unwrap();
+    for file in moved_late {
+        std::fs::rename(run.join(file), committed.join(file)).unwrap();
+        copy_file(&old.join(file), &run.join(file));
+    }
+    let report = train(&config(&dataroot, &checkpoints, "cut", 6, true), None).unwrap();
+    assert_eq!(
+        report.progress.total_steps, 6,
+        "resumed at the completed set's step"
+    );
+    assert!(!committed.exists());
+    assert_same_checkpoints(&checkpoints.join("straight"), &run, "a completed set");
+
+    // Killed while writing a set: its staging folder holds part of it. The run resumes from the
+    // set in place and the partial one is gone.
+    let staging = run.join(".latest.staging");
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join("latest_net_G_A.safetensors"), b"half a file").unwrap();
+    let report = train(&config(&dataroot, &checkpoints, "cut", 6, true), None).unwrap();
+    assert_eq!(report.progress.total_steps, 6);
+    assert!(!staging.exists());
+    assert_same_checkpoints(&checkpoints.join("straight"), &run, "a dropped set");
+}
+
+/// A continued run whose data fails before its first checkpoint leaves the run's options as
+/// they were: a later plain `--continue-train` does not pick up the failed command's options.
+#[test]
+fn a_continue_that_fails_before_saving_keeps_the_run_s_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dataroot = dataset(tmp.path());
+    let checkpoints = tmp.path().join("checkpoints");
+    train(&config(&dataroot, &checkpoints, "run", 2, false), None).unwrap();
+    let options = checkpoints.join("run/options.json");
+    let before = std::fs::read(&options).unwrap();
+
+    let broken = tmp.path().join("broken");
+    for folder in ["trainA", "trainB"] {
+        std::fs::create_dir_all(broken.join(folder)).unwrap();
+        for entry in std::fs::read_dir(dataroot.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            copy_file(&path, &broken.join(folder).join(path.file_name().unwrap()));
+        }
+    }
+    // Last in order: read at step 5, after steps 3 and 4 have trained.
+    std::fs::write(broken.join("trainA/zz_not_an_image.png"), b"not a png").unwrap();
+    let mut failing = config(&broken, &checkpoints, "run", 5, true);
+    failing.data.serial_batches = true;
+    let err = train(&failing, None).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("zz_not_an_image.png"),
+        "{err:#}"
+    );
+    assert_eq!(
+        std::fs::read(&options).unwrap(),
+        before,
+        "options.json changed"
+    );
+
+    // A continue that trains does record its options, with its checkpoint.
+    let mut longer = config(&dataroot, &checkpoints, "run", 3, true);
+    longer.display_freq = 1;
+    train(&longer, None).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&options).unwrap()).unwrap();
+    assert_eq!(saved["display_freq"], 1, "{saved}");
+}

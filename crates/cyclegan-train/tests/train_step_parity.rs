@@ -13,7 +13,7 @@
 
 use candle_core::{DType, Tensor};
 use cyclegan_layers::device::test_device;
-use cyclegan_train::model::{CycleGan, ModelConfig, NETWORK_NAMES};
+use cyclegan_train::model::{CycleGan, ModelConfig, NetworkName};
 use std::collections::HashMap;
 
 fn run(name: &str) {
@@ -36,7 +36,7 @@ fn run(name: &str) {
             .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone())))
             .collect()
     };
-    for (net, state) in NETWORK_NAMES.iter().zip([
+    for (net, state) in NetworkName::ALL.iter().zip([
         &model.g_a.varmap,
         &model.g_b.varmap,
         &model.d_a.varmap,
@@ -67,10 +67,7 @@ fn run(name: &str) {
         }
     }
 
-    for (net, state) in NETWORK_NAMES
-        .iter()
-        .zip(model.state_dicts().map(|(_, s)| s))
-    {
+    for (net, state) in model.state_dicts() {
         let expected = part(&format!("final.{net}."));
         for (key, want) in &expected {
             let ours = &state[key];

@@ -12,8 +12,24 @@ pub(crate) fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Percent-encodes a relative path for an `href` or `src` (RFC 3986): every byte of its UTF-8
+/// but the unreserved characters and `/`, so that a file name with `#`, `%`, `?` or a space
+/// still links to its file.
+pub(crate) fn url_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// Writes `dir/index.html` (atomically): a title, then for each row a caption and its images
-/// (`(label, path relative to dir)`), each shown `width` pixels wide.
+/// (`(label, path relative to dir)`), each shown `width` pixels wide. The paths are linked
+/// percent-encoded ([`url_path`]); the captions and labels are shown as they are.
 pub fn write_index(
     dir: &Path,
     title: &str,
@@ -34,7 +50,7 @@ pub fn write_index(
             let _ = write!(
                 html,
                 "<td><a href=\"{s}\"><img src=\"{s}\" width=\"{width}\"></a><br>{l}</td>",
-                s = escape(src),
+                s = escape(&url_path(src)),
                 l = escape(label)
             );
         }
@@ -59,4 +75,31 @@ pub(crate) fn write_page(
         source,
     })?;
     Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_percent_encoded_and_text_is_shown_as_is() {
+        assert_eq!(url_path("images/a-b_c.1~.png"), "images/a-b_c.1~.png");
+        assert_eq!(
+            url_path("images/a#1 %?&\"é.png"),
+            "images/a%231%20%25%3F%26%22%C3%A9.png"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![(
+            "a#1 <b>".to_string(),
+            vec![("fake".to_string(), "images/a#1 <b>_fake.png".to_string())],
+        )];
+        write_index(dir.path(), "t", &rows, 256).unwrap();
+        let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+        let link = "images/a%231%20%3Cb%3E_fake.png";
+        assert!(
+            html.contains(&format!("<a href=\"{link}\"><img src=\"{link}\"")),
+            "{html}"
+        );
+        assert!(html.contains("<h3>a#1 &lt;b&gt;</h3>"), "{html}");
+    }
 }

@@ -29,17 +29,16 @@
 mod html;
 mod pad;
 mod run;
+mod suffix;
 mod test_py;
 
-pub use cyclegan_layers::device::parse_device;
 pub use html::write_index;
 pub use pad::{crop_to, pad_to_multiple};
 pub use run::{translate_files, Resize, TranslateError, TranslateOptions, TranslateSummary};
+pub use suffix::{expand_suffix, py_bool, py_float};
 pub use test_py::{run_test, TestModel, TestOptions, TestSummary};
 
 use candle_core::{DType, Device, ModuleT, Tensor};
-use candle_nn::VarBuilder;
-use cyclegan_layers::SharedRng;
 use cyclegan_models::{Generator, GeneratorConfig, NetworkConfig};
 use std::path::Path;
 
@@ -67,8 +66,7 @@ impl Translator {
                 })
             }
         };
-        let vb = VarBuilder::from_tensors(loaded.tensors, DType::F32, device);
-        let generator = Generator::new(vb, &config, &SharedRng::new(0)).map_err(|e| {
+        let generator = Generator::from_tensors(loaded.tensors, &config, device).map_err(|e| {
             TranslateError::Architecture {
                 path: checkpoint.to_path_buf(),
                 reason: e.to_string(),

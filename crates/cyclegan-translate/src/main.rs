@@ -5,7 +5,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser};
 use cyclegan_data::{DataOptions, Direction, Preprocess};
 use cyclegan_translate::{
-    run_test, translate_files, Resize, TestModel, TestOptions, TranslateOptions, Translator,
+    expand_suffix, py_bool, py_float, run_test, translate_files, Resize, TestModel, TestOptions,
+    TranslateOptions, Translator,
 };
 use std::path::PathBuf;
 
@@ -75,9 +76,14 @@ struct ReferenceArgs {
     #[arg(long)]
     dataroot: Option<PathBuf>,
     /// The run: checkpoints come from {checkpoints_dir}/{name}, results go to
-    /// {results_dir}/{name}.
+    /// {results_dir}/{name} (with --suffix, {name}_{suffix}).
     #[arg(long, default_value = "experiment_name")]
     name: String,
+    /// Appended to --name as _<suffix>, as the reference's test.py does, with each {option}
+    /// replaced by its value: the one given here, else test.py's default (which may not be
+    /// training's: load_size is 256, model test), e.g. {netG}_size{load_size}.
+    #[arg(long, default_value = "")]
+    suffix: String,
     /// Where the runs' checkpoints are: {checkpoints_dir}/{name}/{epoch}_net_G*.
     #[arg(
         long = "checkpoints-dir",
@@ -185,15 +191,122 @@ struct CompatArgs {
     /// Accepted for compatibility.
     #[arg(long)]
     verbose: bool,
-    /// Accepted for compatibility (names nothing here).
-    #[arg(long)]
-    suffix: Option<String>,
     /// Accepted for compatibility (no wandb logging).
     #[arg(long = "use-wandb", alias = "use_wandb")]
     use_wandb: bool,
     /// Accepted for compatibility (no visdom display).
     #[arg(long = "display-id", alias = "display_id", allow_hyphen_values = true)]
     display_id: Option<i64>,
+}
+
+/// The options a `--suffix` may name: the reference's test.py options that this tool reads or
+/// accepts (with `--model test` or `cycle_gan`), plus `n_layers_D`, which test.py knows and this
+/// tool never needs (so it is always the reference's default).
+const SUFFIX_OPTIONS: [&str; 37] = [
+    "dataroot",
+    "name",
+    "checkpoints_dir",
+    "results_dir",
+    "model",
+    "model_suffix",
+    "dataset_mode",
+    "netG",
+    "netD",
+    "n_layers_D",
+    "ngf",
+    "ndf",
+    "norm",
+    "no_dropout",
+    "init_type",
+    "init_gain",
+    "input_nc",
+    "output_nc",
+    "direction",
+    "phase",
+    "epoch",
+    "load_iter",
+    "num_test",
+    "eval",
+    "preprocess",
+    "load_size",
+    "crop_size",
+    "no_flip",
+    "serial_batches",
+    "batch_size",
+    "num_threads",
+    "max_dataset_size",
+    "aspect_ratio",
+    "display_winsize",
+    "verbose",
+    "use_wandb",
+    "suffix",
+];
+
+/// `--name`, extended by `--suffix` as the reference's `BaseOptions.parse` does:
+/// `name + '_' + suffix.format(**vars(opt))` unless the suffix is empty. Each `{option}` takes
+/// the value test.py would see: the one given, else test.py's default (which, as in the
+/// reference, may differ from training's: `load_size` is 256, `model` test).
+fn suffixed_name(cli: &Cli) -> Result<String, String> {
+    let r = &cli.reference;
+    let c = &cli.compat;
+    if r.suffix.is_empty() {
+        return Ok(r.name.clone());
+    }
+    let text = |given: &Option<String>, default: &str| given.clone().unwrap_or(default.into());
+    let int = |given: Option<i64>, default: i64| given.unwrap_or(default).to_string();
+    let value = |key: &str| -> Option<String> {
+        Some(match key {
+            "dataroot" => r.dataroot.as_ref()?.display().to_string(),
+            "name" => r.name.clone(),
+            "checkpoints_dir" => r.checkpoints_dir.display().to_string(),
+            "results_dir" => r.results_dir.display().to_string(),
+            "model" => r.model.to_string(),
+            "model_suffix" => r.model_suffix.clone(),
+            // The models set it: test reads single images, cycle_gan unaligned pairs.
+            "dataset_mode" => text(
+                &c.dataset_mode,
+                match r.model {
+                    TestModel::Test => "single",
+                    TestModel::CycleGan => "unaligned",
+                },
+            ),
+            "netG" => text(&c.net_g, "resnet_9blocks"),
+            "netD" => text(&c.net_d, "basic"),
+            "n_layers_D" => "3".into(),
+            "ngf" => int(c.ngf, 64),
+            "ndf" => int(c.ndf, 64),
+            "norm" => text(&c.norm, "instance"),
+            // cycle_gan's default is True (the paper's CycleGAN has no dropout).
+            "no_dropout" => py_bool(c.no_dropout || r.model == TestModel::CycleGan),
+            "init_type" => text(&c.init_type, "normal"),
+            "init_gain" => py_float(c.init_gain.unwrap_or(0.02)),
+            "input_nc" => int(c.input_nc, 3),
+            "output_nc" => int(c.output_nc, 3),
+            "direction" => r.direction.to_string(),
+            "phase" => r.phase.clone(),
+            "epoch" => r.epoch.clone(),
+            "load_iter" => r.load_iter.to_string(),
+            "num_test" => r.num_test.to_string(),
+            "eval" => py_bool(cli.eval),
+            "preprocess" => cli.preprocess.unwrap_or_default().to_string(),
+            "load_size" => cli.load_size.to_string(),
+            "crop_size" => cli.crop_size.to_string(),
+            // As given: test.py forces them only after the suffix is applied.
+            "no_flip" => py_bool(c.no_flip),
+            "serial_batches" => py_bool(c.serial_batches),
+            "batch_size" => int(c.batch_size, 1),
+            "num_threads" => int(c.num_threads, 4),
+            "max_dataset_size" => r.max_dataset_size.map_or("inf".into(), |n| n.to_string()),
+            "aspect_ratio" => py_float(r.aspect_ratio),
+            "display_winsize" => r.display_winsize.to_string(),
+            "verbose" => py_bool(c.verbose),
+            "use_wandb" => py_bool(c.use_wandb),
+            "suffix" => r.suffix.clone(),
+            _ => return None,
+        })
+    };
+    let suffix = expand_suffix(&r.suffix, value, &SUFFIX_OPTIONS)?;
+    Ok(format!("{}_{suffix}", r.name))
 }
 
 fn main() -> std::process::ExitCode {
@@ -317,7 +430,7 @@ fn run(cli: Cli, form: Form) -> anyhow::Result<()> {
         }
         (None, None) => "cpu".into(),
     };
-    let device = cyclegan_translate::parse_device(&spec).map_err(anyhow::Error::msg)?;
+    let device = cyclegan_layers::device::parse_device(&spec).map_err(anyhow::Error::msg)?;
     cyclegan_layers::ops::set_cuda_tf32(!cli.no_tf32);
     cyclegan_layers::ops::set_cuda_channels_last(cli.channels_last);
     // Timed from the first image read (the checkpoint form), or the checkpoints' (test.py's).
@@ -354,6 +467,10 @@ fn run(cli: Cli, form: Form) -> anyhow::Result<()> {
             )
         }
         Form::TestPy(dataroot) => {
+            let name = suffixed_name(&cli).map_err(anyhow::Error::msg)?;
+            if name != cli.reference.name {
+                tracing::info!("--suffix '{}' names the run {name}", cli.reference.suffix);
+            }
             let r = cli.reference;
             let c = &cli.compat;
             let stated = [
@@ -367,7 +484,7 @@ fn run(cli: Cli, form: Form) -> anyhow::Result<()> {
             let opts = TestOptions {
                 stated,
                 dataroot,
-                name: r.name,
+                name,
                 checkpoints_dir: r.checkpoints_dir,
                 results_dir: r.results_dir,
                 model: r.model,
@@ -406,4 +523,88 @@ fn run(cli: Cli, form: Form) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(args: &[&str]) -> Result<String, String> {
+        let base = [
+            "cyclegan-translate",
+            "--dataroot",
+            "d/testA",
+            "--name",
+            "run",
+        ];
+        suffixed_name(&Cli::try_parse_from(base.iter().chain(args)).unwrap())
+    }
+
+    #[test]
+    fn a_suffix_extends_the_name_as_test_py_does() {
+        // The audit's command line: checkpoints from ck2/ref_snake_resnet_6blocks.
+        let cli = Cli::try_parse_from([
+            "cyclegan-translate",
+            "--dataroot",
+            "d/testA",
+            "--name",
+            "ref_snake",
+            "--suffix",
+            "{netG}",
+            "--netG",
+            "resnet_6blocks",
+            "--model_suffix",
+            "_A",
+            "--checkpoints_dir",
+            "ck2",
+            "--model",
+            "test",
+        ])
+        .unwrap();
+        assert_eq!(suffixed_name(&cli).unwrap(), "ref_snake_resnet_6blocks");
+        // test.py's defaults, which are not training's (load_size 256, model test).
+        assert_eq!(
+            name(&[
+                "--suffix",
+                "{model}_{netG}_size{load_size}_{no_dropout}_{dataset_mode}"
+            ])
+            .unwrap(),
+            "run_test_resnet_9blocks_size256_False_single"
+        );
+        assert_eq!(
+            name(&[
+                "--suffix",
+                "{model}_{no_dropout}_{dataset_mode}_{init_gain}_{max_dataset_size}",
+                "--model",
+                "cycle_gan"
+            ])
+            .unwrap(),
+            "run_cycle_gan_True_unaligned_0.02_inf"
+        );
+        // An empty suffix changes nothing, as in the reference.
+        assert_eq!(name(&["--suffix", ""]).unwrap(), "run");
+        assert_eq!(name(&[]).unwrap(), "run");
+    }
+
+    #[test]
+    fn every_listed_suffix_option_has_a_value() {
+        for key in SUFFIX_OPTIONS {
+            let template = format!("{{{key}}}");
+            assert!(
+                name(&["--suffix", &template]).is_ok(),
+                "{key} is listed but has no value"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_suffix_is_a_clear_error() {
+        let err = name(&["--suffix", "{lambda_A}"]).unwrap_err();
+        assert!(
+            err.contains("no option 'lambda_A'") && err.contains("netG"),
+            "{err}"
+        );
+        let err = name(&["--suffix", "size{load_size"]).unwrap_err();
+        assert!(err.contains("without its"), "{err}");
+    }
 }

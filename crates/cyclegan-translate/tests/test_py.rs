@@ -456,6 +456,40 @@ fn an_unreadable_image_is_skipped_and_fails_the_run() {
         .is_file());
 }
 
+/// The warning that a 16-bit grayscale image is clipped to 8 bits names the image.
+#[test]
+fn clipped_sixteen_bit_images_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_generator(
+        &root.join("checkpoints/run/latest_net_G.safetensors"),
+        generator_config("resnet_1blocks"),
+    );
+    std::fs::create_dir_all(root.join("in")).unwrap();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_fn(16, 16, |x, y| {
+        image::Luma([(x * 4000 + y) as u16])
+    })
+    .save(root.join("in/deep16.png"))
+    .unwrap();
+    let stderr = translate_ok(
+        root,
+        &[
+            "--dataroot",
+            "in",
+            "--name",
+            "run",
+            "--load_size",
+            "16",
+            "--crop_size",
+            "16",
+        ],
+    );
+    assert!(
+        stderr.contains("in/deep16.png is a 16-bit grayscale image with levels above 255"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn wrong_command_lines_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -629,6 +663,71 @@ fn load_iter_reads_iter_checkpoints_and_names_the_folder() {
     assert!(
         html.contains("Experiment = run, Phase = val, Epoch = 3"),
         "{html}"
+    );
+}
+
+/// `--suffix` extends `--name` for both the checkpoints and the results, as the reference's
+/// `BaseOptions.parse` does for test.py.
+#[test]
+fn a_suffix_names_the_run_read_and_the_results_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write_image(&root.join("d/testA/x.png"), 20, 20);
+    write_generator(
+        &root.join("ck2/ref_snake_resnet_6blocks/latest_net_G_A.safetensors"),
+        generator_config("resnet_6blocks"),
+    );
+    let stderr = translate_ok(
+        root,
+        &[
+            "--dataroot",
+            "d/testA",
+            "--name",
+            "ref_snake",
+            "--suffix",
+            "{netG}",
+            "--netG",
+            "resnet_6blocks",
+            "--model_suffix",
+            "_A",
+            "--checkpoints_dir",
+            "ck2",
+            "--model",
+            "test",
+            "--load_size",
+            "16",
+            "--crop_size",
+            "16",
+        ],
+    );
+    assert!(
+        stderr.contains("ck2/ref_snake_resnet_6blocks/latest_net_G_A.safetensors"),
+        "{stderr}"
+    );
+    let web = root.join("results/ref_snake_resnet_6blocks/test_latest");
+    assert_eq!(names(&web.join("images")), ["x_fake.png", "x_real.png"]);
+    let html = std::fs::read_to_string(web.join("index.html")).unwrap();
+    assert!(
+        html.contains("Experiment = ref_snake_resnet_6blocks, Phase = test"),
+        "{html}"
+    );
+    assert!(!root.join("results/ref_snake").exists());
+
+    // A suffix naming an option test.py does not have: the option and the choices named.
+    let err = translate_err(
+        root,
+        &[
+            "--dataroot",
+            "d/testA",
+            "--name",
+            "ref_snake",
+            "--suffix",
+            "{lambda_A}",
+        ],
+    );
+    assert!(
+        err.contains("--suffix '{lambda_A}'") && err.contains("netG"),
+        "{err}"
     );
 }
 

@@ -17,10 +17,9 @@ const ALIGNMENT: u16 = 64;
 /// atomically.
 pub fn write_pth(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
     let bytes = pth_bytes(tensors).map_err(|e| match e {
-        CheckpointError::InvalidPth { reason, .. } => CheckpointError::InvalidPth {
-            path: path.to_path_buf(),
-            reason,
-        },
+        CheckpointError::InvalidArgument(reason) => {
+            CheckpointError::InvalidArgument(format!("cannot write {}: {reason}", path.display()))
+        }
         other => other,
     })?;
     crate::write_atomic(path, |f| f.write_all(&bytes)).map_err(CheckpointError::write(path))
@@ -28,12 +27,11 @@ pub fn write_pth(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), Checkp
 
 /// The bytes of a zip-format `.pth` file holding `tensors` as an `OrderedDict`.
 pub fn pth_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>, CheckpointError> {
-    let unsupported = |name: &str, t: &Tensor| CheckpointError::InvalidPth {
-        path: Path::new("<output>").to_path_buf(),
-        reason: format!(
+    let unsupported = |name: &str, t: &Tensor| {
+        CheckpointError::InvalidArgument(format!(
             "tensor '{name}' has dtype {:?}, which has no PyTorch storage class",
             t.dtype()
-        ),
+        ))
     };
     // The pickle: OrderedDict([(name, _rebuild_tensor_v2(storage, 0, size, stride, False,
     // OrderedDict())), ...]) with storage = persistent id ('storage', torch.XStorage, 'i',

@@ -3,7 +3,8 @@
 //! Each function here is differentiable and dispatches on the tensor's device and dtype:
 //! `f32`/`f64` tensors take this crate's fast kernels while [`fast_kernels`] is on and the
 //! shapes are supported, as candle custom ops. On the CPU: convolutions as well-shaped GEMMs
-//! (3x3 stride-1 ones with enough channels by Winograd's F(2x2, 3x3)), fused single-pass norms,
+//! (3x3 stride-1 ones with enough channels by Winograd's F(4x4, 3x3) on planes of 32x32 and
+//! up, F(2x2, 3x3) below), fused single-pass norms,
 //! padding and activations (strided inputs are made contiguous first; convolution strides 1 and
 //! 2). On CUDA (feature `cuda`): the same fused norm, padding and activation ops as CUDA kernels
 //! and, with the `cudnn` feature, every convolution pass through cuDNN's cached execution plans.
@@ -54,9 +55,14 @@ pub const LEAKY_RELU_SLOPE: f64 = 0.2;
 /// A pointwise activation, applied on its own or fused after a normalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Activation {
+    /// No activation: the input as it is.
     Identity,
+    /// `nn.ReLU`.
     Relu,
+    /// `nn.LeakyReLU(slope)`, with the negative slope given (the reference uses
+    /// [`LEAKY_RELU_SLOPE`]).
     LeakyRelu(f64),
+    /// `nn.Tanh`.
     Tanh,
 }
 
@@ -562,8 +568,11 @@ impl Prologue {
 /// The constants of one Adam step (PyTorch's `torch.optim.Adam`, no weight decay).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamStep {
+    /// Decay rate of the first moment (`exp_avg`), the reference's `beta1`.
     pub beta1: f64,
+    /// Decay rate of the second moment (`exp_avg_sq`), 0.999 in the reference.
     pub beta2: f64,
+    /// Term added to the denominator for numerical stability.
     pub eps: f64,
     /// `lr / (1 - beta1^t)`.
     pub step_size: f64,
@@ -669,9 +678,13 @@ fn cuda_adam_tensors(
 /// ones, which are the same tensors when updated in place) and its gradient.
 #[derive(Debug)]
 pub struct AdamSlot<'a> {
+    /// The parameter, updated in place.
     pub param: &'a candle_core::Var,
+    /// Its first moment (`exp_avg`).
     pub exp_avg: &'a mut Tensor,
+    /// Its second moment (`exp_avg_sq`).
     pub exp_avg_sq: &'a mut Tensor,
+    /// Its gradient.
     pub grad: &'a Tensor,
 }
 

@@ -14,7 +14,8 @@
 //!
 //! # Passes
 //! 3x3 stride-1 convolutions with enough channels and pixels (the residual blocks) take
-//! Winograd's F(2x2, 3x3) for all three passes instead ([`super::winograd`]). Otherwise each
+//! Winograd's minimal filtering (F(4x4, 3x3) or F(2x2, 3x3) by plane size) for all three
+//! passes instead ([`super::winograd`]). Otherwise each
 //! pass picks a formulation by the channel counts and plane size (see [`Plan::new`]):
 //! - forward: one GEMM per tap ([`Forward::Taps`]) for 128+ input channels on large planes,
 //!   or with few output channels; else one GEMM with `K = cin * k * k` per block of im2col
@@ -160,7 +161,7 @@ pub(crate) struct Plan {
     direct: bool,
     /// `(phase, shift)` of every tap, in weight order `ky * k + kx`.
     taps: Vec<(usize, usize)>,
-    /// 3x3 stride 1 with enough channels: every pass by Winograd's F(2x2, 3x3) instead (see
+    /// 3x3 stride 1 with enough channels: every pass by Winograd's minimal filtering instead (see
     /// [`super::winograd`]); the wide layout is then unused.
     winograd: bool,
     forward: Forward,
