@@ -29,7 +29,8 @@ pub(crate) fn url_path(path: &str) -> String {
 
 /// Writes `dir/index.html` (atomically): a title, then for each row a caption and its images
 /// (`(label, path relative to dir)`), each shown `width` pixels wide. The paths are linked
-/// percent-encoded ([`url_path`]); the captions and labels are shown as they are.
+/// percent-encoded (so a `#` or a space in a file name still links); the captions and labels are
+/// shown as they are.
 pub fn write_index(
     dir: &Path,
     title: &str,
