@@ -1,5 +1,6 @@
 //! The reference's result page: one row per image with its labelled versions.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
@@ -12,19 +13,19 @@ pub(crate) fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Percent-encodes a relative path for an `href` or `src` (RFC 3986): every byte of its UTF-8
-/// but the unreserved characters and `/`, so that a file name with `#`, `%`, `?` or a space
-/// still links to its file.
+/// What [`url_path`] leaves as it is: RFC 3986's unreserved characters, and `/`.
+const PATH_KEPT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a relative path for an `href` or `src`: every byte of its UTF-8 but the
+/// unreserved characters and `/`, so that a file name with `#`, `%`, `?` or a space still links
+/// to its file.
 pub(crate) fn url_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for &b in path.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(path, PATH_KEPT).to_string()
 }
 
 /// Writes `dir/index.html` (atomically): a title, then for each row a caption and its images
