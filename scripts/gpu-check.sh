@@ -28,7 +28,7 @@
 # translation, ab (about 10 minutes: one device call with timeout_s 600 may lose the last
 # lines of ab, the least needed). Every
 # mode first checks the CUDA ops, the model parity fixtures and cyclegan-translate on CUDA
-# against the CPU.
+# against the CPU, and that --deterministic runs repeat (and resume) bit for bit.
 set -uo pipefail
 MODE=${1:-full}
 OUT=${OUT:-/tmp/gpu-out}
@@ -70,6 +70,28 @@ for d in cuda cpu; do
 done
 grep -E "ERROR|error" "$OUT/translate.log" | head -5
 python3 scripts/compare-images.py /tmp/tr-cpu/images /tmp/tr-cuda/images --glob '*_fake.png' --max-diff 2
+
+echo "== --deterministic: two 20-step CUDA runs, and 10 steps resumed to 20, give the same networks (TF32 on) =="
+det() { timeout 60 $BIN/cyclegan-train --device cuda --deterministic --name "$1" --checkpoints-dir /tmp/det --overwrite \
+  --results-dir /tmp/det-results --no-progress "${@:2}" >> "$OUT/deterministic.log" 2>&1 || echo "FAILED: det $* (exit $?, $OUT/deterministic.log)"; }
+det once --max-steps 20
+det twice --max-steps 20
+det resumed --max-steps 10
+timeout 60 $BIN/cyclegan-train --device cuda --name resumed --checkpoints-dir /tmp/det --continue-train --max-steps 20 \
+  --results-dir /tmp/det-results --no-progress >> "$OUT/deterministic.log" 2>&1 || echo "FAILED: resuming det (exit $?)"
+for run in twice resumed; do
+  for net in G_A G_B D_A D_B; do
+    cmp -s /tmp/det/once/latest_net_$net.safetensors /tmp/det/$run/latest_net_$net.safetensors ||
+      echo "DIFFERS: $run's $net from the first run's"
+  done
+done
+echo "(no DIFFERS line: deterministic); for comparison, two runs without it:"
+for run in free1 free2; do
+  timeout 60 $BIN/cyclegan-train --device cuda --name $run --checkpoints-dir /tmp/det --overwrite --max-steps 20 \
+    --results-dir /tmp/det-results --no-progress >> "$OUT/deterministic.log" 2>&1
+done
+cmp -s /tmp/det/free1/latest_net_G_A.safetensors /tmp/det/free2/latest_net_G_A.safetensors &&
+  echo "without --deterministic: the same G_A" || echo "without --deterministic: G_A differs between the runs"
 
 export CYCLEGAN_BENCH_SCRIPT=$PWD/python/bench_iteration.py
 # Runs one worker of ours at $2x$2 batch $3 and prints "$1: median" (more worker flags after).

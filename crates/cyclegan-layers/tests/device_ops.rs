@@ -158,6 +158,69 @@ fn convolutions_with_engines_picked_by_timing_match_the_cpu() -> Result<()> {
     Ok(())
 }
 
+/// Restricts cuDNN to deterministic engines while alive (also on a failed assertion).
+struct Deterministic;
+
+impl Deterministic {
+    fn on() -> Self {
+        ops::set_cuda_deterministic(true);
+        Self
+    }
+}
+
+impl Drop for Deterministic {
+    fn drop(&mut self) {
+        ops::set_cuda_deterministic(false);
+        ops::set_cuda_tf32(false);
+    }
+}
+
+/// With only deterministic engines (`--deterministic`), the passes that cuDNN's fastest engines
+/// sum with atomic additions (weight gradients over large planes, the input gradients of
+/// strided convolutions) give the same bits on every run, with TF32 on as in training; and they
+/// still match the CPU within TF32's rounding.
+#[test]
+fn deterministic_convolutions_repeat_bit_for_bit() -> Result<()> {
+    let _deterministic = Deterministic::on();
+    ops::set_cuda_tf32(true);
+    let device = test_device();
+    for (what, dims, stride) in [
+        ("3x3 s1", [[4, 64, 64, 64], [64, 64, 3, 3]], 1),
+        ("4x4 s2", [[4, 32, 64, 64], [64, 32, 4, 4]], 2),
+    ] {
+        let inputs = dims
+            .iter()
+            .enumerate()
+            .map(|(i, d)| random(d, 23 + i as u64, DType::F64))
+            .collect::<Result<Vec<_>>>()?;
+        let op = move |t: &[Tensor]| ops::conv2d(&t[0], &t[1], None, stride, 1);
+        let bits = |ts: &[Tensor]| -> Result<Vec<Vec<u32>>> {
+            ts.iter()
+                .map(|t| {
+                    let v = t.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+                    Ok(v.iter().map(|x| x.to_bits()).collect())
+                })
+                .collect()
+        };
+        let first = run(&op, &inputs, &device, DType::F32)?;
+        for round in 0..3 {
+            let again = run(&op, &inputs, &device, DType::F32)?;
+            assert!(
+                bits(&first)? == bits(&again)?,
+                "{what}: run {round} differs from the first"
+            );
+        }
+        let truth = run(&op, &inputs, &Device::Cpu, DType::F64)?;
+        for (i, (g, t)) in first.iter().zip(&truth).enumerate() {
+            let e = relative_error(g, t)?;
+            eprintln!("{what} deterministic, TF32: relative error of output/gradient {i}: {e:.1e}");
+            assert!(e <= 1e-2, "{what}: {i}: {e:e}");
+        }
+    }
+    eprintln!("cuDNN algorithms: {:#?}", ops::cudnn_algorithms());
+    Ok(())
+}
+
 #[test]
 fn transposed_convolutions_match_the_cpu() -> Result<()> {
     // (cin, cout, side, k, stride, pad, output_pad): the ResNet and U-Net upsampling layers.

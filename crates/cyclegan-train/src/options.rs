@@ -262,6 +262,11 @@ pub struct Cli {
     /// fastest, as PyTorch's `cudnn.benchmark` (off: its heuristic's first choice, reproducible).
     #[arg(long = "cudnn-benchmark", alias = "cudnn_benchmark")]
     pub cudnn_benchmark: bool,
+    /// On CUDA, run only deterministic cuDNN engines (PyTorch's `cudnn.deterministic`): the same
+    /// seed then gives the same weights, and a resumed run matches an uninterrupted one, as on
+    /// the CPU (kept when the run is continued).
+    #[arg(long)]
+    pub deterministic: bool,
     /// On CUDA, keep the activations between convolutions channels last (NHWC), the layout
     /// cuDNN's tensor-core engines work in (experimental; the same numbers up to the engines).
     #[arg(long = "channels-last", alias = "channels_last")]
@@ -325,6 +330,10 @@ pub struct TrainConfig {
     /// invocation's choice, not kept on resuming).
     #[serde(default)]
     pub cudnn_benchmark: bool,
+    /// Whether cuDNN runs only deterministic engines (`--deterministic`; kept on resuming, so
+    /// that the continued run stays reproducible).
+    #[serde(default)]
+    pub deterministic: bool,
     /// Whether CUDA convolutions keep their activations channels last (`--channels-last`;
     /// this invocation's choice, not kept on resuming).
     #[serde(default)]
@@ -413,6 +422,7 @@ impl TrainConfig {
             embedded: false,
             tf32: true,
             cudnn_benchmark: false,
+            deterministic: false,
             channels_last: false,
             save_by_iter: false,
             load_iter: 0,
@@ -568,6 +578,7 @@ impl TrainConfig {
         c.progress = !cli.no_progress;
         c.tf32 &= !cli.no_tf32;
         c.cudnn_benchmark = cli.cudnn_benchmark;
+        c.deterministic |= cli.deterministic;
         c.channels_last = cli.channels_last;
         if let Some(template) = cli.suffix.as_deref().filter(|s| !s.is_empty()) {
             c.name = suffix_base;
@@ -588,6 +599,7 @@ impl TrainConfig {
         other.device = self.device.clone();
         other.tf32 = self.tf32;
         other.cudnn_benchmark = self.cudnn_benchmark;
+        other.deterministic = self.deterministic;
         other.channels_last = self.channels_last;
         other.verbose = self.verbose;
         other.overwrite = self.overwrite;
@@ -691,6 +703,9 @@ impl TrainConfig {
                 "--phase '{}' must name the folders <dataroot>/<phase>A and <phase>B, e.g. train",
                 self.data.phase
             ));
+        }
+        if self.deterministic && self.cudnn_benchmark {
+            return Err("--deterministic and --cudnn-benchmark: the benchmark picks engines by timing, which can differ from run to run; drop one of them".into());
         }
         if self.max_steps == Some(0) && !self.continue_train {
             return Err("--max-steps 0 would train nothing: give at least 1".into());
@@ -989,6 +1004,23 @@ mod tests {
         saved.as_object_mut().unwrap().remove("tf32");
         let old: TrainConfig = serde_json::from_value(saved).unwrap();
         assert!(old.tf32, "an options file without the field");
+    }
+
+    #[test]
+    fn deterministic_is_off_unless_asked_and_kept_when_continued() {
+        assert!(!resolve(&[]).deterministic);
+        let first = resolve(&["--deterministic"]);
+        assert!(first.deterministic);
+        let cli = Cli::try_parse_from(["cyclegan-train", "--continue-train"]).unwrap();
+        assert!(
+            TrainConfig::resolve(&cli, Some(first.clone()))
+                .unwrap()
+                .deterministic
+        );
+        let mut saved = serde_json::to_value(first).unwrap();
+        saved.as_object_mut().unwrap().remove("deterministic");
+        let old: TrainConfig = serde_json::from_value(saved).unwrap();
+        assert!(!old.deterministic, "an options file without the field");
     }
 
     #[test]

@@ -285,6 +285,7 @@ pub fn train_with_stop(
         cyclegan_layers::device::parse_device(&config.device).map_err(anyhow::Error::msg)?;
     cyclegan_layers::ops::set_cuda_tf32(config.tf32);
     cyclegan_layers::ops::set_cudnn_benchmark(config.cudnn_benchmark);
+    cyclegan_layers::ops::set_cuda_deterministic(config.deterministic);
     cyclegan_layers::ops::set_cuda_channels_last(config.channels_last);
     let run_dir = config.run_dir();
     if config.translate_test {

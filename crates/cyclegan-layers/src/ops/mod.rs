@@ -166,6 +166,26 @@ pub fn cuda_tf32() -> bool {
     CUDA_TF32.load(Ordering::Relaxed)
 }
 
+static CUDA_DETERMINISTIC: AtomicBool = AtomicBool::new(false);
+
+/// Restricts cuDNN convolutions on CUDA to deterministic engines and algorithms, like PyTorch's
+/// `torch.backends.cudnn.deterministic`: some of the fastest backward passes sum partial
+/// results with atomic additions, in an order that changes from run to run, so two runs from
+/// the same seed part after a few steps. With this on, every op a CycleGAN runs on CUDA gives
+/// the same bits every time (this crate's own kernels always do: they sum in a fixed order),
+/// so a GPU run is reproducible and a resumed one matches an uninterrupted one. Off by default,
+/// as in PyTorch; set it before the first convolution. Without the `cudnn` feature it does
+/// nothing.
+pub fn set_cuda_deterministic(enabled: bool) {
+    CUDA_DETERMINISTIC.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether cuDNN convolutions are restricted to deterministic engines (see
+/// [`set_cuda_deterministic`]).
+pub fn cuda_deterministic() -> bool {
+    CUDA_DETERMINISTIC.load(Ordering::Relaxed)
+}
+
 static CUDNN_BENCHMARK: AtomicBool = AtomicBool::new(false);
 
 /// Makes cuDNN convolutions on CUDA time the engines its heuristics rank first (up to eight per

@@ -811,6 +811,7 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
             pad: op.pad,
             double,
             tf32,
+            deterministic: crate::ops::cuda_deterministic(),
             channels_last: op.channels_last,
         },
     };
@@ -829,6 +830,9 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
     // Full-precision f32 (what the GPU parity tests run): fixed implicit-GEMM algorithms with FMA
     // math, the same choice for every shape, no FFT or Winograd transforms and their rounding.
     let exact = !double && !tf32;
+    // Deterministic runs (and exact ones) take the backward algorithms that sum in a fixed
+    // order: cuDNN's ALGO_0 of both backward passes accumulate with atomic additions.
+    let fixed_backward = exact || key.problem.deterministic;
     let mut conv = cudnn.create_conv2d::<T>(
         [op.pad as i32; 2],
         [op.stride as i32; 2],
@@ -881,7 +885,7 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
                 dy: &y,
             };
             let (Algo::BackwardData(algo), bytes) = algorithm(key, || {
-                let algo = if exact {
+                let algo = if fixed_backward {
                     sys::cudnnConvolutionBwdDataAlgo_t::CUDNN_CONVOLUTION_BWD_DATA_ALGO_1
                 } else {
                     routine.pick_algorithm()?
@@ -906,7 +910,7 @@ fn launch<T: CudaDType + CudnnDataType + DeviceRepr + WithDType>(
                 dy: &y,
             };
             let (Algo::BackwardFilter(algo), bytes) = algorithm(key, || {
-                let algo = if exact {
+                let algo = if fixed_backward {
                     sys::cudnnConvolutionBwdFilterAlgo_t::CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1
                 } else {
                     routine.pick_algorithm()?

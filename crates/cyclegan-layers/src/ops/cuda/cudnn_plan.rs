@@ -159,6 +159,9 @@ pub(crate) struct Problem {
     /// Whether `f32` may round through TF32 tensor cores (any engine); otherwise only engines
     /// with no tensor cores, reduced-precision, FFT or Winograd arithmetic qualify.
     pub tf32: bool,
+    /// Whether only engines that give the same bits on every run qualify (no
+    /// `CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC`: see [`crate::ops::set_cuda_deterministic`]).
+    pub deterministic: bool,
     /// Whether the tensors lie in memory channels last (NHWC, the weight KRSC) instead of NCHW
     /// (KCRS): the channels-last path's convolutions, and [`super::conv::layout_report`]'s
     /// timings of every pass in both layouts.
@@ -250,7 +253,7 @@ fn engine_qualifies(engine: &Descriptor, problem: &Problem) -> bool {
     if behavior.contains(&(Behavior::CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION as u32)) {
         return false;
     }
-    if problem.tf32 {
+    if problem.tf32 && !problem.deterministic {
         return true;
     }
     let Some(numerical) = notes(
@@ -259,7 +262,14 @@ fn engine_qualifies(engine: &Descriptor, problem: &Problem) -> bool {
     ) else {
         return false;
     };
-    let excluded = [
+    let has = |note: Note| numerical.contains(&(note as u32));
+    if problem.deterministic && has(Note::CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) {
+        return false;
+    }
+    if problem.tf32 {
+        return true;
+    }
+    let inexact = [
         Note::CUDNN_NUMERICAL_NOTE_TENSOR_CORE,
         Note::CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS,
         Note::CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION,
@@ -269,9 +279,7 @@ fn engine_qualifies(engine: &Descriptor, problem: &Problem) -> bool {
         Note::CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6,
         Note::CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13,
     ];
-    !excluded
-        .iter()
-        .any(|&note| numerical.contains(&(note as u32)))
+    !inexact.into_iter().any(has)
 }
 
 impl Plan {
