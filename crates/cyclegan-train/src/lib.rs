@@ -33,6 +33,7 @@ pub mod model;
 pub mod optim;
 pub mod options;
 pub mod schedule;
+pub mod set_aside;
 pub mod sheet;
 pub mod state;
 pub mod trainer;

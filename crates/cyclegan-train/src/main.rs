@@ -86,6 +86,8 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     // A continued run starts from the options it was trained with.
     let base = if cli.continue_train {
         let probe = TrainConfig::resolve(cli, None).map_err(anyhow::Error::msg)?;
+        // An interrupted save or --overwrite may have left another run's options in place.
+        cyclegan_train::trainer::recover_interrupted(&probe.run_dir())?;
         let saved = probe.run_dir().join("options.json");
         match std::fs::read_to_string(&saved) {
             Ok(text) => Some(serde_json::from_str::<TrainConfig>(&text).map_err(|e| {

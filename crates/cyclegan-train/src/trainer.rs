@@ -16,6 +16,7 @@ use crate::metrics::{PairedTestSet, TestMetrics};
 use crate::model::{CycleGan, Losses};
 use crate::options::TrainConfig;
 use crate::schedule::Schedule;
+use crate::set_aside::{self, SetAside};
 use crate::state::{self, Progress};
 use crate::web::WebPage;
 
@@ -107,14 +108,15 @@ fn run_records(run_dir: &Path) -> Vec<PathBuf> {
 /// Makes way for a new run (no `--continue-train`) in `run_dir`. A folder that already holds a
 /// run is refused, so that its checkpoints are not overwritten by mistake, unless `--overwrite`
 /// says to start over, or it holds the embedded preset's run with the same options (which
-/// this run writes again: runs are deterministic). Starting over deletes the previous run's
-/// checkpoints, logs and page (a reference `.pth` is left alone), which would otherwise mix
-/// with the new run's.
-fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
+/// this run writes again: runs are deterministic). Starting over sets the previous run's
+/// checkpoints, logs and page aside (a reference `.pth` is left alone), which would otherwise
+/// mix with the new run's: they are deleted at this run's first checkpoint, and put back if it
+/// stops before ([`SetAside`]).
+fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<Option<SetAside>> {
     let networks = saved_networks(run_dir);
     let records = run_records(run_dir);
     if networks.is_empty() && records.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let rerun_of_preset = config.embedded
         && std::fs::read_to_string(run_dir.join("options.json"))
@@ -151,23 +153,13 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<()> {
         );
     }
     tracing::info!(
-        "starting {} over: the previous run's checkpoints, logs and page are deleted",
+        "starting {} over: the previous run's checkpoints, logs and page are set aside, and deleted once this run saves its first checkpoint (put back if it stops before)",
         run_dir.display()
     );
-    let ours = networks
-        .iter()
-        .map(|n| &n.path)
-        .filter(|path| path.extension().is_some_and(|e| e != "pth"));
-    for file in ours.chain(&records) {
-        std::fs::remove_file(file)
-            .with_context(|| format!("cannot delete {} to start over", file.display()))?;
-    }
-    let web = run_dir.join("web");
-    if web.is_dir() {
-        std::fs::remove_dir_all(&web)
-            .with_context(|| format!("cannot delete {} to start over", web.display()))?;
-    }
-    Ok(())
+    Ok(Some(SetAside::new(
+        run_dir,
+        &set_aside::run_files(run_dir),
+    )?))
 }
 
 /// The labels (`latest`, `5`, `iter_5000`, ...) of `networks` ([`saved_networks`]' list of a
@@ -232,6 +224,8 @@ struct LatestCheckpoint {
     saved_at_step: Option<u64>,
     /// File name and contents of each options file.
     records: Vec<(&'static str, Vec<u8>)>,
+    /// The files of the run this one starts over, deleted at its first checkpoint.
+    set_aside: Option<SetAside>,
 }
 
 impl LatestCheckpoint {
@@ -260,8 +254,39 @@ impl LatestCheckpoint {
             &records,
         )?;
         self.saved_at_step = Some(progress.total_steps);
+        if let Some(set_aside) = self.set_aside.take() {
+            set_aside.discard();
+        }
         Ok(true)
     }
+}
+
+/// Settles what an interrupted run left in `run_dir`, with a warning for each: checkpoints
+/// whose saving was cut off (completed if all their files were written, else dropped, the
+/// previous ones staying), and the files of a run that `--overwrite` was starting over (put
+/// back if the new run saved no checkpoint). [`train`] does it first; call it before reading
+/// a run folder's files yourself (the trainer's binary reads `options.json` to continue a run).
+pub fn recover_interrupted(run_dir: &Path) -> anyhow::Result<()> {
+    // Checkpoints whose writing was interrupted: completed if all their files were written,
+    // else dropped (the previous ones are then still in place).
+    for recovered in cyclegan_checkpoint::recover_file_sets(run_dir)
+        .with_context(|| format!("cannot finish an interrupted save in {}", run_dir.display()))?
+    {
+        match recovered {
+            cyclegan_checkpoint::Recovered::Completed(label) => tracing::warn!(
+                "the '{label}' checkpoint in {} was interrupted after all its files were written: put them in place",
+                run_dir.display()
+            ),
+            cyclegan_checkpoint::Recovered::Discarded(label) => tracing::warn!(
+                "the '{label}' checkpoint in {} was interrupted while being written: kept the previous one",
+                run_dir.display()
+            ),
+        }
+    }
+    if let Some(done) = set_aside::recover(run_dir)? {
+        tracing::warn!("{}: {done}", run_dir.display());
+    }
+    Ok(())
 }
 
 /// Runs training as `config` describes, from scratch or resuming.
@@ -319,23 +344,8 @@ pub fn train_with_stop(
     };
     let mut schedule = Schedule::default();
     let mut seed = config.seed;
-    // Checkpoints whose writing was interrupted: completed if all their files were written,
-    // else dropped (the previous ones are then still in place).
-    for recovered in cyclegan_checkpoint::recover_file_sets(&run_dir)
-        .with_context(|| format!("cannot finish an interrupted save in {}", run_dir.display()))?
-    {
-        match recovered {
-            cyclegan_checkpoint::Recovered::Completed(label) => tracing::warn!(
-                "the '{label}' checkpoint in {} was interrupted after all its files were written: put them in place",
-                run_dir.display()
-            ),
-            cyclegan_checkpoint::Recovered::Discarded(label) => tracing::warn!(
-                "the '{label}' checkpoint in {} was interrupted while being written: kept the previous one",
-                run_dir.display()
-            ),
-        }
-    }
-    if config.continue_train {
+    recover_interrupted(&run_dir)?;
+    let set_aside = if config.continue_train {
         if !run_dir.is_dir() {
             anyhow::bail!(
                 "--continue-train: {} does not exist; check --name and --checkpoints-dir, or start a new run without --continue-train",
@@ -398,9 +408,10 @@ pub fn train_with_stop(
                 }
             }
         }
+        None
     } else {
-        prepare_new_run(&run_dir, config)?;
-    }
+        prepare_new_run(&run_dir, config)?
+    };
     model.set_lr(schedule.lr(&config.schedule));
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
@@ -528,6 +539,7 @@ pub fn train_with_stop(
     let mut latest = LatestCheckpoint {
         saved_at_step: None,
         records: options_files,
+        set_aside,
     };
     let mut reached_max = config.max_steps.is_some_and(|m| progress.total_steps >= m);
     let mut data_wait = 0.0;

@@ -541,6 +541,89 @@ fn a_new_run_over_an_existing_one_is_refused_unless_asked_to_start_over() {
     );
 }
 
+/// `--overwrite` sets the old run aside until the new one saves its first checkpoint: a new run
+/// that fails on its data before that, or is killed, gives the old run back.
+#[test]
+fn an_overwrite_that_stops_before_its_first_checkpoint_gives_the_old_run_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    for (folder, count) in [("trainA", 3), ("trainB", 3)] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(emoji().join(folder))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in &names[..count] {
+            std::fs::copy(
+                emoji().join(folder).join(name),
+                root.join(folder).join(name),
+            )
+            .unwrap();
+        }
+    }
+    let train = |extra: &[&str]| {
+        train_cmd()
+            .current_dir(tmp.path())
+            .args(["--dataroot", root.to_str().unwrap(), "--name", "run"])
+            .args(["--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4"])
+            .args(["--load-size", "32", "--crop-size", "32", "--no-progress"])
+            .args(["--serial-batches"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert_success(&train(&["--max-steps", "2"]));
+    let run = tmp.path().join("checkpoints/run");
+    let read = |name: &str| std::fs::read(run.join(name)).unwrap();
+    let (latest, log, options) = (
+        read("latest_net_G_A.safetensors"),
+        read("loss_log.txt"),
+        read("options.json"),
+    );
+
+    // The third A image is unreadable: the new run fails at its third step, before any save.
+    std::fs::write(root.join("trainA/zz_broken.png"), b"not a png").unwrap();
+    let out = train(&["--max-steps", "4", "--overwrite", "--lambda_A", "5"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("zz_broken.png") && err.contains("back"),
+        "{err}"
+    );
+    assert_eq!(read("latest_net_G_A.safetensors"), latest);
+    assert_eq!(
+        read("loss_log.txt"),
+        log,
+        "the old run's log, not the failed one's"
+    );
+    assert_eq!(read("options.json"), options);
+    assert!(!run.join(".overwritten").exists());
+
+    // Killed before its first checkpoint (made by hand: the old files set aside, the new run's
+    // options written): the next start puts the old run back, and it continues from step 2.
+    std::fs::create_dir(run.join(".overwritten")).unwrap();
+    for name in std::fs::read_dir(&run).unwrap() {
+        let name = name.unwrap().file_name();
+        if name != ".overwritten" {
+            std::fs::rename(run.join(&name), run.join(".overwritten").join(&name)).unwrap();
+        }
+    }
+    std::fs::write(run.join("options.json"), b"{}").unwrap();
+    std::fs::remove_file(root.join("trainA/zz_broken.png")).unwrap();
+    let out = train(&["--continue-train", "--max-steps", "3"]);
+    assert_success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("put back"), "{err}");
+    assert!(err.contains("(2 steps done)"), "{err}");
+
+    // Started over for good: the first checkpoint deletes the old files.
+    assert_success(&train(&["--max-steps", "1", "--overwrite"]));
+    assert!(!run.join(".overwritten").exists());
+    let log = std::fs::read_to_string(run.join("loss_log.txt")).unwrap();
+    assert_eq!(log.lines().count(), 1, "only the new run's header: {log}");
+}
+
 /// Running the embedded demo again with the same options writes the same run again: runs are
 /// deterministic, so nothing is lost, and it is allowed; other options are refused as above.
 #[test]

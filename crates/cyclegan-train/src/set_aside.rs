@@ -1,0 +1,147 @@
+//! The previous run's files when `--overwrite` starts a run over: set aside in a hidden folder
+//! of the run, deleted once the new run has saved its first checkpoint, and put back if it
+//! stops before that (an error, a panic, or a kill: the next start of the run puts them back).
+//! So a mistyped `--overwrite` run that fails on its data loses nothing.
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+/// The hidden folder of the run that holds the set-aside files.
+const FOLDER: &str = ".overwritten";
+
+/// Files set aside by [`SetAside::new`]; put back when dropped unless [`SetAside::discard`]ed.
+#[derive(Debug)]
+pub struct SetAside {
+    run_dir: PathBuf,
+    armed: bool,
+}
+
+impl SetAside {
+    /// Moves `files` (files or folders of `run_dir`) into the run's set-aside folder.
+    pub fn new(run_dir: &Path, files: &[PathBuf]) -> anyhow::Result<Self> {
+        let folder = run_dir.join(FOLDER);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let set_aside = SetAside {
+            run_dir: run_dir.to_path_buf(),
+            armed: true,
+        };
+        for file in files {
+            let name = file.file_name().unwrap_or_default();
+            std::fs::rename(file, folder.join(name)).with_context(|| {
+                format!("cannot set {} aside to start the run over", file.display())
+            })?;
+        }
+        Ok(set_aside)
+    }
+
+    /// The new run has saved a checkpoint: the previous run's files are deleted.
+    pub fn discard(mut self) {
+        self.armed = false;
+        let folder = self.run_dir.join(FOLDER);
+        if let Err(e) = std::fs::remove_dir_all(&folder) {
+            tracing::warn!(
+                "cannot delete {} ({e}); delete it by hand",
+                folder.display()
+            );
+        }
+    }
+}
+
+impl Drop for SetAside {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // The files this run wrote (no checkpoint: its options, logs and page) go.
+        match restore(&self.run_dir, &run_files(&self.run_dir)) {
+            Ok(_) => tracing::warn!(
+                "this run stopped before its first checkpoint: the previous run's files are back in {}",
+                self.run_dir.display()
+            ),
+            Err(e) => tracing::error!(
+                "cannot put the previous run's files back from {}: {e:#}",
+                self.run_dir.join(FOLDER).display()
+            ),
+        }
+    }
+}
+
+/// Settles what an `--overwrite` run killed before its first checkpoint left in `run_dir`:
+/// puts the previous run's files back (over the killed run's options and logs), or, if the
+/// new run did save networks (and was killed while deleting the old files), deletes the rest of
+/// them. Says what it did, if anything.
+pub fn recover(run_dir: &Path) -> anyhow::Result<Option<&'static str>> {
+    let folder = run_dir.join(FOLDER);
+    if !folder.is_dir() {
+        return Ok(None);
+    }
+    let files = run_files(run_dir);
+    let has_networks = files.iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("_net_"))
+    });
+    if has_networks {
+        std::fs::remove_dir_all(&folder)
+            .with_context(|| format!("cannot delete {}", folder.display()))?;
+        return Ok(Some(
+            "an --overwrite run was stopped while deleting the files of the run it started over: deleted the rest",
+        ));
+    }
+    restore(run_dir, &files)?;
+    Ok(Some(
+        "put back the files of the run it was to start over, since it saved no checkpoint",
+    ))
+}
+
+/// Puts back files that an `--overwrite` run set aside in `run_dir`, over `replaced` (the files
+/// that run wrote, deleted first): true when there were any.
+fn restore(run_dir: &Path, replaced: &[PathBuf]) -> anyhow::Result<bool> {
+    let folder = run_dir.join(FOLDER);
+    if !folder.is_dir() {
+        return Ok(false);
+    }
+    for path in replaced {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        removed.with_context(|| format!("cannot delete {}", path.display()))?;
+    }
+    for entry in std::fs::read_dir(&folder)? {
+        let entry = entry?;
+        let target = run_dir.join(entry.file_name());
+        std::fs::rename(entry.path(), &target)
+            .with_context(|| format!("cannot put {} back", target.display()))?;
+    }
+    std::fs::remove_dir(&folder).with_context(|| format!("cannot delete {}", folder.display()))?;
+    Ok(true)
+}
+
+/// The files of a run that starting it over replaces: this project's networks (a reference
+/// `.pth` is left alone), training states, options, logs and web page.
+pub fn run_files(run_dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            (name.contains("_net_") && name.ends_with(".safetensors"))
+                || name.ends_with("_train_state.safetensors")
+                || matches!(
+                    name.as_ref(),
+                    "loss_log.jsonl"
+                        | "loss_log.txt"
+                        | "metrics.jsonl"
+                        | "options.json"
+                        | "train_opt.txt"
+                        | "web"
+                )
+        })
+        .collect();
+    files.sort();
+    files
+}
