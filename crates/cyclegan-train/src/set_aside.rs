@@ -145,3 +145,58 @@ pub fn run_files(run_dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn dropped_it_puts_the_old_files_back_over_the_new_run_s_and_discarded_it_deletes_them() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path();
+        for name in ["latest_net_G_A.safetensors", "loss_log.txt", "notes.md"] {
+            std::fs::write(dir.join(name), format!("old {name}")).unwrap();
+        }
+        let set_aside = SetAside::new(dir, &run_files(dir)).unwrap();
+        assert_eq!(
+            names(dir),
+            [".overwritten", "notes.md"],
+            "a user's own file stays"
+        );
+        std::fs::write(dir.join("loss_log.txt"), "new").unwrap();
+        std::fs::write(dir.join("options.json"), "new").unwrap();
+        drop(set_aside);
+        assert_eq!(
+            names(dir),
+            ["latest_net_G_A.safetensors", "loss_log.txt", "notes.md"]
+        );
+        let log = std::fs::read_to_string(dir.join("loss_log.txt")).unwrap();
+        assert_eq!(log, "old loss_log.txt");
+
+        SetAside::new(dir, &run_files(dir)).unwrap().discard();
+        assert_eq!(names(dir), ["notes.md"]);
+    }
+
+    /// A kill after the new run's first checkpoint, while the old files were being deleted:
+    /// the new run is kept and the rest of the old one deleted.
+    #[test]
+    fn recovery_keeps_a_new_run_that_saved_networks() {
+        let run = tempfile::tempdir().unwrap();
+        let dir = run.path();
+        std::fs::create_dir(dir.join(FOLDER)).unwrap();
+        std::fs::write(dir.join(FOLDER).join("5_net_G_A.safetensors"), "old").unwrap();
+        std::fs::write(dir.join("latest_net_G_A.safetensors"), "new").unwrap();
+        assert!(recover(dir).unwrap().is_some());
+        assert_eq!(names(dir), ["latest_net_G_A.safetensors"]);
+        assert!(recover(dir).unwrap().is_none());
+    }
+}
