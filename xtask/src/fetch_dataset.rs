@@ -8,16 +8,16 @@ use std::path::PathBuf;
 /// Download one of the reference's CycleGAN datasets to DEST/NAME/{trainA,trainB,testA,testB}.
 ///
 /// The archive is downloaded to a temporary file (an interrupted download resumes, here or on
-/// the next run), checked against the server's Content-Length, extracted safely to a temporary
-/// folder and moved into place only when complete. A dataset already present is kept unless
-/// --force.
+/// the next run), checked against the server's Content-Length and for trainA and trainB,
+/// extracted safely to a temporary folder and moved into place only when complete. A dataset
+/// already present is kept unless --force.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The dataset (see --list), e.g. horse2zebra.
     #[arg(required_unless_present = "list")]
     name: Option<String>,
     /// List the reference's datasets with their sizes (asked of the server).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "name")]
     list: bool,
     /// Where datasets go: DEST/NAME.
     #[arg(long, default_value = "data", value_name = "DIR")]

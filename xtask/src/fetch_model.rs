@@ -1,8 +1,13 @@
 //! `cargo xtask fetch-model`.
 
 use crate::{list_with_sizes, DownloadArgs};
-use cyclegan_checkpoint::{convert_checkpoint, describe_config, ConvertOptions};
-use cyclegan_fetch::{fetch_model, MODELS, MODEL_BASE_URL};
+use anyhow::Context;
+use cyclegan_checkpoint::{
+    convert_checkpoint, describe_config, CheckpointError, ConversionReport, ConvertOptions,
+};
+use cyclegan_fetch::{
+    download_model, join_url, model_path, remove_download, MODELS, MODEL_BASE_URL,
+};
 use cyclegan_models::NetworkConfig;
 use std::path::{Path, PathBuf};
 
@@ -10,14 +15,17 @@ use std::path::{Path, PathBuf};
 /// and convert it next to it to latest_net_G.safetensors.
 ///
 /// The .pth file is where the reference's test.py looks for it (--name NAME_pretrained); the
-/// .safetensors file is ready for `cyclegan-translate --checkpoint`.
+/// .safetensors file is ready for `cyclegan-translate --checkpoint`. The download goes to a
+/// hidden file beside them (resumed after an interruption) and is moved into place only once
+/// it has been checked to be a generator: with --force, the model in place stays there until
+/// then.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The model (see --list), e.g. horse2zebra or style_monet.
     #[arg(required_unless_present = "list")]
     name: Option<String>,
     /// List the reference's pretrained models with their sizes (asked of the server).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "name")]
     list: bool,
     /// Where models go: DEST/NAME_pretrained/.
     #[arg(long, default_value = "checkpoints", value_name = "DIR")]
@@ -34,68 +42,102 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let name = args.name.expect("clap requires a name without --list");
+    let cannot = || format!("cannot fetch the model {name}");
+    cyclegan_fetch::check_model(&name).with_context(cannot)?;
     let options = args.download.options(&args.dest);
-    let pth = cyclegan_fetch::model_path(&args.dest, &name);
+    let pth = model_path(&args.dest, &name);
     let safetensors = pth.with_extension("safetensors");
-    // A --force fetch that was interrupted left the model it replaces set aside: back first.
+    // A swap that was interrupted left the model it replaces set aside: back first.
     Previous::recover(&[&pth, &safetensors])?;
-    // With --force, the model in place is moved aside and put back unless the new download
-    // proves to be a usable generator: a bad download never costs a good model.
-    let kept = if options.force {
-        Previous::move_aside(&[&pth, &safetensors])?
-    } else {
-        Previous::default()
-    };
-    let fetched = match fetch_model(&name, &options) {
-        Ok(fetched) => fetched,
-        Err(e) => {
-            kept.restore();
-            return Err(anyhow::Error::new(e).context(format!("cannot fetch the model {name}")));
+    // Conversions are written here and moved into place only once checked.
+    let converted = pth.with_file_name(".latest_net_G.safetensors");
+
+    if pth.is_file() && !options.force {
+        if safetensors.is_file() {
+            // Written only beside a .pth checked to be a generator.
+            crate::report!(
+                "{} and {} are present already (pass --force to fetch them again)",
+                pth.display(),
+                safetensors.display()
+            );
+        } else {
+            // Copied in by hand, or left by a run whose conversion failed: checked here.
+            let report = match check_generator(&pth, &converted) {
+                Ok(report) => report,
+                Err(Check::Local(e)) => anyhow::bail!(
+                    "{} is present already, but cannot be converted to {}: {e}",
+                    pth.display(),
+                    safetensors.display()
+                ),
+                Err(Check::Unusable(e)) => anyhow::bail!(
+                    "{} is present already (nothing was fetched), but it is not a usable pretrained generator: {e}; it was left as it is: move it away, or pass --force to fetch the reference's model in its place",
+                    pth.display()
+                ),
+            };
+            std::fs::rename(&converted, &safetensors).with_context(|| {
+                format!(
+                    "cannot move {} to {}",
+                    converted.display(),
+                    safetensors.display()
+                )
+            })?;
+            crate::report!("{}: {report}", pth.display());
+            crate::report!("{}: written", safetensors.display());
+        }
+        return translate_hint(&safetensors);
+    }
+
+    let fetched = download_model(&name, &options).with_context(cannot)?;
+    let downloaded = &fetched.path;
+    let report = match check_generator(downloaded, &converted) {
+        Ok(report) => report,
+        Err(Check::Local(e)) => anyhow::bail!(
+            "cannot check the download {}: {e}; it is complete and was kept: make room (or fix what the error says) and run the command again, which uses it without downloading it again",
+            downloaded.display()
+        ),
+        Err(Check::Unusable(e)) => {
+            remove_download(downloaded);
+            let base = options.base_url.as_deref().unwrap_or(MODEL_BASE_URL);
+            anyhow::bail!(
+                "{} is not a usable pretrained generator: {e}; the download was removed{} (is --base-url right?)",
+                join_url(base, &format!("{name}.pth")),
+                if pth.is_file() {
+                    format!(" and {} was left as it was", pth.display())
+                } else {
+                    String::new()
+                }
+            );
         }
     };
-    if fetched.already_present && safetensors.is_file() {
-        crate::report!(
-            "{} and {} are present already (pass --force to fetch them again)",
-            pth.display(),
-            safetensors.display()
+    // Only now, with the new model complete and checked, is the one in place set aside; a kill
+    // between these renames is undone by the next run (`Previous::recover`).
+    let kept = Previous::move_aside(&[&pth, &safetensors])?;
+    if let Err(e) = std::fs::rename(downloaded, &pth) {
+        kept.restore();
+        anyhow::bail!(
+            "cannot move {} to {}: {e}; the download is complete and was kept (run the command again to use it)",
+            downloaded.display(),
+            pth.display()
         );
-    } else {
-        let checked = convert_checkpoint(&pth, &safetensors, &ConvertOptions::default())
-            .map_err(anyhow::Error::new)
-            .and_then(|report| match report.config {
-                NetworkConfig::Generator(_) => Ok(report),
-                other => Err(anyhow::anyhow!(
-                    "it holds a {}, not a generator",
-                    describe_config(&other)
-                )),
-            });
-        let report = match checked {
-            Ok(report) => report,
-            Err(e) => {
-                // A fresh download that is no usable generator (an error page, a cut file,
-                // another network) must not count as present on the next run.
-                if !fetched.already_present {
-                    let _ = std::fs::remove_file(&pth);
-                    let _ = std::fs::remove_file(&safetensors);
-                }
-                kept.restore();
-                return Err(e.context(format!(
-                    "fetched {} from the server, but it is not a usable pretrained generator{}",
-                    pth.display(),
-                    if fetched.already_present {
-                        " (pass --force to fetch it again)"
-                    } else if kept.is_empty() {
-                        " (removed)"
-                    } else {
-                        " (removed; the model there before is back in place)"
-                    }
-                )));
-            }
-        };
-        kept.discard();
-        crate::report!("{}: {report}", pth.display());
-        crate::report!("{}: written", safetensors.display());
     }
+    if let Err(e) = std::fs::rename(&converted, &safetensors) {
+        let _ = std::fs::rename(&pth, downloaded);
+        kept.restore();
+        anyhow::bail!(
+            "cannot move {} to {}: {e}; the download {} is complete and was kept (run the command again to use it)",
+            converted.display(),
+            safetensors.display(),
+            downloaded.display()
+        );
+    }
+    kept.discard();
+    remove_download(downloaded);
+    crate::report!("{}: {report}", pth.display());
+    crate::report!("{}: written", safetensors.display());
+    translate_hint(&safetensors)
+}
+
+fn translate_hint(safetensors: &Path) -> anyhow::Result<()> {
     crate::report!(
         "translate with: cargo run --release -p cyclegan-translate -- --checkpoint {} --input IMAGES --output results",
         safetensors.display()
@@ -103,8 +145,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Files moved aside (`NAME.previous`) while a replacement is fetched. They are deleted once
-/// the replacement is checked, so one still there means a fetch that did not finish.
+/// Why a file did not pass as a pretrained generator (each error's text says it all: it has
+/// no context, and `CheckpointError`'s text already includes its source).
+enum Check {
+    /// This machine's fault (reading it, or writing the conversion): the file may be fine.
+    Local(anyhow::Error),
+    /// The file's: not a checkpoint, or not a generator.
+    Unusable(anyhow::Error),
+}
+
+/// Converts `pth` to `converted` (a `.safetensors` file), checking that it is a generator;
+/// `converted` is removed unless it is.
+fn check_generator(pth: &Path, converted: &Path) -> Result<ConversionReport, Check> {
+    let outcome = match convert_checkpoint(pth, converted, &ConvertOptions::default()) {
+        Ok(report) => match report.config {
+            NetworkConfig::Generator(_) => return Ok(report),
+            other => Check::Unusable(anyhow::anyhow!(
+                "it holds a {}, not a generator",
+                describe_config(&other)
+            )),
+        },
+        Err(e @ (CheckpointError::Io { .. } | CheckpointError::Write { .. })) => {
+            Check::Local(e.into())
+        }
+        Err(e) => Check::Unusable(e.into()),
+    };
+    let _ = std::fs::remove_file(converted);
+    Err(outcome)
+}
+
+/// Files moved aside (`NAME.previous`) while their checked replacements are moved into place.
+/// They are deleted once the replacements are there, so one still there means a swap that did
+/// not finish.
 #[derive(Default)]
 struct Previous(Vec<(PathBuf, PathBuf)>);
 
@@ -116,8 +188,8 @@ fn aside_path(path: &Path) -> PathBuf {
 }
 
 impl Previous {
-    /// Puts back what an interrupted fetch set aside, over anything it left in its place
-    /// (unchecked): the model is then as it was before that fetch.
+    /// Puts back what an interrupted swap set aside, over anything it left in its place: the
+    /// model is then as it was before that fetch (a pair that belongs together).
     fn recover(paths: &[&Path]) -> anyhow::Result<()> {
         for path in paths {
             let aside = aside_path(path);
@@ -154,10 +226,6 @@ impl Previous {
         Ok(moved)
     }
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Puts the files back in place.
     fn restore(&self) {
         for (path, aside) in &self.0 {
@@ -183,8 +251,8 @@ impl Previous {
 mod tests {
     use super::*;
 
-    /// A fetch interrupted after moving the model aside (and after writing an unchecked
-    /// replacement of one file) leaves the old model back in place on the next run.
+    /// A fetch interrupted after moving the model aside (and after moving one file of its
+    /// replacement into place) leaves the old model back in place on the next run.
     #[test]
     fn an_interrupted_force_fetch_is_undone_on_the_next_run() {
         let dir = tempfile::tempdir().unwrap();
@@ -193,9 +261,9 @@ mod tests {
         std::fs::write(&pth, "old pth").unwrap();
         std::fs::write(&safetensors, "old safetensors").unwrap();
         let kept = Previous::move_aside(&[&pth, &safetensors]).unwrap();
-        assert!(!kept.is_empty() && !pth.exists() && !safetensors.exists());
-        // The interrupted run got as far as a new .pth, never checked.
-        std::fs::write(&pth, "new, unchecked").unwrap();
+        assert!(!pth.exists() && !safetensors.exists());
+        // The interrupted run got as far as the new .pth, without its .safetensors.
+        std::fs::write(&pth, "new").unwrap();
         drop(kept);
         Previous::recover(&[&pth, &safetensors]).unwrap();
         assert_eq!(std::fs::read_to_string(&pth).unwrap(), "old pth");

@@ -106,10 +106,11 @@ fn human_bytes(bytes: u64) -> String {
 #[derive(clap::Args, Debug, Clone)]
 struct DownloadArgs {
     /// Fetch from this address instead of the reference's server (a mirror): BASE/NAME.zip
-    /// for datasets, BASE/NAME.pth for models.
-    #[arg(long, value_name = "URL")]
+    /// for datasets, BASE/NAME.pth for models. It starts with http:// or https://.
+    #[arg(long, value_name = "URL", value_parser = web_address)]
     base_url: Option<String>,
-    /// Fetch again even if already present (replaces it once the new copy is complete).
+    /// Fetch again even if already present (what is there stays until the new copy is complete
+    /// and checked).
     #[arg(long)]
     force: bool,
     /// Further attempts after an interrupted download, each resuming where the last stopped.
@@ -118,6 +119,19 @@ struct DownloadArgs {
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+/// `--base-url`: refused at once when it is not an http:// or https:// address.
+fn web_address(url: &str) -> Result<String, String> {
+    cyclegan_fetch::check_url(url)
+        .map(|()| url.to_string())
+        .map_err(|_| {
+            if url.contains("://") {
+                "it must start with http:// or https://".to_string()
+            } else {
+                format!("it must start with http:// or https:// (e.g. http://{url})")
+            }
+        })
 }
 
 impl DownloadArgs {
@@ -170,6 +184,45 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_base_url_without_its_scheme_is_refused_at_once() {
+        for command in ["fetch-dataset", "fetch-model"] {
+            let err = Cli::try_parse_from([
+                "cargo xtask",
+                command,
+                "horse2zebra",
+                "--base-url",
+                "127.0.0.1:8765/x",
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("must start with http:// or https://")
+                    && err.contains("http://127.0.0.1:8765/x"),
+                "{err}"
+            );
+            assert!(Cli::try_parse_from([
+                "cargo xtask",
+                command,
+                "horse2zebra",
+                "--base-url",
+                "HTTPS://example.org/x"
+            ])
+            .is_ok());
+        }
+    }
+
+    #[test]
+    fn a_name_with_list_is_refused() {
+        for command in ["fetch-dataset", "fetch-model"] {
+            let err = Cli::try_parse_from(["cargo xtask", command, "horse2zebra", "--list"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cannot be used with"), "{command}: {err}");
+            assert!(Cli::try_parse_from(["cargo xtask", command, "--list"]).is_ok());
+        }
     }
 
     #[test]

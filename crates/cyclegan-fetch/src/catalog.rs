@@ -57,6 +57,18 @@ pub const MODELS: &[&str] = &[
     "iphone2dslr_flower",
 ];
 
+/// The folders the archive of dataset `name` must hold (each with files) for it to be
+/// accepted: `trainA` and `trainB` for the CycleGAN datasets; none for the three that the
+/// reference's script serves for other models and that have other layouts (`ae_photos`, test
+/// photos; `mini_pix2pix` and `mini_colorization`, with `train`/`test` folders), which then
+/// need only one of the usual split folders.
+pub fn required_folders(name: &str) -> &'static [&'static str] {
+    match name {
+        "ae_photos" | "mini_pix2pix" | "mini_colorization" => &[],
+        _ => &["trainA", "trainB"],
+    }
+}
+
 /// Checks that `name` is a dataset the reference serves.
 pub fn check_dataset(name: &str) -> Result<(), FetchError> {
     if let Some((_, reason)) = REFUSED_DATASETS.iter().find(|(n, _)| *n == name) {

@@ -31,6 +31,23 @@ pub enum FetchError {
         /// The HTTP status code.
         status: u16,
     },
+    /// An address that is not `http://` or `https://` (a `--base-url` without its scheme).
+    #[error("{url} is not a web address: it must start with http:// or https:// (a --base-url such as http://127.0.0.1:8000/datasets)")]
+    BadUrl {
+        /// The address asked for.
+        url: String,
+    },
+    /// The server answered with something that is clearly not the file (a web page, an empty
+    /// body). Nothing was written; a partial file from earlier is kept as it was.
+    #[error("GET {url} answered with {found}, not the file (is the name or --base-url right, or is a login page or proxy in the way?); {}", match partial { Some(p) => format!("the partial download {} was kept as it was", p.display()), None => "nothing was written".to_string() })]
+    NotTheFile {
+        /// The address asked for.
+        url: String,
+        /// What came instead.
+        found: String,
+        /// The partial download left untouched, if there was one.
+        partial: Option<PathBuf>,
+    },
     /// The request could not be made or the connection failed.
     #[error("GET {url} failed: {source}")]
     Network {
@@ -79,6 +96,26 @@ pub enum FetchError {
         archive: PathBuf,
         /// What is wrong, naming the entry where one is damaged.
         reason: String,
+    },
+    /// A readable archive that does not hold a dataset (no `trainA` and `trainB` folders).
+    #[error("{} does not hold the dataset: {reason}; nothing was extracted, a dataset already in place was left as it was, and the archive was deleted (is the name or --base-url right?)", archive.display())]
+    BadLayout {
+        /// The downloaded archive.
+        archive: PathBuf,
+        /// What is missing, and what the archive holds instead.
+        reason: String,
+    },
+    /// A complete download could not be put in place for a local reason (disk full,
+    /// permissions); the downloaded file is kept and the next run uses it.
+    #[error("the download {} is complete and was kept, but cannot be put in place (make room, or fix what follows, then run the command again: it uses the download without fetching it again): {}: {source}", download.display(), path.display())]
+    KeptDownload {
+        /// The file or folder that could not be written.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+        /// The complete download, kept.
+        download: PathBuf,
     },
     /// An archive entry that would be written outside the destination, or is a link.
     #[error("{} holds an unsafe entry '{entry}' ({reason}); the archive was refused and nothing was extracted", archive.display())]

@@ -5,9 +5,9 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Folder names a dataset's content uses at its top level: an archive whose single top
-/// folder is one of these is flat, not wrapped.
-const SPLIT_NAMES: &[&str] = &[
+/// Folder names a dataset's content uses at its top level: the folder that holds them is the
+/// dataset's root.
+pub const SPLIT_NAMES: &[&str] = &[
     "trainA", "trainB", "testA", "testB", "valA", "valB", "train", "test", "val", "A", "B",
 ];
 
@@ -56,14 +56,20 @@ pub struct Extracted {
 /// Every entry is checked before anything is written: absolute paths, `..` components and
 /// symbolic links refuse the whole archive. The content goes to a temporary folder inside
 /// `dest_dir` (every entry's checksum verified) and is renamed to `dest_dir/name` only once
-/// complete, replacing what was there (`replace`) or refusing to. An archive whose entries all
-/// sit in one top folder (the reference's `NAME/trainA/...`) is unwrapped; a flat one
-/// (`trainA/...`) is taken as is.
+/// complete, replacing what was there (`replace`) or refusing to.
+///
+/// The dataset's root is the folder that holds the `required` folders (each with files;
+/// with none required, any of [`SPLIT_NAMES`]): the archive's top (a flat archive,
+/// `trainA/...`) or the one top folder that holds them (the reference's `NAME/trainA/...`),
+/// which is unwrapped; entries beside that folder (a `README.txt`) are left out. An archive
+/// without such a folder is refused when folders are `required`, and otherwise taken as it
+/// is (its one top folder unwrapped).
 pub fn extract_zip(
     archive: &Path,
     dest_dir: &Path,
     name: &str,
     replace: bool,
+    required: &[&str],
 ) -> Result<Extracted, FetchError> {
     let corrupt = |reason: String| FetchError::CorruptArchive {
         archive: archive.to_path_buf(),
@@ -72,7 +78,8 @@ pub fn extract_zip(
     let file = File::open(archive).map_err(FetchError::io(archive))?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| {
         corrupt(match text_start(archive) {
-            Some(text) => format!("{e}: it starts with the text \"{text}\", not a zip archive's bytes (the server sent a page instead?)"),
+            Some((text, true)) => format!("{e}: it is a web page (it starts with the text \"{text}\"), not a zip archive: the server sent a page instead"),
+            Some((text, false)) => format!("{e}: it starts with the text \"{text}\", not a zip archive's bytes (the server sent a page instead?)"),
             None => format!("{e} (truncated or not a zip file?)"),
         })
     })?;
@@ -105,32 +112,47 @@ pub fn extract_zip(
     if !entries.iter().any(|e| !e.is_dir) {
         return Err(corrupt("it holds no files".into()));
     }
-
-    // One top folder that is not itself part of the dataset: unwrap it.
-    let top = |e: &Entry| e.path.components().next().map(|c| c.as_os_str().to_owned());
-    let first = top(&entries[0]);
-    let wrapped = first.as_ref().is_some_and(|first| {
-        !SPLIT_NAMES.iter().any(|s| first == *s)
-            && entries.iter().all(|e| {
-                top(e).as_ref() == Some(first) && (e.is_dir || e.path.components().count() > 1)
-            })
-    });
+    let root = dataset_root(&entries, required).map_err(|reason| FetchError::BadLayout {
+        archive: archive.to_path_buf(),
+        reason,
+    })?;
+    let outside: Vec<String> = match &root {
+        Some(root) => entries
+            .iter()
+            .filter(|e| !e.path.starts_with(root))
+            .map(|e| e.path.display().to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+    if !outside.is_empty() {
+        tracing::info!(
+            "{}: leaving out what lies beside the dataset's folder {}/: {}",
+            archive.display(),
+            root.as_ref()
+                .map(|r| r.display().to_string())
+                .unwrap_or_default(),
+            outside.join(", ")
+        );
+    }
 
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}.extract-"))
         .tempdir_in(dest_dir)
         .map_err(FetchError::io(dest_dir))?;
-    let root = staging.path().join("content");
-    std::fs::create_dir(&root).map_err(FetchError::io(&root))?;
+    let content = staging.path().join("content");
+    std::fs::create_dir(&content).map_err(FetchError::io(&content))?;
     let mut files = 0;
     let mut buffer = vec![0u8; 256 * 1024];
     for entry in &entries {
-        let relative = if wrapped {
-            entry.path.iter().skip(1).collect::<PathBuf>()
-        } else {
-            entry.path.clone()
+        let relative = match &root {
+            Some(root) => match entry.path.strip_prefix(root) {
+                Ok(relative) if !relative.as_os_str().is_empty() => relative,
+                // The root folder itself, or an entry beside it.
+                _ => continue,
+            },
+            None => entry.path.as_path(),
         };
-        let out = root.join(&relative);
+        let out = content.join(relative);
         if entry.is_dir {
             std::fs::create_dir_all(&out).map_err(FetchError::io(&out))?;
             continue;
@@ -174,9 +196,12 @@ pub fn extract_zip(
     } else {
         None
     };
-    if let Err(e) = std::fs::rename(&root, &target) {
+    if let Err(e) = std::fs::rename(&content, &target) {
         if let Some(previous) = &previous {
-            let _ = std::fs::rename(previous, &target);
+            if std::fs::rename(previous, &target).is_err() {
+                // Kept where it is: the next fetch puts it back (`restore_interrupted`).
+                let _ = staging.keep();
+            }
         }
         return Err(FetchError::Io {
             path: target,
@@ -191,14 +216,119 @@ pub fn extract_zip(
     })
 }
 
-/// The first characters of `path` when they are printable text (an HTML error page saved as
-/// the archive), for the error message.
-fn text_start(path: &Path) -> Option<String> {
-    let mut head = [0u8; 16];
-    let n = File::open(path).ok()?.read(&mut head).ok()?;
-    let head = &head[..n];
+/// The folder inside the archive that is the dataset (`None`: the archive's top), or why
+/// there is none.
+fn dataset_root(entries: &[Entry], required: &[&str]) -> Result<Option<PathBuf>, String> {
+    // The folders that hold files, by the folder they are in.
+    let folders_with_files = |parent: &Path| -> Vec<String> {
+        let mut names: Vec<String> = entries
+            .iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| e.path.strip_prefix(parent).ok())
+            .filter(|rest| rest.components().count() > 1)
+            .filter_map(|rest| rest.iter().next())
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let holds_dataset = |parent: &Path| {
+        let folders = folders_with_files(parent);
+        let has = |name: &&str| folders.iter().any(|f| f == name);
+        if required.is_empty() {
+            SPLIT_NAMES.iter().any(has)
+        } else {
+            required.iter().all(has)
+        }
+    };
+    if holds_dataset(Path::new("")) {
+        return Ok(None);
+    }
+    let tops = folders_with_files(Path::new(""));
+    let candidates: Vec<&String> = tops
+        .iter()
+        .filter(|t| holds_dataset(Path::new(t.as_str())))
+        .collect();
+    match candidates.as_slice() {
+        [one] => return Ok(Some(PathBuf::from(one.as_str()))),
+        [] => {}
+        several => {
+            return Err(format!(
+                "several of its folders hold one: {}",
+                several
+                    .iter()
+                    .map(|c| format!("{c}/"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+    }
+    if required.is_empty() {
+        // No known layout: taken as it is, one top folder around everything unwrapped.
+        let wrapped = tops.len() == 1
+            && entries.iter().all(|e| {
+                e.path.starts_with(&tops[0]) && (e.is_dir || e.path.components().count() > 1)
+            });
+        return Ok(wrapped.then(|| PathBuf::from(&tops[0])));
+    }
+    // Say what is there instead: the top level, and inside a single top folder.
+    let mut found: Vec<String> = tops.iter().map(|t| format!("{t}/")).collect();
+    if let [top] = tops.as_slice() {
+        found = folders_with_files(Path::new(top))
+            .iter()
+            .map(|f| format!("{top}/{f}/"))
+            .collect();
+    }
+    found.extend(
+        entries
+            .iter()
+            .filter(|e| !e.is_dir && e.path.components().count() == 1)
+            .map(|e| e.path.display().to_string()),
+    );
+    found.truncate(12);
+    Err(format!(
+        "it has no folder holding {} (each with files){}",
+        required.join(" and "),
+        if found.is_empty() {
+            String::new()
+        } else {
+            format!("; it holds {}", found.join(", "))
+        }
+    ))
+}
+
+/// The first characters of `path` when it starts (after any blank space) with printable
+/// text, such as an error page saved as the archive, and whether it is a web page (HTML
+/// markup within its first bytes, in any case).
+fn text_start(path: &Path) -> Option<(String, bool)> {
+    let mut head = Vec::with_capacity(512);
+    File::open(path)
+        .ok()?
+        .take(512)
+        .read_to_end(&mut head)
+        .ok()?;
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let head = &head[start..];
     let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
-    (n > 0 && head.iter().all(printable)).then(|| String::from_utf8_lossy(head).into_owned())
+    let line: Vec<u8> = head
+        .iter()
+        .take(16)
+        .take_while(|b| printable(b))
+        .copied()
+        .collect();
+    if line.is_empty() {
+        return None;
+    }
+    let lower = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let html = lower.starts_with("<!doctype html")
+        || ["<html", "<head", "<body", "<title"]
+            .iter()
+            .any(|tag| lower.contains(tag));
+    // Text up to a line's end (or 16 characters of it); not bytes that merely start as text.
+    let text = line.len() == 16 || head.get(line.len()).is_none_or(u8::is_ascii_whitespace);
+    (html || text).then(|| (String::from_utf8_lossy(&line).into_owned(), html))
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Fetching a named dataset or pretrained model of the reference.
 
-use crate::catalog::{check_dataset, check_model, join_url, DATASET_BASE_URL, MODEL_BASE_URL};
-use crate::download::{download, DownloadOptions};
+use crate::catalog::{
+    check_dataset, check_model, join_url, required_folders, DATASET_BASE_URL, MODEL_BASE_URL,
+};
+use crate::download::{download, remove_download, DownloadOptions};
 use crate::extract::extract_zip;
 use crate::FetchError;
 use std::path::{Path, PathBuf};
@@ -55,8 +57,12 @@ fn has_content(dir: &Path) -> bool {
 /// Refuses names the reference does not serve (and cityscapes, with its reason). A dataset
 /// already present is left alone unless `options.force`. The archive is downloaded to a
 /// temporary file (resumed after an interruption, checked against the server's
-/// `Content-Length`), extracted safely to a temporary folder, and renamed into place only when
-/// complete; it is deleted afterwards.
+/// `Content-Length`), checked for the dataset's folders ([`required_folders`]), extracted
+/// safely to a temporary folder, and renamed into place only when complete; it is deleted
+/// afterwards, and when it is damaged or not the dataset. When extraction fails for a local
+/// reason (disk full), the complete archive is kept and the next call extracts it without
+/// downloading it again. A dataset set aside by a `force` fetch that was killed before the new
+/// one was in place is put back first.
 pub fn fetch_dataset(name: &str, options: &FetchOptions) -> Result<Fetched, FetchError> {
     check_dataset(name)?;
     let target = options.dest.join(name);
@@ -79,11 +85,10 @@ pub fn fetch_dataset(name: &str, options: &FetchOptions) -> Result<Fetched, Fetc
             ),
         });
     }
+    restore_interrupted(&options.dest, name)?;
     if has_content(&target) && !options.force {
-        tracing::info!(
-            "{} is present already; fetch it again with `force` (--force)",
-            target.display()
-        );
+        // The caller reports it.
+        tracing::debug!("{} is present already", target.display());
         return Ok(Fetched {
             path: target,
             already_present: true,
@@ -96,36 +101,70 @@ pub fn fetch_dataset(name: &str, options: &FetchOptions) -> Result<Fetched, Fetc
     let url = join_url(base, &format!("{name}.zip"));
     let archive = options.dest.join(format!(".{name}.zip"));
     let bytes = download(&url, &archive, &options.download)?;
-    remove_stale_staging(&options.dest, name);
     tracing::info!("extracting {} to {}", archive.display(), target.display());
-    let extracted = extract_zip(&archive, &options.dest, name, true);
-    // A complete archive is not kept: on success it is spent, and one that cannot be
-    // extracted would fail the same way again.
-    let _ = std::fs::remove_file(&archive);
-    let extracted = extracted?;
-    Ok(Fetched {
-        path: extracted.path,
-        already_present: false,
-        bytes,
-        files: extracted.files,
-    })
-}
-
-/// Removes the temporary folders of extractions that were killed before they could clean up.
-fn remove_stale_staging(dest: &Path, name: &str) {
-    let prefix = format!(".{name}.extract-");
-    let Ok(entries) = std::fs::read_dir(dest) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            tracing::info!(
-                "removing {}, left by an interrupted extraction",
-                entry.path().display()
-            );
-            let _ = std::fs::remove_dir_all(entry.path());
+    match extract_zip(&archive, &options.dest, name, true, required_folders(name)) {
+        Ok(extracted) => {
+            remove_download(&archive);
+            Ok(Fetched {
+                path: extracted.path,
+                already_present: false,
+                bytes,
+                files: extracted.files,
+            })
+        }
+        // This machine's fault: the archive is fine and kept for the next run.
+        Err(FetchError::Io { path, source }) => Err(FetchError::KeptDownload {
+            path,
+            source,
+            download: archive,
+        }),
+        // The archive's fault: it would fail the same way again.
+        Err(e) => {
+            remove_download(&archive);
+            Err(e)
         }
     }
+}
+
+/// Cleans up after extractions that were killed before they could: a dataset that a `force`
+/// fetch had set aside (`.NAME.extract-*/previous`) is put back where it is missing, then the
+/// temporary folders are removed.
+fn restore_interrupted(dest: &Path, name: &str) -> Result<(), FetchError> {
+    let prefix = format!(".{name}.extract-");
+    let Ok(entries) = std::fs::read_dir(dest) else {
+        return Ok(());
+    };
+    let target = dest.join(name);
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let previous = entry.path().join("previous");
+        if previous.is_dir() && !has_content(&target) {
+            // An empty folder in its place is no dataset (`has_content`).
+            let _ = std::fs::remove_dir(&target);
+            std::fs::rename(&previous, &target).map_err(|source| FetchError::Io {
+                path: previous.clone(),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!(
+                        "cannot put it back as {} ({source}): move it back by hand",
+                        target.display()
+                    ),
+                ),
+            })?;
+            tracing::warn!(
+                "put {} back in place: a --force fetch was interrupted while replacing it",
+                target.display()
+            );
+        }
+        tracing::info!(
+            "removing {}, left by an interrupted extraction",
+            entry.path().display()
+        );
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+    Ok(())
 }
 
 /// The file a pretrained model is saved as: `dest/NAME_pretrained/latest_net_G.pth`, where
@@ -135,26 +174,19 @@ pub fn model_path(dest: &Path, name: &str) -> PathBuf {
         .join("latest_net_G.pth")
 }
 
-/// Fetches the reference's pretrained generator `name` to [`model_path`]. A model already
-/// present is left alone unless `options.force`, which replaces it with the download as it
-/// comes (the download itself is resumable and atomic, but this function does not check that
-/// the file is a generator: `cargo xtask fetch-model --force` sets the old model aside and
-/// puts it back unless the new one loads as a generator).
-pub fn fetch_model(name: &str, options: &FetchOptions) -> Result<Fetched, FetchError> {
+/// Where [`download_model`] puts a model until it is checked and moved into place: a hidden
+/// file beside [`model_path`] (`.latest_net_G.pth`, resumed from `.latest_net_G.pth.part`).
+pub fn model_download_path(dest: &Path, name: &str) -> PathBuf {
+    model_path(dest, name).with_file_name(".latest_net_G.pth")
+}
+
+/// Downloads the reference's pretrained generator `name` to [`model_download_path`], leaving
+/// the model in place (if any) alone: resumable, and a complete download left by an earlier
+/// run is used without downloading it again. The caller checks the file and moves it to
+/// [`model_path`] (or removes it with [`remove_download`](crate::remove_download)).
+pub fn download_model(name: &str, options: &FetchOptions) -> Result<Fetched, FetchError> {
     check_model(name)?;
-    let path = model_path(&options.dest, name);
-    if path.is_file() && !options.force {
-        tracing::info!(
-            "{} is present already; fetch it again with `force` (--force)",
-            path.display()
-        );
-        return Ok(Fetched {
-            path,
-            already_present: true,
-            bytes: 0,
-            files: 0,
-        });
-    }
+    let path = model_download_path(&options.dest, name);
     let dir = path.parent().expect("model path has a folder");
     std::fs::create_dir_all(dir).map_err(FetchError::io(dir))?;
     let base = options.base_url.as_deref().unwrap_or(MODEL_BASE_URL);
@@ -166,4 +198,31 @@ pub fn fetch_model(name: &str, options: &FetchOptions) -> Result<Fetched, FetchE
         bytes,
         files: 0,
     })
+}
+
+/// Fetches the reference's pretrained generator `name` to [`model_path`]. A model already
+/// present is left alone unless `options.force`, which replaces it once the download is
+/// complete ([`download_model`]; the model in place stays there until then). This function
+/// does not check that the file is a generator: `cargo xtask fetch-model` does, before it
+/// moves the download into place.
+pub fn fetch_model(name: &str, options: &FetchOptions) -> Result<Fetched, FetchError> {
+    check_model(name)?;
+    let path = model_path(&options.dest, name);
+    if path.is_file() && !options.force {
+        tracing::debug!("{} is present already", path.display());
+        return Ok(Fetched {
+            path,
+            already_present: true,
+            bytes: 0,
+            files: 0,
+        });
+    }
+    let downloaded = download_model(name, options)?;
+    std::fs::rename(&downloaded.path, &path).map_err(|source| FetchError::KeptDownload {
+        path: path.clone(),
+        source,
+        download: downloaded.path.clone(),
+    })?;
+    remove_download(&downloaded.path);
+    Ok(Fetched { path, ..downloaded })
 }

@@ -7,10 +7,13 @@
 //!
 //! Downloads ([`download`]) go to a temporary `.part` file, show a progress bar (bytes, rate,
 //! ETA), are checked against the server's `Content-Length` (no pinned sizes, so mirrors work)
-//! and resume with HTTP `Range` after an interruption, in the same run or the next. Extraction
-//! ([`extract_zip`]) refuses entries that would land outside the destination (absolute paths,
-//! `..`) and symbolic links, verifies every entry, and renames the result into place only when
-//! it is complete: a failure never leaves half a dataset.
+//! and resume with HTTP `Range` after an interruption, in the same run or the next, only from
+//! the same address and the same version of the file (a note beside the partial file says
+//! which); a complete download left by an interrupted run is used rather than fetched again.
+//! Extraction ([`extract_zip`]) refuses entries that would land outside the destination
+//! (absolute paths, `..`), symbolic links and archives without the dataset's folders, verifies
+//! every entry, and renames the result into place only when it is complete: a failure never
+//! leaves half a dataset, and a failure of this machine's (disk full) keeps the download.
 //!
 //! ```no_run
 //! use cyclegan_fetch::{fetch_dataset, FetchOptions};
@@ -28,10 +31,15 @@ mod extract;
 mod fetch;
 
 pub use catalog::{
-    check_dataset, check_model, join_url, DATASETS, DATASET_BASE_URL, MODELS, MODEL_BASE_URL,
-    REFUSED_DATASETS,
+    check_dataset, check_model, join_url, required_folders, DATASETS, DATASET_BASE_URL, MODELS,
+    MODEL_BASE_URL, REFUSED_DATASETS,
 };
-pub use download::{download, partial_path, remote_size, DownloadOptions};
+pub use download::{
+    check_url, download, partial_path, remote_size, remove_download, DownloadOptions,
+};
 pub use error::FetchError;
-pub use extract::{extract_zip, safe_entry_path, Extracted};
-pub use fetch::{fetch_dataset, fetch_model, model_path, FetchOptions, Fetched};
+pub use extract::{extract_zip, safe_entry_path, Extracted, SPLIT_NAMES};
+pub use fetch::{
+    download_model, fetch_dataset, fetch_model, model_download_path, model_path, FetchOptions,
+    Fetched,
+};

@@ -6,12 +6,12 @@ mod common;
 
 use common::{Behaviour, TestServer};
 use cyclegan_fetch::{
-    fetch_dataset, fetch_model, partial_path, remote_size, DownloadOptions, FetchError,
+    download, fetch_dataset, fetch_model, partial_path, remote_size, DownloadOptions, FetchError,
     FetchOptions,
 };
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zip::write::SimpleFileOptions;
 
 fn options(dest: &Path, server: &TestServer, retries: u32) -> FetchOptions {
@@ -215,6 +215,7 @@ fn a_server_without_range_support_is_read_again_from_the_start() {
             no_range: true,
             drop_after: Some(50_000),
             drops: 1,
+            ..Default::default()
         },
     );
     let dest = tempfile::tempdir().unwrap();
@@ -268,6 +269,13 @@ fn corrupt_and_truncated_archives_are_refused_and_leave_nothing() {
             "garbage",
             b"<html>not a zip</html>".repeat(100),
             "it starts with the text \"<html>not a zip<\"",
+        ),
+        // An ordinary page: a line break within the first 16 bytes, markup later.
+        (
+            "page",
+            b"\n  <!DOCTYPE html>\n<HTML><head><title>Moved</title></head><body>gone</body></HTML>\n"
+                .to_vec(),
+            "it is a web page (it starts with the text \"<!DOCTYPE html>\")",
         ),
         // Complete as far as HTTP knows (Content-Length matches), but cut.
         (
@@ -403,14 +411,20 @@ fn a_present_dataset_is_not_fetched_again_unless_forced() {
     server.put(
         "/datasets/horse2zebra.zip",
         zip_of(
-            &[("horse2zebra/trainA/new.jpg", b"new")],
+            &[
+                ("horse2zebra/trainA/new.jpg", b"new"),
+                ("horse2zebra/trainB/new.jpg", b"new"),
+            ],
             zip::CompressionMethod::Stored,
         ),
     );
     opts.force = true;
     let forced = fetch_dataset("horse2zebra", &opts).unwrap();
     assert!(!forced.already_present);
-    assert_eq!(listing(&dest.path().join("horse2zebra")), ["trainA"]);
+    assert_eq!(
+        listing(&dest.path().join("horse2zebra")),
+        ["trainA", "trainB"]
+    );
     assert_eq!(
         listing(&dest.path().join("horse2zebra/trainA")),
         ["new.jpg"]
@@ -492,4 +506,445 @@ fn remote_sizes_come_from_the_server() {
     assert_eq!(server.log()[0].method, "HEAD");
     let missing = format!("{}/datasets/none.zip", server.base_url);
     assert!(remote_size(&missing, Duration::from_secs(5)).is_err());
+}
+
+/// The first half of `archive` left as a partial download in `dest` by a run against `server`.
+fn leave_half_downloaded(server: &TestServer, archive: &[u8], dest: &Path) -> usize {
+    let half = archive.len() / 2;
+    server.put("/datasets/horse2zebra.zip", archive.to_vec());
+    server.behave(
+        "/datasets/horse2zebra.zip",
+        Behaviour {
+            drop_after: Some(half),
+            drops: 1,
+            ..Default::default()
+        },
+    );
+    let err = fetch_dataset("horse2zebra", &options(dest, server, 0)).unwrap_err();
+    assert!(matches!(err, FetchError::Truncated { .. }), "{err}");
+    let part = partial_path(&dest.join(".horse2zebra.zip"));
+    assert_eq!(std::fs::metadata(part).unwrap().len(), half as u64);
+    half
+}
+
+#[test]
+fn a_wrapped_archive_is_unwrapped_beside_stray_top_level_files() {
+    let server = TestServer::start();
+    server.put(
+        "/datasets/horse2zebra.zip",
+        zip_of(
+            &[
+                ("README.txt", b"about this dataset"),
+                ("horse2zebra/trainA/1.jpg", b"horse"),
+                ("horse2zebra/trainB/2.jpg", b"zebra"),
+                ("horse2zebra/testA/3.jpg", b"horse test"),
+                ("horse2zebra/testB/4.jpg", b"zebra test"),
+            ],
+            zip::CompressionMethod::Stored,
+        ),
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let fetched = fetch_dataset("horse2zebra", &options(dest.path(), &server, 0)).unwrap();
+    assert_eq!(fetched.path, dest.path().join("horse2zebra"));
+    assert_eq!(fetched.files, 4);
+    assert_eq!(
+        listing(&fetched.path),
+        ["testA", "testB", "trainA", "trainB"],
+        "the dataset must be at DEST/NAME, not DEST/NAME/NAME"
+    );
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+}
+
+#[test]
+fn an_archive_without_train_a_and_train_b_is_refused_and_the_dataset_in_place_kept() {
+    let server = TestServer::start();
+    let without_train_b = zip_of(
+        &[
+            ("horse2zebra/trainA/1.jpg", b"horse"),
+            ("horse2zebra/testA/3.jpg", b"horse test"),
+        ],
+        zip::CompressionMethod::Stored,
+    );
+    server.put("/datasets/horse2zebra.zip", without_train_b);
+    let dest = tempfile::tempdir().unwrap();
+    let mut opts = options(dest.path(), &server, 0);
+    let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, FetchError::BadLayout { .. }), "{msg}");
+    assert!(
+        msg.contains(".horse2zebra.zip")
+            && msg.contains("trainA and trainB")
+            && msg.contains("it holds horse2zebra/testA/, horse2zebra/trainA/;"),
+        "{msg}"
+    );
+    assert_refused_cleanly(dest.path(), "horse2zebra");
+
+    // Over a dataset in place, with --force: refused, and the dataset is untouched.
+    let mine = dest.path().join("horse2zebra");
+    std::fs::create_dir_all(mine.join("trainA")).unwrap();
+    std::fs::write(mine.join("trainA/mine.jpg"), "mine").unwrap();
+    opts.force = true;
+    let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+    assert!(matches!(err, FetchError::BadLayout { .. }), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("trainA/mine.jpg")).unwrap(),
+        "mine"
+    );
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+
+    // Nothing that looks like a dataset at all.
+    server.put(
+        "/datasets/horse2zebra.zip",
+        zip_of(&[("notes.txt", b"hello")], zip::CompressionMethod::Stored),
+    );
+    let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+    assert!(err.to_string().contains("it holds notes.txt"), "{err}");
+    assert_eq!(listing(&mine), ["trainA"]);
+}
+
+#[test]
+fn a_dataset_set_aside_by_an_interrupted_force_fetch_is_put_back() {
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    let dest = tempfile::tempdir().unwrap();
+    // Killed between moving the dataset aside and moving the new one into place.
+    let staging = dest.path().join(".horse2zebra.extract-k1ll3d");
+    std::fs::create_dir_all(staging.join("previous/trainA")).unwrap();
+    std::fs::write(staging.join("previous/trainA/mine.jpg"), "mine").unwrap();
+    std::fs::create_dir_all(staging.join("content/trainA")).unwrap();
+
+    let fetched = fetch_dataset("horse2zebra", &options(dest.path(), &server, 0)).unwrap();
+    assert!(fetched.already_present, "the dataset put back is present");
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("horse2zebra/trainA/mine.jpg")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        listing(dest.path()),
+        ["horse2zebra"],
+        "the staging folder is left"
+    );
+    assert!(server.log().is_empty(), "nothing was downloaded");
+
+    // Killed after the new dataset was in place: the old one is not put back over it.
+    std::fs::create_dir_all(staging.join("previous/trainA")).unwrap();
+    std::fs::write(staging.join("previous/trainA/old.jpg"), "old").unwrap();
+    fetch_dataset("horse2zebra", &options(dest.path(), &server, 0)).unwrap();
+    assert_eq!(
+        listing(&dest.path().join("horse2zebra/trainA")),
+        ["mine.jpg"]
+    );
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+}
+
+#[test]
+fn a_complete_archive_left_by_an_interrupted_extraction_is_extracted_without_downloading_again() {
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    let dest = tempfile::tempdir().unwrap();
+    let opts = options(dest.path(), &server, 0);
+    // A run that was killed in the middle of extracting: a complete archive, a staging folder.
+    let url = format!("{}/datasets/horse2zebra.zip", server.base_url);
+    download(&url, &dest.path().join(".horse2zebra.zip"), &opts.download).unwrap();
+    let staging = dest
+        .path()
+        .join(".horse2zebra.extract-k1ll3d/content/trainA");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("n02381460_1.jpg"), "half written").unwrap();
+
+    let fetched = fetch_dataset("horse2zebra", &opts).unwrap();
+    assert!(!fetched.already_present);
+    assert_horse2zebra_layout(dest.path());
+    assert_eq!(
+        server.log().len(),
+        1,
+        "the complete archive was downloaded again"
+    );
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+
+    // One from another address is not used.
+    std::fs::remove_dir_all(dest.path().join("horse2zebra")).unwrap();
+    let other = TestServer::start();
+    other.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    download(
+        &format!("{}/datasets/horse2zebra.zip", other.base_url),
+        &dest.path().join(".horse2zebra.zip"),
+        &opts.download,
+    )
+    .unwrap();
+    fetch_dataset("horse2zebra", &opts).unwrap();
+    assert_eq!(server.log().len(), 2, "an archive from elsewhere was used");
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+}
+
+#[test]
+fn a_partial_download_from_another_address_is_not_resumed() {
+    let first = TestServer::start();
+    let dest = tempfile::tempdir().unwrap();
+    leave_half_downloaded(&first, &dataset_zip("elsewhere"), dest.path());
+
+    let second = TestServer::start();
+    second.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    fetch_dataset("horse2zebra", &options(dest.path(), &second, 0)).unwrap();
+    assert_eq!(
+        second.log()[0].range,
+        None,
+        "bytes of another address were resumed"
+    );
+    assert_horse2zebra_layout(dest.path());
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+
+    // A partial file without a note of its origin (copied in, or from an older version).
+    std::fs::remove_dir_all(dest.path().join("horse2zebra")).unwrap();
+    let part = partial_path(&dest.path().join(".horse2zebra.zip"));
+    std::fs::write(&part, &dataset_zip("elsewhere")[..1000]).unwrap();
+    fetch_dataset("horse2zebra", &options(dest.path(), &second, 0)).unwrap();
+    assert_eq!(second.log()[1].range, None);
+    assert_horse2zebra_layout(dest.path());
+}
+
+#[test]
+fn a_partial_download_of_a_file_changed_since_starts_again() {
+    // With an ETag: the resume asks `If-Range`, and the server sends the new file whole.
+    let server = TestServer::start();
+    let dest = tempfile::tempdir().unwrap();
+    server.behave(
+        "/datasets/horse2zebra.zip",
+        Behaviour {
+            etag: true,
+            ..Default::default()
+        },
+    );
+    let old = dataset_zip("elsewhere");
+    let half = old.len() / 2;
+    server.put("/datasets/horse2zebra.zip", old);
+    server.behave(
+        "/datasets/horse2zebra.zip",
+        Behaviour {
+            etag: true,
+            drop_after: Some(half),
+            drops: 1,
+            ..Default::default()
+        },
+    );
+    let opts = options(dest.path(), &server, 0);
+    fetch_dataset("horse2zebra", &opts).unwrap_err();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    fetch_dataset("horse2zebra", &opts).unwrap();
+    assert_horse2zebra_layout(dest.path());
+    let log = server.log();
+    assert_eq!(log[1].range, Some(format!("bytes={half}-")));
+    assert!(log[1].if_range.is_some(), "no If-Range sent");
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
+
+    // Without an ETag: the length the server states now is not the one noted.
+    let server = TestServer::start();
+    let dest = tempfile::tempdir().unwrap();
+    let half = leave_half_downloaded(&server, &dataset_zip("elsewhere_longer_name"), dest.path());
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    fetch_dataset("horse2zebra", &options(dest.path(), &server, 0)).unwrap();
+    assert_horse2zebra_layout(dest.path());
+    let ranges: Vec<_> = server.log().into_iter().map(|r| r.range).collect();
+    assert_eq!(ranges, [None, Some(format!("bytes={half}-")), None]);
+}
+
+#[test]
+fn a_partial_download_longer_than_the_file_starts_again() {
+    let server = TestServer::start();
+    let dest = tempfile::tempdir().unwrap();
+    let half = leave_half_downloaded(&server, &dataset_zip("horse2zebra"), dest.path());
+    // Now shorter than the partial file: the server answers 416.
+    let short = zip_of(
+        &[("trainA/a.png", b"a"), ("trainB/b.png", b"b")],
+        zip::CompressionMethod::Stored,
+    );
+    assert!(short.len() < half);
+    server.put("/datasets/horse2zebra.zip", short);
+    let fetched = fetch_dataset("horse2zebra", &options(dest.path(), &server, 0)).unwrap();
+    assert_eq!(listing(&fetched.path), ["trainA", "trainB"]);
+    let ranges: Vec<_> = server.log().into_iter().map(|r| r.range).collect();
+    assert_eq!(ranges, [None, Some(format!("bytes={half}-")), None]);
+}
+
+#[test]
+fn a_web_page_answering_a_resume_is_refused_and_the_partial_file_kept() {
+    let server = TestServer::start();
+    let dest = tempfile::tempdir().unwrap();
+    let archive = dataset_zip("horse2zebra");
+    let half = leave_half_downloaded(&server, &archive, dest.path());
+    let part = partial_path(&dest.path().join(".horse2zebra.zip"));
+    // A login page of a proxy, say: the whole of it, with 200.
+    server.put(
+        "/datasets/horse2zebra.zip",
+        b"<!DOCTYPE html><html><body>Please log in</body></html>".to_vec(),
+    );
+    server.behave(
+        "/datasets/horse2zebra.zip",
+        Behaviour {
+            no_range: true,
+            content_type: Some("text/html; charset=utf-8"),
+            ..Default::default()
+        },
+    );
+    let opts = options(dest.path(), &server, 2);
+    let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, FetchError::NotTheFile { .. }), "{msg}");
+    assert!(
+        msg.contains("a web page (Content-Type: text/html; charset=utf-8)")
+            && msg.contains("was kept"),
+        "{msg}"
+    );
+    assert_eq!(server.log().len(), 2, "a web page is not retried");
+    assert_eq!(std::fs::read(&part).unwrap(), archive[..half]);
+
+    // The server is right again: the partial file resumes.
+    server.put("/datasets/horse2zebra.zip", archive);
+    server.behave("/datasets/horse2zebra.zip", Behaviour::default());
+    fetch_dataset("horse2zebra", &opts).unwrap();
+    assert_horse2zebra_layout(dest.path());
+    assert_eq!(server.log()[2].range, Some(format!("bytes={half}-")));
+}
+
+#[test]
+fn an_empty_answer_is_refused_as_not_the_file() {
+    let server = TestServer::start();
+    server.put("/datasets/mini.zip", Vec::new());
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_dataset("mini", &options(dest.path(), &server, 0)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, FetchError::NotTheFile { .. }), "{msg}");
+    assert!(
+        msg.contains("an empty body (Content-Length: 0)") && msg.contains("nothing was written"),
+        "{msg}"
+    );
+    assert_refused_cleanly(dest.path(), "mini");
+}
+
+#[test]
+fn an_address_without_its_scheme_is_refused_at_once() {
+    let dest = tempfile::tempdir().unwrap();
+    let mut opts = FetchOptions::new(dest.path());
+    opts.base_url = Some("127.0.0.1:8765/x".into());
+    opts.download.retry_delay = Duration::from_secs(5);
+    let started = Instant::now();
+    let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, FetchError::BadUrl { .. }), "{msg}");
+    assert!(
+        msg.contains("127.0.0.1:8765/x/horse2zebra.zip")
+            && msg.contains("must start with http:// or https://"),
+        "{msg}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "it was retried");
+    let err = fetch_model("style_monet", &opts).unwrap_err();
+    assert!(matches!(err, FetchError::BadUrl { .. }), "{err}");
+    assert!(matches!(
+        remote_size("127.0.0.1:8765/x/mini.zip", Duration::from_secs(1)),
+        Err(FetchError::BadUrl { .. })
+    ));
+}
+
+#[test]
+fn a_forced_model_fetch_keeps_the_model_in_place_until_the_new_one_is_complete() {
+    let server = TestServer::start();
+    let weights: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    server.put("/models/style_monet.pth", weights.clone());
+    let dest = tempfile::tempdir().unwrap();
+    let path = dest.path().join("style_monet_pretrained/latest_net_G.pth");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "old model").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (watched, record) = (path.clone(), seen.clone());
+    server.on_request(move |_| {
+        let now = std::fs::read(&watched).ok();
+        record.lock().unwrap().push(now);
+    });
+    server.behave(
+        "/models/style_monet.pth",
+        Behaviour {
+            drop_after: Some(30_000),
+            drops: 1,
+            ..Default::default()
+        },
+    );
+    let mut opts = options(dest.path(), &server, 0);
+    opts.base_url = Some(format!("{}/models", server.base_url));
+    opts.force = true;
+    fetch_model("style_monet", &opts).unwrap_err();
+    assert_eq!(std::fs::read(&path).unwrap(), b"old model");
+    fetch_model("style_monet", &opts).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), weights);
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|m| m.as_deref() == Some(b"old model".as_slice())),
+        "the model was not in place during a download"
+    );
+    assert_eq!(
+        listing(path.parent().unwrap()),
+        ["latest_net_G.pth"],
+        "temporary files left"
+    );
+}
+
+/// Set in the child process of the test below: the folder to fetch into, and from where.
+const CHILD_DEST: &str = "CYCLEGAN_FETCH_TEST_FULL_DISK_DEST";
+const CHILD_BASE_URL: &str = "CYCLEGAN_FETCH_TEST_FULL_DISK_BASE_URL";
+
+#[test]
+fn an_extraction_that_fails_for_a_local_reason_keeps_the_complete_archive() {
+    if let Ok(dest) = std::env::var(CHILD_DEST) {
+        // In a child process whose files cannot grow past 50 KiB, as on a full disk.
+        let opts = FetchOptions {
+            base_url: std::env::var(CHILD_BASE_URL).ok(),
+            ..options(Path::new(&dest), &TestServer::start(), 0)
+        };
+        let err = fetch_dataset("horse2zebra", &opts).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, FetchError::KeptDownload { .. }), "{msg}");
+        assert!(
+            msg.contains("File too large")
+                && msg.contains(".horse2zebra.zip is complete and was kept"),
+            "{msg}"
+        );
+        return;
+    }
+    let server = TestServer::start();
+    server.put("/datasets/horse2zebra.zip", dataset_zip("horse2zebra"));
+    let dest = tempfile::tempdir().unwrap();
+    let opts = options(dest.path(), &server, 0);
+    let archive = dest.path().join(".horse2zebra.zip");
+    let url = format!("{}/datasets/horse2zebra.zip", server.base_url);
+    // The archive was downloaded before the disk filled up (the child makes no request).
+    download(&url, &archive, &opts.download).unwrap();
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        // Writes past the limit fail with EFBIG ("File too large") instead of a signal.
+        .arg("trap '' XFSZ; ulimit -f 100; exec \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_extraction_that_fails_for_a_local_reason_keeps_the_complete_archive",
+            "--nocapture",
+        ])
+        .env(CHILD_DEST, dest.path())
+        .env(CHILD_BASE_URL, opts.base_url.as_deref().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "the child failed:\n{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(archive.is_file(), "the complete archive was deleted");
+    assert!(!dest.path().join("horse2zebra").exists());
+
+    // Room again: extracted without downloading it again.
+    fetch_dataset("horse2zebra", &opts).unwrap();
+    assert_horse2zebra_layout(dest.path());
+    assert_eq!(server.log().len(), 1, "downloaded again");
+    assert_eq!(listing(dest.path()), ["horse2zebra"]);
 }

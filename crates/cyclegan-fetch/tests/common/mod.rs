@@ -1,6 +1,8 @@
 //! A tiny HTTP/1.1 file server on 127.0.0.1 for the download tests: serves byte strings by
-//! path, answers `Range: bytes=N-` with 206 (unless told not to), can drop the connection in
-//! the middle of a body, and logs every request.
+//! path, answers `Range: bytes=N-` with 206 (unless told not to, or an `If-Range` names another
+//! version), can drop the connection in the middle of a body, send a Content-Type or an ETag,
+//! and logs every request (calling a hook of the test's as each arrives). Also used by xtask's
+//! tests.
 
 #![allow(dead_code)]
 
@@ -17,6 +19,10 @@ pub struct Behaviour {
     /// For the next `drops` requests, send only this many bytes of the body, then close.
     pub drop_after: Option<usize>,
     pub drops: usize,
+    /// Send this Content-Type.
+    pub content_type: Option<&'static str>,
+    /// Send an ETag (from the content) and honour `If-Range`.
+    pub etag: bool,
 }
 
 /// One request as the server saw it.
@@ -25,13 +31,17 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub range: Option<String>,
+    pub if_range: Option<String>,
 }
+
+type Hook = Arc<dyn Fn(&Request) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
     files: HashMap<String, Vec<u8>>,
     behaviour: HashMap<String, Behaviour>,
     log: Vec<Request>,
+    hook: Option<Hook>,
 }
 
 pub struct TestServer {
@@ -69,6 +79,11 @@ impl TestServer {
             .insert(path.into(), behaviour);
     }
 
+    /// Calls `hook` with each request as it arrives, before it is answered.
+    pub fn on_request(&self, hook: impl Fn(&Request) + Send + Sync + 'static) {
+        self.state.lock().unwrap().hook = Some(Arc::new(hook));
+    }
+
     pub fn log(&self) -> Vec<Request> {
         self.state.lock().unwrap().log.clone()
     }
@@ -82,6 +97,7 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();
     let mut range = None;
+    let mut if_range = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" {
@@ -91,15 +107,24 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             if name.eq_ignore_ascii_case("range") {
                 range = Some(value.trim().to_string());
             }
+            if name.eq_ignore_ascii_case("if-range") {
+                if_range = Some(value.trim().to_string());
+            }
         }
+    }
+    let request = Request {
+        method: method.clone(),
+        path: path.clone(),
+        range: range.clone(),
+        if_range: if_range.clone(),
+    };
+    let hook = state.lock().unwrap().hook.clone();
+    if let Some(hook) = hook {
+        hook(&request);
     }
     let (file, behaviour) = {
         let mut s = state.lock().unwrap();
-        s.log.push(Request {
-            method: method.clone(),
-            path: path.clone(),
-            range: range.clone(),
-        });
+        s.log.push(request);
         let file = s.files.get(&path).cloned();
         let behaviour = s.behaviour.entry(path.clone()).or_default();
         let current = *behaviour;
@@ -115,9 +140,24 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         return Ok(());
     };
     let len = file.len();
+    // A version tag from the content: a changed file has another.
+    let etag = behaviour.etag.then(|| {
+        let sum = file.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        format!("\"{sum:016x}\"")
+    });
+    let mut extra = String::new();
+    if let Some(etag) = &etag {
+        extra.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    if let Some(content_type) = behaviour.content_type {
+        extra.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    let unchanged = if_range.is_none() || (etag.is_some() && if_range == etag);
     let start = range
         .as_deref()
-        .filter(|_| !behaviour.no_range)
+        .filter(|_| !behaviour.no_range && unchanged)
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|r| r.parse::<usize>().ok());
@@ -130,12 +170,12 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             return Ok(());
         }
         Some(start) => format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\n{extra}Connection: close\r\n\r\n",
             len - start,
             len - 1
         ),
         None => format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n{extra}Connection: close\r\n\r\n"
         ),
     };
     stream.write_all(head.as_bytes())?;
