@@ -483,7 +483,7 @@ impl candle_nn::var_builder::SimpleBackend for Recorder {
 
 /// The `state_dict` keys and shapes (buffers included) of the network `config` describes, as
 /// this project's networks name them.
-pub fn expected_shapes(
+pub(crate) fn expected_shapes(
     config: &NetworkConfig,
 ) -> Result<BTreeMap<String, Vec<usize>>, CheckpointError> {
     let recorder = Recorder::default();
@@ -671,7 +671,7 @@ pub fn prepare_state_dict(
 
 /// Orders keys as the reference's modules are ordered: dot-separated parts, numbers
 /// numerically (`model.2` before `model.10`).
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     let mut a = a.split('.');
     let mut b = b.split('.');
     loop {

@@ -46,8 +46,8 @@ mod run_folder;
 pub use atomic::{recover_file_sets, write_atomic, FileSet, Recovered};
 pub use convert::{convert_checkpoint, ConversionReport, OutputFormat};
 pub use detect::{
-    describe_config, detect_architecture, expected_shapes, natural_cmp, prepare_state_dict,
-    ConvertOptions, PreparedStateDict, TensorShape,
+    describe_config, detect_architecture, prepare_state_dict, ConvertOptions, PreparedStateDict,
+    TensorShape,
 };
 pub use error::CheckpointError;
 pub use format::FileFormat;

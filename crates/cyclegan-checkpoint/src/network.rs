@@ -239,7 +239,7 @@ fn read_safetensors(
     let raw = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
         .map_err(|e| corrupt(e.to_string()))?;
     let mut tensors: Vec<(String, Tensor)> = raw.into_iter().collect();
-    tensors.sort_by(|a, b| crate::natural_cmp(&a.0, &b.0));
+    tensors.sort_by(|a, b| crate::detect::natural_cmp(&a.0, &b.0));
     Ok((config, tensors))
 }
 

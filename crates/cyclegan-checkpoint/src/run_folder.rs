@@ -63,7 +63,7 @@ pub fn saved_networks(dir: &Path) -> Vec<SavedNetwork> {
         })
         .collect();
     found.sort_by(|a, b| {
-        crate::natural_cmp(&a.label, &b.label)
+        crate::detect::natural_cmp(&a.label, &b.label)
             .then_with(|| a.name.cmp(&b.name))
             .then_with(|| a.path.cmp(&b.path))
     });

@@ -13,7 +13,7 @@ pub const SPLIT_NAMES: &[&str] = &[
 
 /// The checked relative path of an archive entry (`None` for the archive's root itself), or
 /// why it would land outside the destination.
-pub fn safe_entry_path(name: &str) -> Result<Option<PathBuf>, &'static str> {
+pub(crate) fn safe_entry_path(name: &str) -> Result<Option<PathBuf>, &'static str> {
     if name.contains('\0') {
         return Err("a NUL byte in its name");
     }

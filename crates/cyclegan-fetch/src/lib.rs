@@ -38,7 +38,7 @@ pub use download::{
     check_url, download, partial_path, remote_size, remove_download, DownloadOptions,
 };
 pub use error::FetchError;
-pub use extract::{extract_zip, safe_entry_path, Extracted, SPLIT_NAMES};
+pub use extract::{extract_zip, Extracted, SPLIT_NAMES};
 pub use fetch::{
     download_model, fetch_dataset, fetch_model, model_download_path, model_path, FetchOptions,
     Fetched,

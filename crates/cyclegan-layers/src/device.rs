@@ -58,7 +58,7 @@ pub fn device_from_gpu_ids(gpu_ids: &str) -> Result<String, String> {
 /// for reuse instead of handing it back to the driver at every synchronisation (each training
 /// step reads its losses once), as PyTorch's caching allocator does. It logs the GPU's name,
 /// memory and compute capability. Nothing to do on the CPU.
-pub fn configure_cuda(device: &Device) -> candle_core::Result<()> {
+pub(crate) fn configure_cuda(device: &Device) -> candle_core::Result<()> {
     #[cfg(feature = "cuda")]
     if let Device::Cuda(dev) = device {
         use candle_core::cuda_backend::cudarc::driver::sys;
@@ -137,6 +137,7 @@ pub fn is_out_of_memory(message: &str) -> bool {
 ///
 /// # Panics
 /// When the variable names no device that opens: a test run asked for a device it cannot have.
+#[doc(hidden)]
 pub fn test_device() -> Device {
     static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
     DEVICE
