@@ -4,7 +4,9 @@ use candle_core::Device;
 
 /// Opens the device `spec` names: `cpu`, `cuda` or `cuda:N`. The error says what went wrong
 /// and what to do (an unknown name, or CUDA in a build without it or on a machine without a GPU).
-/// A GPU is set up for training as [`configure_cuda`] describes.
+/// A GPU is set up for a process that drives it from one thread and one stream: cudarc's
+/// per-allocation event tracking off, and freed memory kept in the device's pool for reuse, as
+/// PyTorch's caching allocator does; its name, memory and compute capability are logged.
 pub fn parse_device(spec: &str) -> Result<Device, String> {
     match spec {
         "cpu" => Ok(Device::Cpu),
