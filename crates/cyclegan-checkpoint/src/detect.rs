@@ -432,7 +432,7 @@ pub fn describe_config(config: &NetworkConfig) -> String {
                 "no dropout"
             },
             match (g.arch, g.padding_type) {
-                (GeneratorArch::Resnet { .. }, p) => format!(", {} padding", padding_name(p)),
+                (GeneratorArch::Resnet { .. }, p) => format!(", {p} padding"),
                 _ => String::new(),
             }
         ),
@@ -440,14 +440,6 @@ pub fn describe_config(config: &NetworkConfig) -> String {
             "{} discriminator, ndf {}, {} channels, {} norm",
             d.arch, d.ndf, d.input_nc, d.norm
         ),
-    }
-}
-
-fn padding_name(p: PaddingType) -> &'static str {
-    match p {
-        PaddingType::Reflect => "reflect",
-        PaddingType::Replicate => "replicate",
-        PaddingType::Zero => "zero",
     }
 }
 

@@ -23,6 +23,18 @@ pub enum InitType {
     Orthogonal,
 }
 
+impl std::fmt::Display for InitType {
+    /// The reference's name (what `FromStr` reads).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InitType::Normal => "normal",
+            InitType::Xavier => "xavier",
+            InitType::Kaiming => "kaiming",
+            InitType::Orthogonal => "orthogonal",
+        })
+    }
+}
+
 impl std::str::FromStr for InitType {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {

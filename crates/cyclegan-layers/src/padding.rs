@@ -19,6 +19,17 @@ pub enum PaddingType {
     Zero,
 }
 
+impl std::fmt::Display for PaddingType {
+    /// The reference's name (what `FromStr` reads).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaddingType::Reflect => "reflect",
+            PaddingType::Replicate => "replicate",
+            PaddingType::Zero => "zero",
+        })
+    }
+}
+
 impl std::str::FromStr for PaddingType {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {

@@ -817,7 +817,6 @@ fn expand_suffix(template: &str, c: &TrainConfig, cli: &Cli) -> Result<String, S
         DiscriminatorArch::NLayers(n) => n,
         DiscriminatorArch::Pixel => 3,
     };
-    let serde_name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let value = |key: &str| -> Option<String> {
         Some(match key {
             "name" => c.name.clone(),
@@ -832,7 +831,7 @@ fn expand_suffix(template: &str, c: &TrainConfig, cli: &Cli) -> Result<String, S
             "ndf" => d.ndf.to_string(),
             "norm" => g.norm.to_string(),
             "no_dropout" => py_bool(!g.use_dropout),
-            "init_type" => serde_name(serde_json::to_value(c.model.init.init_type).ok()?),
+            "init_type" => c.model.init.init_type.to_string(),
             "init_gain" => py_float(c.model.init.init_gain),
             "load_size" => c.data.load_size.to_string(),
             "crop_size" => c.data.crop_size.to_string(),
@@ -858,7 +857,7 @@ fn expand_suffix(template: &str, c: &TrainConfig, cli: &Cli) -> Result<String, S
             "beta1" => py_float(c.model.beta1),
             "n_epochs" | "niter" => c.schedule.n_epochs.to_string(),
             "n_epochs_decay" | "niter_decay" => c.schedule.n_epochs_decay.to_string(),
-            "lr_policy" => serde_name(serde_json::to_value(c.schedule.policy).ok()?),
+            "lr_policy" => c.schedule.policy.to_string(),
             "lr_decay_iters" => c.schedule.lr_decay_iters.to_string(),
             "epoch_count" => c.schedule.epoch_count.to_string(),
             "epoch" => c.epoch.clone(),
@@ -948,6 +947,36 @@ mod tests {
     fn resolve(args: &[&str]) -> TrainConfig {
         let cli = Cli::try_parse_from(["cyclegan-train"].iter().chain(args)).unwrap();
         TrainConfig::resolve(&cli, None).unwrap()
+    }
+
+    #[test]
+    fn option_names_are_written_as_they_are_read_and_saved() {
+        use cyclegan_layers::{InitType, PaddingType};
+        for t in [
+            InitType::Normal,
+            InitType::Xavier,
+            InitType::Kaiming,
+            InitType::Orthogonal,
+        ] {
+            assert_eq!(t.to_string().parse::<InitType>().unwrap(), t);
+            assert_eq!(serde_json::to_value(t).unwrap(), t.to_string());
+        }
+        for p in [
+            PaddingType::Reflect,
+            PaddingType::Replicate,
+            PaddingType::Zero,
+        ] {
+            assert_eq!(p.to_string().parse::<PaddingType>().unwrap(), p);
+        }
+        for l in [
+            LrPolicy::Linear,
+            LrPolicy::Step,
+            LrPolicy::Plateau,
+            LrPolicy::Cosine,
+        ] {
+            assert_eq!(l.to_string().parse::<LrPolicy>().unwrap(), l);
+            assert_eq!(serde_json::to_value(l).unwrap(), l.to_string());
+        }
     }
 
     #[test]

@@ -19,6 +19,18 @@ pub enum LrPolicy {
     Cosine,
 }
 
+impl std::fmt::Display for LrPolicy {
+    /// The reference's name (what `FromStr` reads).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LrPolicy::Linear => "linear",
+            LrPolicy::Step => "step",
+            LrPolicy::Plateau => "plateau",
+            LrPolicy::Cosine => "cosine",
+        })
+    }
+}
+
 impl std::str::FromStr for LrPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
