@@ -279,7 +279,8 @@ pub struct ModelRngState {
 
 /// The CycleGAN model.
 pub struct CycleGan {
-    pub config: ModelConfig,
+    /// Fixed at construction: the loss, the pools and the optimisers are built from it.
+    config: ModelConfig,
     pub g_a: Network<Generator>,
     pub g_b: Network<Generator>,
     pub d_a: Network<Discriminator>,
@@ -403,6 +404,11 @@ impl CycleGan {
             &self.config.generator,
             &self.dropout_a,
         )
+    }
+
+    /// The configuration the model was built with.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
     }
 
     pub fn device(&self) -> &Device {

@@ -234,7 +234,7 @@ pub fn load_state(
             })
             .collect()
     };
-    let size = model.config.pool_size;
+    let size = model.config().pool_size;
     model.pool_a = cyclegan_replay::ImagePool::from_parts(
         size,
         pool_images("pool_A", saved.pool_a_len)?,

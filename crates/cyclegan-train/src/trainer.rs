@@ -787,7 +787,7 @@ fn translate_test_set(
     let out = config.results_dir.join(&config.name).join("test_latest");
     let translator = cyclegan_translate::Translator::new(
         model.inference_g_a()?,
-        model.config.generator,
+        model.config().generator,
         model.device(),
     );
     let opts = cyclegan_translate::TranslateOptions {
