@@ -161,6 +161,9 @@ struct CompatArgs {
     /// Accepted for compatibility (no discriminator is used).
     #[arg(long)]
     ndf: Option<i64>,
+    /// Accepted for compatibility (no discriminator is used).
+    #[arg(long = "n-layers-D", alias = "n_layers_D")]
+    n_layers_d: Option<i64>,
     /// Accepted for compatibility (the channels come from the checkpoint).
     #[arg(long = "input-nc", alias = "input_nc")]
     input_nc: Option<i64>,
@@ -194,14 +197,16 @@ struct CompatArgs {
     /// Accepted for compatibility (no wandb logging).
     #[arg(long = "use-wandb", alias = "use_wandb")]
     use_wandb: bool,
+    /// Accepted for compatibility (no wandb logging).
+    #[arg(long = "wandb-project-name", alias = "wandb_project_name")]
+    wandb_project_name: Option<String>,
     /// Accepted for compatibility (no visdom display).
     #[arg(long = "display-id", alias = "display_id", allow_hyphen_values = true)]
     display_id: Option<i64>,
 }
 
 /// The options a `--suffix` may name: the reference's test.py options that this tool reads or
-/// accepts (with `--model test` or `cycle_gan`), plus `n_layers_D`, which test.py knows and this
-/// tool never needs (so it is always the reference's default).
+/// accepts (with `--model test` or `cycle_gan`).
 const SUFFIX_OPTIONS: [&str; 37] = [
     "dataroot",
     "name",
@@ -272,7 +277,7 @@ fn suffixed_name(cli: &Cli) -> Result<String, String> {
             ),
             "netG" => text(&c.net_g, "resnet_9blocks"),
             "netD" => text(&c.net_d, "basic"),
-            "n_layers_D" => "3".into(),
+            "n_layers_D" => int(c.n_layers_d, 3),
             "ngf" => int(c.ngf, 64),
             "ndf" => int(c.ndf, 64),
             "norm" => text(&c.norm, "instance"),
@@ -595,6 +600,26 @@ mod tests {
                 "{key} is listed but has no value"
             );
         }
+    }
+
+    /// test.py's base options that name a discriminator or wandb are accepted too (its command
+    /// lines are often the training ones with train.py swapped for test.py).
+    #[test]
+    fn training_options_test_py_also_parses_are_accepted() {
+        let parsed = Cli::try_parse_from([
+            "cyclegan-translate",
+            "--dataroot",
+            "d",
+            "--n_layers_D",
+            "4",
+            "--wandb_project_name",
+            "p",
+        ]);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+        assert_eq!(
+            name(&["--n_layers_D", "4", "--suffix", "{n_layers_D}"]).unwrap(),
+            "run_4"
+        );
     }
 
     #[test]
