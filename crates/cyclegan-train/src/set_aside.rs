@@ -122,25 +122,31 @@ fn restore(run_dir: &Path, replaced: &[PathBuf]) -> anyhow::Result<bool> {
 /// The files of a run that starting it over replaces: this project's networks (a reference
 /// `.pth` is left alone), training states, options, logs and web page.
 pub fn run_files(run_dir: &Path) -> Vec<PathBuf> {
+    files_named(run_dir, |name| {
+        is_record(name)
+            || (name.contains("_net_") && name.ends_with(".safetensors"))
+            || matches!(name, "options.json" | "train_opt.txt" | "web")
+    })
+}
+
+/// A run's files besides its networks, options and page: its training states and logs.
+pub fn run_records(run_dir: &Path) -> Vec<PathBuf> {
+    files_named(run_dir, is_record)
+}
+
+fn is_record(name: &str) -> bool {
+    name.ends_with("_train_state.safetensors")
+        || matches!(name, "loss_log.jsonl" | "loss_log.txt" | "metrics.jsonl")
+}
+
+/// The entries of `run_dir` whose names `keep` accepts, sorted.
+fn files_named(run_dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|entry| entry.path())
-        .filter(|path| {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            (name.contains("_net_") && name.ends_with(".safetensors"))
-                || name.ends_with("_train_state.safetensors")
-                || matches!(
-                    name.as_ref(),
-                    "loss_log.jsonl"
-                        | "loss_log.txt"
-                        | "metrics.jsonl"
-                        | "options.json"
-                        | "train_opt.txt"
-                        | "web"
-                )
-        })
+        .filter(|path| keep(&path.file_name().unwrap_or_default().to_string_lossy()))
         .collect();
     files.sort();
     files

@@ -85,26 +85,6 @@ fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
         .collect()
 }
 
-/// A run's files in `run_dir` besides its networks: its training states and logs.
-fn run_records(run_dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            name.ends_with("_train_state.safetensors")
-                || matches!(
-                    name.as_ref(),
-                    "loss_log.jsonl" | "loss_log.txt" | "metrics.jsonl"
-                )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// Makes way for a new run (no `--continue-train`) in `run_dir`. A folder that already holds a
 /// run is refused, so that its checkpoints are not overwritten by mistake, unless `--overwrite`
 /// says to start over, or it holds the embedded preset's run with the same options (which
@@ -114,7 +94,7 @@ fn run_records(run_dir: &Path) -> Vec<PathBuf> {
 /// stops before ([`SetAside`]).
 fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<Option<SetAside>> {
     let networks = saved_networks(run_dir);
-    let records = run_records(run_dir);
+    let records = set_aside::run_records(run_dir);
     if networks.is_empty() && records.is_empty() {
         return Ok(None);
     }

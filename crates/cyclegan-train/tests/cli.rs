@@ -11,6 +11,25 @@ fn emoji() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/emoji64")
 }
 
+/// A dataset in `root` made of the first `count` images (by name) of each embedded folder.
+fn emoji_subset(root: &Path, folders: &[(&str, usize)]) {
+    for &(folder, count) in folders {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(emoji().join(folder))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in &names[..count] {
+            std::fs::copy(
+                emoji().join(folder).join(name),
+                root.join(folder).join(name),
+            )
+            .unwrap();
+        }
+    }
+}
+
 /// Fails the test with the run's standard error unless it succeeded.
 fn assert_success(out: &std::process::Output) {
     assert!(
@@ -271,21 +290,10 @@ fn sizes_the_networks_cannot_take_and_a_results_file_are_refused_up_front() {
 fn btoa_translates_test_b_with_g_a() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    let copy = |from: &str, to: &str, count: usize| {
-        std::fs::create_dir_all(root.join(to)).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(emoji().join(from))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for name in &names[..count] {
-            std::fs::copy(emoji().join(from).join(name), root.join(to).join(name)).unwrap();
-        }
-    };
-    copy("trainA", "trainA", 3);
-    copy("trainB", "trainB", 3);
-    copy("testA", "testA", 2);
-    copy("testB", "testB", 3);
+    emoji_subset(
+        &root,
+        &[("trainA", 3), ("trainB", 3), ("testA", 2), ("testB", 3)],
+    );
     let translated = |direction: &str| {
         let out = train_cmd()
             .current_dir(tmp.path())
@@ -547,21 +555,7 @@ fn a_new_run_over_an_existing_one_is_refused_unless_asked_to_start_over() {
 fn an_overwrite_that_stops_before_its_first_checkpoint_gives_the_old_run_back() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("data");
-    for (folder, count) in [("trainA", 3), ("trainB", 3)] {
-        std::fs::create_dir_all(root.join(folder)).unwrap();
-        let mut names: Vec<_> = std::fs::read_dir(emoji().join(folder))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for name in &names[..count] {
-            std::fs::copy(
-                emoji().join(folder).join(name),
-                root.join(folder).join(name),
-            )
-            .unwrap();
-        }
-    }
+    emoji_subset(&root, &[("trainA", 3), ("trainB", 3)]);
     let train = |extra: &[&str]| {
         train_cmd()
             .current_dir(tmp.path())
