@@ -38,6 +38,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let name = args.name.expect("clap requires a name without --list");
+    cyclegan_fetch::check_dataset(&name)
+        .with_context(|| format!("cannot fetch the dataset {name}"))?;
+    let _lock = crate::lock_fetch(
+        &args.dest.join(format!(".{name}.lock")),
+        &format!("the dataset {name}"),
+    )?;
     let fetched = fetch_dataset(&name, &args.download.options(&args.dest))
         .with_context(|| format!("cannot fetch the dataset {name}"))?;
     if fetched.already_present {

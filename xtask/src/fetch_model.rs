@@ -4,6 +4,7 @@ use crate::{list_with_sizes, DownloadArgs};
 use anyhow::Context;
 use cyclegan_checkpoint::{
     convert_checkpoint, describe_config, CheckpointError, ConversionReport, ConvertOptions,
+    FileSet, Recovered,
 };
 use cyclegan_fetch::{
     download_model, join_url, model_path, remove_download, MODELS, MODEL_BASE_URL,
@@ -47,8 +48,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let options = args.download.options(&args.dest);
     let pth = model_path(&args.dest, &name);
     let safetensors = pth.with_extension("safetensors");
-    // A swap that was interrupted left the model it replaces set aside: back first.
-    Previous::recover(&[&pth, &safetensors])?;
+    debug_assert!(pth.ends_with(PTH) && safetensors.ends_with(SAFETENSORS));
+    let _lock = crate::lock_fetch(&pth.with_file_name(".lock"), &format!("the model {name}"))?;
+    let model_dir = pth
+        .parent()
+        .expect("model_path is DEST/NAME_pretrained/FILE");
+    // A swap that was interrupted: finished if its files were all in hand, else undone.
+    recover_swap(model_dir, &[&pth, &safetensors])?;
     // Conversions are written here and moved into place only once checked.
     let converted = pth.with_file_name(".latest_net_G.safetensors");
 
@@ -109,28 +115,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     };
-    // Only now, with the new model complete and checked, is the one in place set aside; a kill
-    // between these renames is undone by the next run (`Previous::recover`).
-    let kept = Previous::move_aside(&[&pth, &safetensors])?;
-    if let Err(e) = std::fs::rename(downloaded, &pth) {
-        kept.restore();
+    // Only now, with the new model complete and checked, are both files replaced, as a set: a
+    // kill at any moment leaves the old pair or the new one (see `recover_swap`).
+    let swapped = (|| {
+        let mut set = FileSet::begin(model_dir, MODEL_SET)?;
+        set.adopt(PTH, downloaded)?;
+        set.adopt(SAFETENSORS, &converted)?;
+        set.commit()
+    })();
+    if let Err(e) = swapped {
         anyhow::bail!(
-            "cannot move {} to {}: {e}; the download is complete and was kept (run the command again to use it)",
-            downloaded.display(),
-            pth.display()
+            "cannot put the new model in place in {}: {e}; {}",
+            model_dir.display(),
+            if downloaded.is_file() {
+                format!(
+                    "the download {} is complete and was kept (run the command again to use it)",
+                    downloaded.display()
+                )
+            } else {
+                "run the command again to finish".to_string()
+            }
         );
     }
-    if let Err(e) = std::fs::rename(&converted, &safetensors) {
-        let _ = std::fs::rename(&pth, downloaded);
-        kept.restore();
-        anyhow::bail!(
-            "cannot move {} to {}: {e}; the download {} is complete and was kept (run the command again to use it)",
-            converted.display(),
-            safetensors.display(),
-            downloaded.display()
-        );
-    }
-    kept.discard();
     remove_download(downloaded);
     crate::report!("{}: {report}", pth.display());
     crate::report!("{}: written", safetensors.display());
@@ -174,118 +180,110 @@ fn check_generator(pth: &Path, converted: &Path) -> Result<ConversionReport, Che
     Err(outcome)
 }
 
-/// Files moved aside (`NAME.previous`) while their checked replacements are moved into place.
-/// They are deleted once the replacements are there, so one still there means a swap that did
-/// not finish.
-#[derive(Default)]
-struct Previous(Vec<(PathBuf, PathBuf)>);
+/// The set of files a fetch replaces together in the model's folder ([`FileSet`]).
+const MODEL_SET: &str = "latest_net_G";
+const PTH: &str = "latest_net_G.pth";
+const SAFETENSORS: &str = "latest_net_G.safetensors";
 
-/// Where `path` waits while its replacement is fetched.
-fn aside_path(path: &Path) -> PathBuf {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(".previous");
-    PathBuf::from(aside)
-}
-
-impl Previous {
-    /// Puts back what an interrupted swap set aside, over anything it left in its place: the
-    /// model is then as it was before that fetch (a pair that belongs together).
-    fn recover(paths: &[&Path]) -> anyhow::Result<()> {
-        for path in paths {
-            let aside = aside_path(path);
-            if aside.is_file() {
-                std::fs::rename(&aside, path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot put {} (set aside by an interrupted --force fetch) back as {}: {e}; move it back by hand",
-                        aside.display(),
-                        path.display()
-                    )
-                })?;
-                tracing::warn!(
-                    "put {} back in place: an earlier --force fetch did not finish",
-                    path.display()
-                );
-            }
+/// Settles a swap of the model's files that a kill interrupted: a set committed with both new
+/// files is put in place, an uncommitted one dropped (the old pair stays). Versions before the
+/// file sets moved the old pair aside as `FILE.previous` first; those are put back.
+fn recover_swap(model_dir: &Path, files: &[&Path]) -> anyhow::Result<()> {
+    let recovered = cyclegan_checkpoint::recover_file_sets(model_dir).with_context(|| {
+        format!(
+            "cannot finish an interrupted fetch in {}",
+            model_dir.display()
+        )
+    })?;
+    for done in recovered {
+        match done {
+            Recovered::Completed(_) => tracing::warn!(
+                "{}: put the model of an interrupted fetch in place (it was complete and checked)",
+                model_dir.display()
+            ),
+            Recovered::Discarded(_) => tracing::warn!(
+                "{}: an earlier fetch was interrupted while replacing the model; the model in place stays",
+                model_dir.display()
+            ),
         }
-        Ok(())
     }
-
-    fn move_aside(paths: &[&Path]) -> anyhow::Result<Self> {
-        let mut moved = Previous::default();
-        for path in paths.iter().filter(|p| p.is_file()) {
-            let aside = aside_path(path);
-            if let Err(e) = std::fs::rename(path, &aside) {
-                moved.restore();
-                anyhow::bail!(
-                    "cannot move {} aside to fetch it again: {e}",
-                    path.display()
-                );
-            }
-            moved.0.push((path.to_path_buf(), aside));
-        }
-        Ok(moved)
-    }
-
-    /// Puts the files back in place.
-    fn restore(&self) {
-        for (path, aside) in &self.0 {
-            if let Err(e) = std::fs::rename(aside, path) {
-                tracing::error!(
-                    "cannot put {} back as {}: {e}",
+    for path in files {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".previous");
+        let aside = PathBuf::from(aside);
+        if aside.is_file() {
+            std::fs::rename(&aside, path).with_context(|| {
+                format!(
+                    "cannot put {} (set aside by an interrupted --force fetch) back as {}; move it back by hand",
                     aside.display(),
                     path.display()
-                );
-            }
+                )
+            })?;
+            tracing::warn!(
+                "put {} back in place: an earlier --force fetch did not finish",
+                path.display()
+            );
         }
     }
-
-    /// Deletes the files set aside, once their replacements are in place.
-    fn discard(&self) {
-        for (_, aside) in &self.0 {
-            let _ = std::fs::remove_file(aside);
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A fetch interrupted after moving the model aside (and after moving one file of its
-    /// replacement into place) leaves the old model back in place on the next run.
-    #[test]
-    fn an_interrupted_force_fetch_is_undone_on_the_next_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let pth = dir.path().join("latest_net_G.pth");
-        let safetensors = dir.path().join("latest_net_G.safetensors");
-        std::fs::write(&pth, "old pth").unwrap();
-        std::fs::write(&safetensors, "old safetensors").unwrap();
-        let kept = Previous::move_aside(&[&pth, &safetensors]).unwrap();
-        assert!(!pth.exists() && !safetensors.exists());
-        // The interrupted run got as far as the new .pth, without its .safetensors.
-        std::fs::write(&pth, "new").unwrap();
-        drop(kept);
-        Previous::recover(&[&pth, &safetensors]).unwrap();
-        assert_eq!(std::fs::read_to_string(&pth).unwrap(), "old pth");
-        assert_eq!(
-            std::fs::read_to_string(&safetensors).unwrap(),
-            "old safetensors"
-        );
-        assert!(!aside_path(&pth).exists() && !aside_path(&safetensors).exists());
-        // Nothing set aside: nothing changes.
-        Previous::recover(&[&pth, &safetensors]).unwrap();
-        assert_eq!(std::fs::read_to_string(&pth).unwrap(), "old pth");
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
     }
 
+    /// A fetch killed while it moved the new pair into place (one file moved) is finished; one
+    /// killed before its commit leaves the old pair.
     #[test]
-    fn a_checked_replacement_discards_the_old_model() {
+    fn an_interrupted_swap_is_settled_on_the_next_run() {
         let dir = tempfile::tempdir().unwrap();
-        let pth = dir.path().join("m.pth");
-        std::fs::write(&pth, "old").unwrap();
-        let kept = Previous::move_aside(&[&pth]).unwrap();
+        let d = dir.path();
+        let (pth, safetensors) = (d.join(PTH), d.join(SAFETENSORS));
+        std::fs::write(&pth, "old pth").unwrap();
+        std::fs::write(&safetensors, "old safetensors").unwrap();
+
+        std::fs::create_dir(d.join(".latest_net_G.staging")).unwrap();
+        std::fs::write(d.join(".latest_net_G.staging").join(PTH), "new pth").unwrap();
+        recover_swap(d, &[&pth, &safetensors]).unwrap();
+        assert_eq!(read(&pth), "old pth");
+        assert!(!d.join(".latest_net_G.staging").exists());
+
+        std::fs::create_dir(d.join(".latest_net_G.commit")).unwrap();
+        std::fs::write(
+            d.join(".latest_net_G.commit").join(SAFETENSORS),
+            "new safetensors",
+        )
+        .unwrap();
+        std::fs::write(&pth, "new pth").unwrap();
+        recover_swap(d, &[&pth, &safetensors]).unwrap();
+        assert_eq!(read(&pth), "new pth");
+        assert_eq!(read(&safetensors), "new safetensors");
+        assert!(!d.join(".latest_net_G.commit").exists());
+    }
+
+    /// What an earlier version left when killed mid-swap: the old pair set aside as
+    /// `.previous`, and part of the new one in place. The old pair is put back.
+    #[test]
+    fn a_pair_set_aside_by_an_earlier_version_is_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (pth, safetensors) = (d.join(PTH), d.join(SAFETENSORS));
+        std::fs::write(d.join("latest_net_G.pth.previous"), "old pth").unwrap();
+        std::fs::write(
+            d.join("latest_net_G.safetensors.previous"),
+            "old safetensors",
+        )
+        .unwrap();
         std::fs::write(&pth, "new").unwrap();
-        kept.discard();
-        Previous::recover(&[&pth]).unwrap();
-        assert_eq!(std::fs::read_to_string(&pth).unwrap(), "new");
+        recover_swap(d, &[&pth, &safetensors]).unwrap();
+        assert_eq!(read(&pth), "old pth");
+        assert_eq!(read(&safetensors), "old safetensors");
+        assert!(!d.join("latest_net_G.pth.previous").exists());
+        recover_swap(d, &[&pth, &safetensors]).unwrap();
+        assert_eq!(read(&pth), "old pth");
     }
 }

@@ -145,6 +145,30 @@ impl DownloadArgs {
     }
 }
 
+/// Keeps a second fetch of the same dataset or model out (`lock_file`: a hidden file beside
+/// where it goes) while this one downloads, extracts and swaps it in: two at once would resume
+/// each other's partial downloads and swap folders under each other. `None` where the file
+/// system cannot lock files.
+fn lock_fetch(
+    lock_file: &std::path::Path,
+    what: &str,
+) -> anyhow::Result<Option<cyclegan_checkpoint::FolderLock>> {
+    match cyclegan_checkpoint::FolderLock::acquire(lock_file, &format!("cargo xtask, fetching {what}")) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(cyclegan_checkpoint::LockError::Busy { holder, .. }) => anyhow::bail!(
+            "{what} is being fetched by another command ({}): wait for it to end, or stop it and run this again",
+            holder.unwrap_or_else(|| format!("it holds {}", lock_file.display()))
+        ),
+        Err(cyclegan_checkpoint::LockError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::Unsupported =>
+        {
+            tracing::warn!("{}: this file system cannot lock files, so nothing keeps a second fetch of {what} out", lock_file.display());
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Prints `names` with the size the server states for each (`BASE/NAME.EXT`), or why not.
 fn list_with_sizes(base: &str, ext: &str, names: &[&str], refused: &[(&str, &str)]) {
     let timeout = std::time::Duration::from_secs(10);

@@ -280,3 +280,55 @@ fn a_download_that_cannot_be_converted_for_a_local_reason_is_kept_and_used_next_
         ["latest_net_G.pth", "latest_net_G.safetensors"]
     );
 }
+
+/// A fetch of a model or dataset that another command is fetching into the same place stops
+/// at once, naming the other one, before any request or file: two at once would resume each
+/// other's partial downloads and swap files under each other.
+#[test]
+fn a_second_fetch_of_the_same_thing_is_refused_while_the_first_runs() {
+    let server = TestServer::start();
+    server.put(MODEL, generator());
+    let dest = tempfile::tempdir().unwrap();
+    // This test process stands for the first fetch.
+    let model_lock = model_dir(dest.path()).join(".lock");
+    let held = cyclegan_checkpoint::FolderLock::acquire(&model_lock, "the first fetch").unwrap();
+    let out = fetch_model(&server, dest.path(), &[], None);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("the model horse2zebra is being fetched by another command")
+            && out.stderr.contains("the first fetch"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listing(&model_dir(dest.path())), vec![".lock".to_string()]);
+    drop(held);
+
+    let dataset_lock = dest.path().join(".horse2zebra.lock");
+    let held = cyclegan_checkpoint::FolderLock::acquire(&dataset_lock, "the first fetch").unwrap();
+    let out: Run = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["fetch-dataset", "horse2zebra", "--no-progress", "--dest"])
+        .arg(dest.path())
+        .arg("--base-url")
+        .arg(format!("{}/datasets", server.base_url))
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("the dataset horse2zebra is being fetched by another command"),
+        "{}",
+        out.stderr
+    );
+    assert!(server.log().is_empty(), "no request was made");
+    drop(held);
+
+    // Once the first is done, the model is fetched.
+    let out = fetch_model(&server, dest.path(), &[], None);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        listing(&model_dir(dest.path())),
+        ["latest_net_G.pth", "latest_net_G.safetensors"]
+    );
+}

@@ -62,6 +62,8 @@ pub struct FileSet {
     name: String,
     staging: PathBuf,
     files: Vec<String>,
+    /// Files moved in by [`FileSet::adopt`], with where they came from.
+    adopted: Vec<(String, PathBuf)>,
     committed: bool,
 }
 
@@ -85,6 +87,7 @@ impl FileSet {
             name: name.to_string(),
             staging,
             files: Vec::new(),
+            adopted: Vec::new(),
             committed: false,
         })
     }
@@ -96,17 +99,26 @@ impl FileSet {
         file_name: &str,
         write: impl FnOnce(&mut File) -> io::Result<()>,
     ) -> io::Result<()> {
-        if file_name.is_empty() || file_name.contains(['/', '\\']) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{file_name:?} is not a plain file name"),
-            ));
-        }
+        check_file_name(file_name)?;
         let mut file = File::create(self.staging.join(file_name))?;
         write(&mut file)?;
         file.flush()?;
         file.sync_all()?;
         self.files.push(file_name.to_string());
+        Ok(())
+    }
+
+    /// Takes the finished file `source` into the set as `file_name` (say, a download checked
+    /// beside its target): it is flushed to disk and moved into the staging folder, so it must
+    /// be on the same file system as the set's folder. A set dropped without a commit moves it
+    /// back to `source`; one left by a kill before the commit is discarded with it.
+    pub fn adopt(&mut self, file_name: &str, source: &Path) -> io::Result<()> {
+        check_file_name(file_name)?;
+        File::open(source)?.sync_all()?;
+        std::fs::rename(source, self.staging.join(file_name))?;
+        self.files.push(file_name.to_string());
+        self.adopted
+            .push((file_name.to_string(), source.to_path_buf()));
         Ok(())
     }
 
@@ -125,9 +137,22 @@ impl FileSet {
 impl Drop for FileSet {
     fn drop(&mut self) {
         if !self.committed {
+            for (file_name, source) in &self.adopted {
+                let _ = std::fs::rename(self.staging.join(file_name), source);
+            }
             let _ = std::fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+fn check_file_name(file_name: &str) -> io::Result<()> {
+    if file_name.is_empty() || file_name.contains(['/', '\\']) || file_name.starts_with('.') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{file_name:?} is not a plain file name"),
+        ));
+    }
+    Ok(())
 }
 
 /// What [`recover_file_sets`] found of a set that an interruption left unfinished.
@@ -285,6 +310,38 @@ mod tests {
         assert!(FileSet::begin(dir.path(), "../x").is_err());
         let mut set = FileSet::begin(dir.path(), "latest").unwrap();
         assert!(set.write("../a", |f| f.write_all(b"x")).is_err());
+    }
+
+    #[test]
+    fn adopted_files_go_in_with_the_set_or_back_where_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("m.pth"), "old pth").unwrap();
+        std::fs::write(d.join("m.safetensors"), "old safetensors").unwrap();
+        std::fs::write(d.join(".download"), "new pth").unwrap();
+        std::fs::write(d.join(".converted"), "new safetensors").unwrap();
+
+        // Dropped before the commit: the adopted files are back, the targets untouched.
+        let mut set = FileSet::begin(d, "m").unwrap();
+        set.adopt("m.pth", &d.join(".download")).unwrap();
+        set.adopt("m.safetensors", &d.join(".converted")).unwrap();
+        assert!(set.adopt("m.x", &d.join(".missing")).is_err());
+        assert!(set.adopt(".hidden", &d.join("m.pth")).is_err());
+        drop(set);
+        assert_eq!(read(&d.join(".download")), "new pth");
+        assert_eq!(read(&d.join("m.pth")), "old pth");
+        assert_eq!(
+            entries(d),
+            [".converted", ".download", "m.pth", "m.safetensors"]
+        );
+
+        let mut set = FileSet::begin(d, "m").unwrap();
+        set.adopt("m.pth", &d.join(".download")).unwrap();
+        set.adopt("m.safetensors", &d.join(".converted")).unwrap();
+        set.commit().unwrap();
+        assert_eq!(read(&d.join("m.pth")), "new pth");
+        assert_eq!(read(&d.join("m.safetensors")), "new safetensors");
+        assert_eq!(entries(d), ["m.pth", "m.safetensors"]);
     }
 
     /// The two states an interruption can leave, made by hand: a staging folder (killed while

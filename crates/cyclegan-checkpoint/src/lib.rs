@@ -6,7 +6,8 @@
 //! Every write is atomic ([`write_atomic`]): a temporary file in the same folder, synced, then
 //! renamed over the target, so an interruption at any moment leaves the previous file intact;
 //! files that belong together (a checkpoint's networks and training state) are replaced as a
-//! group ([`FileSet`]).
+//! group ([`FileSet`]). A [`FolderLock`] keeps a second process out of a folder's files while
+//! one is writing them.
 //!
 //! The reference's own checkpoints are read directly:
 //!
@@ -38,6 +39,7 @@ mod convert;
 mod detect;
 mod error;
 mod format;
+mod lock;
 mod network;
 mod pickle;
 pub mod pth;
@@ -51,6 +53,7 @@ pub use detect::{
 };
 pub use error::CheckpointError;
 pub use format::FileFormat;
+pub use lock::{FolderLock, LockError};
 pub use network::{
     load_network, load_network_with, network_bytes, save_network, save_network_with_metadata,
     serialize_safetensors, LoadedNetwork, CONFIG_KEY, FORMAT_KEY, SOURCE_KEY,

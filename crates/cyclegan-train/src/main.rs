@@ -83,9 +83,15 @@ fn main() -> ExitCode {
 
 /// Trains as `cli` says; false when interrupted.
 fn run(cli: &Cli) -> anyhow::Result<bool> {
+    let mut run_lock = None;
     // A continued run starts from the options it was trained with.
     let base = if cli.continue_train {
         let probe = TrainConfig::resolve(cli, None).map_err(anyhow::Error::msg)?;
+        // Held through training (which takes it again), so that no other run changes the
+        // options read here; a missing folder is the training loop's to report.
+        if probe.run_dir().is_dir() {
+            run_lock = cyclegan_train::trainer::lock_run(&probe.run_dir())?;
+        }
         // An interrupted save or --overwrite may have left another run's options in place.
         cyclegan_train::trainer::recover_interrupted(&probe.run_dir())?;
         let saved = probe.run_dir().join("options.json");
@@ -123,6 +129,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         None
     };
     let report = train_with_stop(&config, bar, &STOP)?;
+    drop(run_lock);
     tracing::info!("checkpoints: {}", report.run_dir.display());
     if let Some(results) = &report.results_dir {
         tracing::info!(

@@ -269,6 +269,34 @@ pub fn recover_interrupted(run_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Locks `run_dir` against other training runs for as long as the returned handle (or a clone)
+/// lives: two runs writing one folder would mix their checkpoints, and one's recovery of
+/// interrupted saves would take the other's saves in progress for leftovers. [`train`] takes
+/// it itself; the same process may take it again (the trainer's binary holds it while it reads
+/// the options of a run it continues). `None` where the file system cannot lock files (the run
+/// then goes on unlocked, with a warning).
+pub fn lock_run(run_dir: &Path) -> anyhow::Result<Option<cyclegan_checkpoint::FolderLock>> {
+    let lock_file = run_dir.join(".lock");
+    match cyclegan_checkpoint::FolderLock::acquire(&lock_file, "cyclegan-train") {
+        Ok(lock) => Ok(Some(lock)),
+        Err(cyclegan_checkpoint::LockError::Busy { holder, .. }) => anyhow::bail!(
+            "{} is in use by another training run ({}): wait for it to end (or stop it), or pass another --name",
+            run_dir.display(),
+            holder.unwrap_or_else(|| format!("it holds {}", lock_file.display()))
+        ),
+        Err(cyclegan_checkpoint::LockError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::Unsupported =>
+        {
+            tracing::warn!(
+                "{}: this file system cannot lock files, so nothing keeps a second run out of this folder",
+                run_dir.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot lock the run folder {}", run_dir.display())),
+    }
+}
+
 /// Runs training as `config` describes, from scratch or resuming.
 pub fn train(
     config: &TrainConfig,
@@ -304,6 +332,13 @@ pub fn train_with_stop(
             );
         }
     }
+    if config.continue_train && !run_dir.is_dir() {
+        anyhow::bail!(
+            "--continue-train: {} does not exist; check --name and --checkpoints-dir, or start a new run without --continue-train",
+            run_dir.display()
+        );
+    }
+    let _run_lock = lock_run(&run_dir)?;
     let dataset = UnalignedDataset::open(&config.dataroot, &config.data)?;
     tracing::info!(
         "dataset {}: {} A and {} B images, {} per epoch",
@@ -326,12 +361,6 @@ pub fn train_with_stop(
     let mut seed = config.seed;
     recover_interrupted(&run_dir)?;
     let set_aside = if config.continue_train {
-        if !run_dir.is_dir() {
-            anyhow::bail!(
-                "--continue-train: {} does not exist; check --name and --checkpoints-dir, or start a new run without --continue-train",
-                run_dir.display()
-            );
-        }
         let label = config.load_label();
         let loaded = state::load_networks(&run_dir, &label, &model)?;
         if loaded == 0 {

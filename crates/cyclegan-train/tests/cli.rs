@@ -618,6 +618,70 @@ fn an_overwrite_that_stops_before_its_first_checkpoint_gives_the_old_run_back() 
     assert_eq!(log.lines().count(), 1, "only the new run's header: {log}");
 }
 
+/// One run folder, one training run at a time: a second run on the folder of one in progress
+/// (continuing it or starting it over) is refused before it touches anything, naming the
+/// holder; a new run that fails before writing anything leaves no folder behind.
+#[test]
+fn a_run_folder_in_use_is_refused_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("data");
+    emoji_subset(&root, &[("trainA", 2), ("trainB", 2)]);
+    let train = |name: &str, dataroot: &Path, extra: &[&str]| {
+        train_cmd()
+            .current_dir(tmp.path())
+            .args(["--dataroot", dataroot.to_str().unwrap(), "--name", name])
+            .args(["--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4"])
+            .args(["--load-size", "32", "--crop-size", "32", "--no-progress"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert_success(&train("run", &root, &["--max-steps", "1"]));
+    let run = tmp.path().join("checkpoints/run");
+    let latest = std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap();
+
+    // This test process stands for a run in progress.
+    let held =
+        cyclegan_checkpoint::FolderLock::acquire(&run.join(".lock"), "cyclegan-train").unwrap();
+    for extra in [
+        &["--continue-train", "--max-steps", "2"][..],
+        &["--overwrite", "--max-steps", "1"],
+    ] {
+        let out = train("run", &root, extra);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("in use by another training run")
+                && err.contains(&format!("pid {}", std::process::id()))
+                && err.contains("--name"),
+            "{extra:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap(),
+        latest
+    );
+    assert!(!run.join(".overwritten").exists());
+    drop(held);
+    assert!(!run.join(".lock").exists());
+    let out = train("run", &root, &["--continue-train", "--max-steps", "2"]);
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(1 steps done)"));
+
+    // A new run whose data cannot be read: no run folder, no checkpoints folder, left behind.
+    let out = train("other", &tmp.path().join("missing"), &["--max-steps", "1"]);
+    assert!(!out.status.success());
+    assert!(!tmp.path().join("checkpoints/other").exists());
+    let fresh = tempfile::tempdir().unwrap();
+    let out = train_cmd()
+        .current_dir(fresh.path())
+        .args(["--dataroot", "missing", "--no-progress"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!fresh.path().join("checkpoints").exists());
+}
+
 /// Running the embedded demo again with the same options writes the same run again: runs are
 /// deterministic, so nothing is lost, and it is allowed; other options are refused as above.
 #[test]
