@@ -15,10 +15,24 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
 }
 
 /// The output of a convolution (`transposed` or not) after `prologue`, and the gradients of
-/// `sum(y * r)` for its input, weight and bias, with the prologue recomputed or stored.
-fn run(prologue: &Prologue, transposed: bool, recompute: bool) -> Result<Vec<Vec<f32>>> {
+/// `sum(y * r)` for its input, weight and bias, with the prologue recomputed or stored; with
+/// `strided`, the input is a permuted view (channels last in memory) rather than contiguous.
+fn run(
+    prologue: &Prologue,
+    transposed: bool,
+    recompute: bool,
+    strided: bool,
+) -> Result<Vec<Vec<f32>>> {
     ops::set_recompute_prologues(recompute);
-    let x = Var::from_tensor(&random(&[2, 5, 7, 9], 1, DType::F32)?)?;
+    let (var, x) = if strided {
+        let var = Var::from_tensor(&random(&[2, 7, 9, 5], 1, DType::F32)?)?;
+        let x = var.permute((0, 3, 1, 2))?;
+        (var, x)
+    } else {
+        let var = Var::from_tensor(&random(&[2, 5, 7, 9], 1, DType::F32)?)?;
+        let x = var.as_tensor().clone();
+        (var, x)
+    };
     let (w_dims, b_dims): (&[usize], &[usize]) = if transposed {
         (&[5, 4, 3, 3], &[4])
     } else {
@@ -34,7 +48,7 @@ fn run(prologue: &Prologue, transposed: bool, recompute: bool) -> Result<Vec<Vec
     let r = random(y.dims(), 4, DType::F32)?;
     let grads = (&y * &r)?.sum_all()?.backward()?;
     let mut out = vec![values(&y)?];
-    for v in [&x, &w, &b] {
+    for v in [&var, &w, &b] {
         out.push(values(grads.get(v).expect("every input has a gradient"))?);
     }
     Ok(out)
@@ -58,9 +72,9 @@ fn stored_prologues_give_the_recomputed_numbers_and_gradients() -> Result<()> {
         },
     ];
     for prologue in &prologues {
-        for transposed in [false, true] {
-            let recomputed = run(prologue, transposed, true)?;
-            let stored = run(prologue, transposed, false)?;
+        for (transposed, strided) in [(false, false), (true, false), (false, true), (true, true)] {
+            let recomputed = run(prologue, transposed, true, strided)?;
+            let stored = run(prologue, transposed, false, strided)?;
             for (i, (s, r)) in stored.iter().zip(&recomputed).enumerate() {
                 let what = [
                     "output",
@@ -68,7 +82,10 @@ fn stored_prologues_give_the_recomputed_numbers_and_gradients() -> Result<()> {
                     "weight gradient",
                     "bias gradient",
                 ][i];
-                assert_eq!(s, r, "{prologue:?}, transposed {transposed}: {what}");
+                assert_eq!(
+                    s, r,
+                    "{prologue:?}, transposed {transposed}, strided {strided}: {what}"
+                );
             }
         }
     }

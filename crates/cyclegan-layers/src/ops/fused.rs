@@ -93,8 +93,9 @@ impl Stages {
             return super::apply_conv(x, weight, bias, conv);
         }
         if !super::recompute_prologues() {
-            // The stages' output, kept by candle's graph for the convolution's backward pass.
-            return super::apply_conv(&x.apply_op1(self)?, weight, bias, conv);
+            // The stages' output, kept by candle's graph for the convolution's backward pass
+            // (their kernels, like the convolution's, read a contiguous input).
+            return super::apply_conv(&x.contiguous()?.apply_op1(self)?, weight, bias, conv);
         }
         super::apply_conv(x, weight, bias, FusedConv { stages: self, conv })
     }
