@@ -21,9 +21,10 @@
 # nhwc: the tests + the channels-last path (--channels-last): the model parity fixtures and a
 # 20-step training run and its translations on CUDA with it on, then ours at 256x256 batch 4 and
 # batch 1 and at 128x128 batch 1 without and with it (at batch 4 also from the 3-channel layers
-# on, and with the convolutions' prologues stored instead of recomputed, `--store-prologues`),
-# alternated, 256x256 batch 4 with each against compiled PyTorch, GPU memory included, then the
-# trainer end to end at 256x256 batch 1 and 4 without and with it (about 8 minutes);
+# on, with the convolutions' prologues stored instead of recomputed, `--store-prologues`, and
+# with cuDNN's engines picked by timing), alternated, 256x256 batch 4 with each against compiled
+# PyTorch, GPU memory included, then the trainer end to end at 256x256 (batch 1 as it is, batch
+# 4 channels last; about 9 minutes);
 # all: what full, diagnose and ab run, the tests once, in the order goal table, diagnose,
 # translation, ab (about 10 minutes: one device call with timeout_s 600 may lose the last
 # lines of ab, the least needed). Every
@@ -133,6 +134,8 @@ if [ "$MODE" = nhwc ]; then
     ours_b4 "256x256 batch 4, NCHW, prologues stored" --store-prologues
     ours_b4 "256x256 batch 4, channels last, prologues stored" --channels-last --store-prologues
     CYCLEGAN_CHANNELS_LAST_MIN_CHANNELS=1 ours_b4 "256x256 batch 4, channels last from the 3-channel layers" --channels-last
+    # Against compiled PyTorch with cudnn.benchmark (88.0 ms on the H200 at stop 19, ours 98.0).
+    ours_b4 "256x256 batch 4, channels last, cuDNN engines by timing" --channels-last --cudnn-benchmark
   done
   # Batch 1 once: at stop 19 it was already under half of compiled PyTorch's time.
   ours "256x256 batch 1, NCHW" 256 1
@@ -153,8 +156,6 @@ if [ "$MODE" = nhwc ]; then
       awk -v run="$*" '{ printf "cyclegan-train %s: %.1f ms per iteration\n", run, 1000 * $1 }'
   }
   e2e --max-steps 300
-  e2e --max-steps 300 --channels-last
-  e2e --max-steps 100 --batch-size 4
   e2e --max-steps 100 --batch-size 4 --channels-last
 fi
 case "$MODE" in quick|compare|batch1|full|all) echo "== full iteration, ours vs PyTorch ==" ;; esac

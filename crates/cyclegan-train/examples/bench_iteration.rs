@@ -21,7 +21,7 @@
 //! worker takes it as `--channels-last`); `--with-stored-prologues` a run of ours that keeps the
 //! convolutions' norm and padding outputs for the backward pass instead of recomputing them
 //! (`set_recompute_prologues(false)`; a worker takes it as `--store-prologues`), and with
-//! `--with-channels-last` one with both. Each child of ours also
+//! `--with-channels-last` one with both (as `--with-cudnn-benchmark` does). Each child of ours also
 //! reports its main thread's CPU seconds and voluntary context switches per iteration (on a GPU
 //! CUDA's synchronisation spins, so the CPU figure bounds the host's own work from above).
 //! `--host-profile FILE` (a build with `--features host-profile`, one `--worker` child) samples
@@ -539,6 +539,9 @@ fn main() -> anyhow::Result<()> {
         }
         if args.iter().any(|a| a == "--with-cudnn-benchmark") {
             sides.push(("ours, cudnn.benchmark", vec![]));
+            if args.iter().any(|a| a == "--with-channels-last") {
+                sides.push(("ours, channels last, cudnn.benchmark", vec![]));
+            }
             sides.push(("pytorch eager, cudnn.benchmark", vec![]));
             if compiled {
                 sides.push(("pytorch compiled, cudnn.benchmark", vec![]));
