@@ -6,7 +6,8 @@
 //! - [`schedule`]: the reference's learning-rate policies;
 //! - [`options`]: the reference's options and defaults, and the embedded-data preset;
 //! - [`trainer::train`]: the loop, with logs, samples, test measures, atomic checkpoints and
-//!   exact resumption ([`state`]).
+//!   exact resumption ([`state`]); its errors are [`TrainError`]s, sorted by what the caller
+//!   can do about them (fix the options, choose another run folder, fix the data, ...).
 //!
 //! One training iteration of a small CycleGAN, as the reference's `optimize_parameters` runs it:
 //!
@@ -28,6 +29,7 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+mod error;
 pub mod metrics;
 pub mod model;
 pub mod optim;
@@ -39,6 +41,7 @@ pub mod state;
 pub mod trainer;
 pub mod web;
 
+pub use error::{Result, TrainError};
 pub use model::{CycleGan, Losses, ModelConfig, Visuals};
 pub use options::{Cli, TrainConfig};
 pub use trainer::{train, train_with_stop, TrainReport};

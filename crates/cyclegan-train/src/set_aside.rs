@@ -3,7 +3,7 @@
 //! stops before that (an error, a panic, or a kill: the next start of the run puts them back).
 //! So a mistyped `--overwrite` run that fails on its data loses nothing.
 
-use anyhow::Context;
+use crate::error::{Result, TrainError};
 use std::path::{Path, PathBuf};
 
 /// The hidden folder of the run that holds the set-aside files.
@@ -18,19 +18,22 @@ pub struct SetAside {
 
 impl SetAside {
     /// Moves `files` (files or folders of `run_dir`) into the run's set-aside folder.
-    pub fn new(run_dir: &Path, files: &[PathBuf]) -> anyhow::Result<Self> {
+    pub fn new(run_dir: &Path, files: &[PathBuf]) -> Result<Self> {
         let folder = run_dir.join(FOLDER);
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("cannot create {}", folder.display()))?;
+        std::fs::create_dir_all(&folder).map_err(TrainError::io(format!(
+            "cannot create {}",
+            folder.display()
+        )))?;
         let set_aside = SetAside {
             run_dir: run_dir.to_path_buf(),
             armed: true,
         };
         for file in files {
             let name = file.file_name().unwrap_or_default();
-            std::fs::rename(file, folder.join(name)).with_context(|| {
-                format!("cannot set {} aside to start the run over", file.display())
-            })?;
+            std::fs::rename(file, folder.join(name)).map_err(TrainError::io(format!(
+                "cannot set {} aside to start the run over",
+                file.display()
+            )))?;
         }
         Ok(set_aside)
     }
@@ -60,7 +63,7 @@ impl Drop for SetAside {
                 self.run_dir.display()
             ),
             Err(e) => tracing::error!(
-                "cannot put the previous run's files back from {}: {e:#}",
+                "cannot put the previous run's files back from {}: {e}",
                 self.run_dir.join(FOLDER).display()
             ),
         }
@@ -71,7 +74,7 @@ impl Drop for SetAside {
 /// puts the previous run's files back (over the killed run's options and logs), or, if the
 /// new run did save networks (and was killed while deleting the old files), deletes the rest of
 /// them. Says what it did, if anything.
-pub fn recover(run_dir: &Path) -> anyhow::Result<Option<&'static str>> {
+pub fn recover(run_dir: &Path) -> Result<Option<&'static str>> {
     let folder = run_dir.join(FOLDER);
     if !folder.is_dir() {
         return Ok(None);
@@ -82,8 +85,10 @@ pub fn recover(run_dir: &Path) -> anyhow::Result<Option<&'static str>> {
             .is_some_and(|n| n.to_string_lossy().contains("_net_"))
     });
     if has_networks {
-        std::fs::remove_dir_all(&folder)
-            .with_context(|| format!("cannot delete {}", folder.display()))?;
+        std::fs::remove_dir_all(&folder).map_err(TrainError::io(format!(
+            "cannot delete {}",
+            folder.display()
+        )))?;
         return Ok(Some(
             "an --overwrite run was stopped while deleting the files of the run it started over: deleted the rest",
         ));
@@ -96,7 +101,7 @@ pub fn recover(run_dir: &Path) -> anyhow::Result<Option<&'static str>> {
 
 /// Puts back files that an `--overwrite` run set aside in `run_dir`, over `replaced` (the files
 /// that run wrote, deleted first): true when there were any.
-fn restore(run_dir: &Path, replaced: &[PathBuf]) -> anyhow::Result<bool> {
+fn restore(run_dir: &Path, replaced: &[PathBuf]) -> Result<bool> {
     let folder = run_dir.join(FOLDER);
     if !folder.is_dir() {
         return Ok(false);
@@ -107,15 +112,21 @@ fn restore(run_dir: &Path, replaced: &[PathBuf]) -> anyhow::Result<bool> {
         } else {
             std::fs::remove_file(path)
         };
-        removed.with_context(|| format!("cannot delete {}", path.display()))?;
+        removed.map_err(TrainError::io(format!("cannot delete {}", path.display())))?;
     }
-    for entry in std::fs::read_dir(&folder)? {
-        let entry = entry?;
+    let cannot_list = || TrainError::io(format!("cannot list {}", folder.display()));
+    for entry in std::fs::read_dir(&folder).map_err(cannot_list())? {
+        let entry = entry.map_err(cannot_list())?;
         let target = run_dir.join(entry.file_name());
-        std::fs::rename(entry.path(), &target)
-            .with_context(|| format!("cannot put {} back", target.display()))?;
+        std::fs::rename(entry.path(), &target).map_err(TrainError::io(format!(
+            "cannot put {} back",
+            target.display()
+        )))?;
     }
-    std::fs::remove_dir(&folder).with_context(|| format!("cannot delete {}", folder.display()))?;
+    std::fs::remove_dir(&folder).map_err(TrainError::io(format!(
+        "cannot delete {}",
+        folder.display()
+    )))?;
     Ok(true)
 }
 

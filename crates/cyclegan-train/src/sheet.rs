@@ -4,6 +4,8 @@ use candle_core::Tensor;
 use cyclegan_data::image::{imageops, Rgb, RgbImage};
 use std::path::Path;
 
+use crate::error::TrainError;
+
 /// Triples per row of the sheet.
 const PER_ROW: usize = 4;
 /// Pixels between images of a triple, and between triples.
@@ -17,7 +19,7 @@ pub fn write_sample_sheet(
     a: &[Tensor],
     fake: &[Tensor],
     b: &[Tensor],
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     let tiles: Vec<[RgbImage; 3]> = a
         .iter()
         .zip(fake)
@@ -29,9 +31,12 @@ pub fn write_sample_sheet(
                 cyclegan_data::tensor_to_image(b)?,
             ])
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_, cyclegan_data::DataError>>()?;
     let Some(first) = tiles.first() else {
-        anyhow::bail!("no images for the sample sheet")
+        return Err(TrainError::Options(format!(
+            "no images for the sample sheet {}",
+            path.display()
+        )));
     };
     let scale = (128 / first[0].width().max(1)).max(1);
     let (tw, th) = (first[0].width() * scale, first[0].height() * scale);
@@ -49,8 +54,9 @@ pub fn write_sample_sheet(
             imageops::replace(&mut sheet, &big, x as i64, (row * (th + GAP)) as i64);
         }
     }
-    sheet
-        .save(path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    sheet.save(path).map_err(|e| TrainError::Io {
+        context: format!("cannot write {}", path.display()),
+        source: std::io::Error::other(e),
+    })?;
     Ok(())
 }

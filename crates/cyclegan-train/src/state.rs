@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Result, TrainError};
 use crate::model::{CycleGan, ModelRngState, NetworkName};
 use crate::schedule::Schedule;
 
@@ -66,24 +67,26 @@ pub fn save(
     model: &CycleGan,
     progress: Option<(&Progress, &Schedule, u64)>,
     records: &[(&str, &[u8])],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let mut set = FileSet::begin(dir, label).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot start writing the '{label}' checkpoint in {}: {e}",
-            dir.display()
-        )
-    })?;
-    let mut write = |path: &Path, bytes: &[u8]| -> anyhow::Result<()> {
+        .map_err(TrainError::io(format!("cannot create {}", dir.display())))?;
+    let mut set = FileSet::begin(dir, label).map_err(TrainError::io(format!(
+        "cannot start writing the '{label}' checkpoint in {}",
+        dir.display()
+    )))?;
+    let mut write = |path: &Path, bytes: &[u8]| -> Result<()> {
         let file_name = path.file_name().unwrap_or_default().to_string_lossy();
         set.write(&file_name, |f| f.write_all(bytes))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+            .map_err(TrainError::io(format!("cannot write {}", path.display())))
     };
     for (name, tensors) in model.state_dicts() {
         let path = network_path(dir, label, name.as_str());
-        let bytes = network_bytes(&tensors, &model.network_config(name), &[])
-            .map_err(|e| anyhow::anyhow!("cannot serialise {}: {e}", path.display()))?;
+        let bytes = network_bytes(&tensors, &model.network_config(name), &[]).map_err(|e| {
+            TrainError::Io {
+                context: format!("cannot serialise {}", path.display()),
+                source: std::io::Error::other(e),
+            }
+        })?;
         write(&path, &bytes)?;
     }
     if let Some((progress, schedule, seed)) = progress {
@@ -95,11 +98,12 @@ pub fn save(
     for (file_name, bytes) in records {
         write(&dir.join(file_name), bytes)?;
     }
-    set.commit().map_err(|e| {
-        anyhow::anyhow!(
-            "cannot put the '{label}' checkpoint in place in {} ({e}); fix the folder (space, permissions): once its files were all written, the next run puts them in place",
+    set.commit().map_err(|source| TrainError::Io {
+        context: format!(
+            "cannot put the '{label}' checkpoint in place in {}; fix the folder (space, permissions): once its files were all written, the next run puts them in place",
             dir.display()
-        )
+        ),
+        source,
     })
 }
 
@@ -109,7 +113,7 @@ fn state_bytes(
     progress: &Progress,
     schedule: &Schedule,
     seed: u64,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>> {
     let mut tensors: HashMap<String, Tensor> = model.opt_g.state_tensors("opt_G");
     tensors.extend(model.opt_d.state_tensors("opt_D"));
     for (prefix, pool) in [("pool_A", &model.pool_a), ("pool_B", &model.pool_b)] {
@@ -129,16 +133,18 @@ fn state_bytes(
         pool_b_len: model.pool_b.images().len(),
         model_rng: model.rng_state(),
     };
-    let metadata = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(&saved)?)]);
-    Ok(cyclegan_checkpoint::serialize_safetensors(
-        &tensors, metadata,
-    )?)
+    let json = serde_json::to_string(&saved).expect("the training state serialises");
+    let metadata = HashMap::from([(STATE_KEY.to_string(), json)]);
+    cyclegan_checkpoint::serialize_safetensors(&tensors, metadata).map_err(|e| TrainError::Io {
+        context: "cannot serialise the training state".to_string(),
+        source: std::io::Error::other(e),
+    })
 }
 
 /// Loads the networks saved under `label` into `model`. A network with no file (for example a
 /// run started from converted reference generators only) keeps its fresh initialisation, with a
 /// warning; a reference `.pth` of the same name is read too. Returns how many were loaded.
-pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Result<usize> {
+pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> Result<usize> {
     let mut loaded = 0;
     let mut missing = Vec::new();
     for name in NetworkName::ALL {
@@ -157,12 +163,12 @@ pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Resul
             } else {
                 "pass the architecture options it was trained with (this folder has no options.json to take them from)"
             };
-            anyhow::bail!(
+            return Err(TrainError::RunFolder(format!(
                 "{} holds a {}, but this run is configured for a {}; {advice}",
                 path.display(),
                 cyclegan_checkpoint::describe_config(&network.config),
                 cyclegan_checkpoint::describe_config(&expected)
-            );
+            )));
         }
         let target = match name {
             NetworkName::GA => model.g_a.load_state_dict(&network.tensors),
@@ -170,7 +176,7 @@ pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> anyhow::Resul
             NetworkName::DA => model.d_a.load_state_dict(&network.tensors),
             NetworkName::DB => model.d_b.load_state_dict(&network.tensors),
         };
-        target.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        target.map_err(|e| TrainError::RunFolder(format!("{}: {e}", path.display())))?;
         loaded += 1;
     }
     // With none loaded the caller refuses the folder; the warnings would only precede that.
@@ -191,18 +197,18 @@ pub fn load_state(
     dir: &Path,
     label: &str,
     model: &mut CycleGan,
-) -> anyhow::Result<Option<(Progress, Schedule, u64)>> {
+) -> Result<Option<(Progress, Schedule, u64)>> {
     let path = state_path(dir, label);
     if !path.exists() {
         return Ok(None);
     }
     let bytes =
-        std::fs::read(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        std::fs::read(&path).map_err(TrainError::io(format!("cannot read {}", path.display())))?;
     let corrupt = |e: String| {
-        anyhow::anyhow!(
+        TrainError::RunFolder(format!(
             "{} is damaged ({e}); delete it to continue with fresh optimisers",
             path.display()
-        )
+        ))
     };
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(e.to_string()))?;
@@ -224,7 +230,7 @@ pub fn load_state(
         .opt_d
         .load_state(&tensors, "opt_D", saved.opt_d_step)
         .map_err(|e| corrupt(e.to_string()))?;
-    let pool_images = |prefix: &str, len: usize| -> anyhow::Result<Vec<Tensor>> {
+    let pool_images = |prefix: &str, len: usize| -> Result<Vec<Tensor>> {
         (0..len)
             .map(|i| {
                 let t = tensors

@@ -1,6 +1,5 @@
 //! The training loop: data, iterations, logs, samples, checkpoints, resumption.
 
-use anyhow::Context;
 use candle_core::{DType, Device, ModuleT, Tensor};
 use cyclegan_data::{Dataset, Loader, LoaderOptions, UnalignedDataset};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,6 +11,7 @@ use std::time::Instant;
 
 use cyclegan_checkpoint::{saved_networks, SavedNetwork};
 
+use crate::error::{Result, TrainError};
 use crate::metrics::{PairedTestSet, TestMetrics};
 use crate::model::{CycleGan, Losses};
 use crate::options::TrainConfig;
@@ -55,18 +55,22 @@ struct MetricsRecord<'a> {
 }
 
 /// Appends one line to `path`.
-fn append_line(path: &Path, line: &str) -> anyhow::Result<()> {
+fn append_line(path: &Path, line: &str) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(file, "{line}").with_context(|| format!("cannot write to {}", path.display()))
+        .map_err(TrainError::io(format!("cannot open {}", path.display())))?;
+    writeln!(file, "{line}").map_err(TrainError::io(format!(
+        "cannot write to {}",
+        path.display()
+    )))
 }
 
 /// Appends one JSON line to `path`.
-fn append_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    append_line(path, &serde_json::to_string(value)?)
+fn append_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let line = serde_json::to_string(value).expect("log records serialise");
+    append_line(path, &line)
 }
 
 /// Reads `(images, losses)` back from a loss log, for the plot of a resumed run.
@@ -92,7 +96,7 @@ fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
 /// checkpoints, logs and page aside (a reference `.pth` is left alone), which would otherwise
 /// mix with the new run's: they are deleted at this run's first checkpoint, and put back if it
 /// stops before ([`SetAside`]).
-fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<Option<SetAside>> {
+fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> Result<Option<SetAside>> {
     let networks = saved_networks(run_dir);
     let records = set_aside::run_records(run_dir);
     if networks.is_empty() && records.is_empty() {
@@ -115,11 +119,11 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<Optio
                         .into_owned()
                 })
                 .collect();
-            anyhow::bail!(
+            return Err(TrainError::RunFolder(format!(
                 "{} holds the logs of a run that saved no networks ({}): pass --overwrite to start over (they are deleted), or another --name",
                 run_dir.display(),
                 names.join(", ")
-            );
+            )));
         }
         let saved = saved_labels(&networks);
         let holds = if saved.is_empty() {
@@ -127,10 +131,10 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> anyhow::Result<Optio
         } else {
             format!("the networks {}", saved.join(", "))
         };
-        anyhow::bail!(
+        return Err(TrainError::RunFolder(format!(
             "{} already holds a run ({holds}): pass --continue-train to continue it, --overwrite to start it over (its checkpoints and logs are deleted), or another --name",
             run_dir.display()
-        );
+        )));
     }
     tracing::info!(
         "starting {} over: the previous run's checkpoints, logs and page are set aside, and deleted once this run saves its first checkpoint (put back if it stops before)",
@@ -217,7 +221,7 @@ impl LatestCheckpoint {
         progress: &Progress,
         schedule: &Schedule,
         seed: u64,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool> {
         if self.saved_at_step == Some(progress.total_steps) {
             return Ok(false);
         }
@@ -246,12 +250,12 @@ impl LatestCheckpoint {
 /// previous ones staying), and the files of a run that `--overwrite` was starting over (put
 /// back if the new run saved no checkpoint). [`train`] does it first; call it before reading
 /// a run folder's files yourself (the trainer's binary reads `options.json` to continue a run).
-pub fn recover_interrupted(run_dir: &Path) -> anyhow::Result<()> {
+pub fn recover_interrupted(run_dir: &Path) -> Result<()> {
     // Checkpoints whose writing was interrupted: completed if all their files were written,
     // else dropped (the previous ones are then still in place).
-    for recovered in cyclegan_checkpoint::recover_file_sets(run_dir)
-        .with_context(|| format!("cannot finish an interrupted save in {}", run_dir.display()))?
-    {
+    for recovered in cyclegan_checkpoint::recover_file_sets(run_dir).map_err(TrainError::io(
+        format!("cannot finish an interrupted save in {}", run_dir.display()),
+    ))? {
         match recovered {
             cyclegan_checkpoint::Recovered::Completed(label) => tracing::warn!(
                 "the '{label}' checkpoint in {} was interrupted after all its files were written: put them in place",
@@ -271,19 +275,18 @@ pub fn recover_interrupted(run_dir: &Path) -> anyhow::Result<()> {
 
 /// Locks `run_dir` against other training runs for as long as the returned handle (or a clone)
 /// lives: two runs writing one folder would mix their checkpoints, and one's recovery of
-/// interrupted saves would take the other's saves in progress for leftovers. [`train`] takes
-/// it itself; the same process may take it again (the trainer's binary holds it while it reads
+/// interrupted saves would take the other's saves in progress for leftovers
+/// ([`TrainError::RunInUse`] when another process holds it). [`train`] takes it itself; the same process may take it again (the trainer's binary holds it while it reads
 /// the options of a run it continues). `None` where the file system cannot lock files (the run
 /// then goes on unlocked, with a warning).
-pub fn lock_run(run_dir: &Path) -> anyhow::Result<Option<cyclegan_checkpoint::FolderLock>> {
+pub fn lock_run(run_dir: &Path) -> Result<Option<cyclegan_checkpoint::FolderLock>> {
     let lock_file = run_dir.join(".lock");
     match cyclegan_checkpoint::FolderLock::acquire(&lock_file, "cyclegan-train") {
         Ok(lock) => Ok(Some(lock)),
-        Err(cyclegan_checkpoint::LockError::Busy { holder, .. }) => anyhow::bail!(
-            "{} is in use by another training run ({}): wait for it to end (or stop it), or pass another --name",
-            run_dir.display(),
-            holder.unwrap_or_else(|| format!("it holds {}", lock_file.display()))
-        ),
+        Err(cyclegan_checkpoint::LockError::Busy { holder, .. }) => Err(TrainError::RunInUse {
+            run_dir: run_dir.to_path_buf(),
+            holder: holder.unwrap_or_else(|| format!("it holds {}", lock_file.display())),
+        }),
         Err(cyclegan_checkpoint::LockError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::Unsupported =>
         {
@@ -293,15 +296,15 @@ pub fn lock_run(run_dir: &Path) -> anyhow::Result<Option<cyclegan_checkpoint::Fo
             );
             Ok(None)
         }
-        Err(e) => Err(e).with_context(|| format!("cannot lock the run folder {}", run_dir.display())),
+        Err(cyclegan_checkpoint::LockError::Io { source, .. }) => Err(TrainError::Io {
+            context: format!("cannot lock the run folder {}", run_dir.display()),
+            source,
+        }),
     }
 }
 
 /// Runs training as `config` describes, from scratch or resuming.
-pub fn train(
-    config: &TrainConfig,
-    progress_bar: Option<&ProgressBar>,
-) -> anyhow::Result<TrainReport> {
+pub fn train(config: &TrainConfig, progress_bar: Option<&ProgressBar>) -> Result<TrainReport> {
     train_with_stop(config, progress_bar, &AtomicBool::new(false))
 }
 
@@ -313,9 +316,9 @@ pub fn train_with_stop(
     config: &TrainConfig,
     progress_bar: Option<&ProgressBar>,
     stop: &AtomicBool,
-) -> anyhow::Result<TrainReport> {
+) -> Result<TrainReport> {
     let device =
-        cyclegan_layers::device::parse_device(&config.device).map_err(anyhow::Error::msg)?;
+        cyclegan_layers::device::parse_device(&config.device).map_err(TrainError::Options)?;
     cyclegan_layers::ops::set_cuda_tf32(config.tf32);
     cyclegan_layers::ops::set_cudnn_benchmark(config.cudnn_benchmark);
     cyclegan_layers::ops::set_cuda_deterministic(config.deterministic);
@@ -325,18 +328,18 @@ pub fn train_with_stop(
         // Found now rather than after training: a results path that cannot become a folder.
         let out = config.results_dir.join(&config.name).join("test_latest");
         if let Some(file) = out.ancestors().find(|p| p.exists() && !p.is_dir()) {
-            anyhow::bail!(
+            return Err(TrainError::Options(format!(
                 "{} is a file, where the test set's translations go ({}): pass another --results-dir",
                 file.display(),
                 out.display()
-            );
+            )));
         }
     }
     if config.continue_train && !run_dir.is_dir() {
-        anyhow::bail!(
+        return Err(TrainError::RunFolder(format!(
             "--continue-train: {} does not exist; check --name and --checkpoints-dir, or start a new run without --continue-train",
             run_dir.display()
-        );
+        )));
     }
     let _run_lock = lock_run(&run_dir)?;
     let dataset = UnalignedDataset::open(&config.dataroot, &config.data)?;
@@ -365,7 +368,7 @@ pub fn train_with_stop(
         let loaded = state::load_networks(&run_dir, &label, &model)?;
         if loaded == 0 {
             let saved = saved_labels(&saved_networks(&run_dir));
-            anyhow::bail!(
+            return Err(TrainError::RunFolder(format!(
                 "--continue-train: no {label}_net_*.safetensors (or .pth) in {}; {}",
                 run_dir.display(),
                 if saved.is_empty() {
@@ -376,7 +379,7 @@ pub fn train_with_stop(
                         saved.join(", ")
                     )
                 }
-            );
+            )));
         }
         match state::load_state(&run_dir, &label, &mut model)? {
             Some((p, s, saved_seed)) => {
@@ -422,12 +425,16 @@ pub fn train_with_stop(
         prepare_new_run(&run_dir, config)?
     };
     model.set_lr(schedule.lr(&config.schedule));
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    std::fs::create_dir_all(&run_dir).map_err(TrainError::io(format!(
+        "cannot create {}",
+        run_dir.display()
+    )))?;
     let options_files = vec![
         (
             "options.json",
-            serde_json::to_string_pretty(config)?.into_bytes(),
+            serde_json::to_string_pretty(config)
+                .expect("options serialise")
+                .into_bytes(),
         ),
         ("train_opt.txt", config.describe().into_bytes()),
     ];
@@ -438,20 +445,20 @@ pub fn train_with_stop(
         for (name, bytes) in &options_files {
             let path = run_dir.join(name);
             cyclegan_checkpoint::write_atomic(&path, |f| f.write_all(bytes))
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .map_err(TrainError::io(format!("cannot write {}", path.display())))?;
         }
     }
 
     if let Some(saved) = progress.dataset_len.filter(|&saved| saved != dataset.len()) {
         let batches = dataset.len().div_ceil(config.batch_size.max(1));
         if progress.epoch_iter >= batches {
-            anyhow::bail!(
+            return Err(TrainError::RunFolder(format!(
                 "{} now has {} items per epoch, {saved} when this run was saved: it stopped at batch {} of epoch {}, past the end of the smaller epoch ({batches} batches); restore the images, or continue from an end-of-epoch checkpoint (--epoch N)",
                 config.dataroot.display(),
                 dataset.len(),
                 progress.epoch_iter,
                 progress.epoch
-            );
+            )));
         }
         tracing::warn!(
             "{} now has {} items per epoch, {saved} when this run was saved: the rest of epoch {} follows the new list, so the run no longer repeats one without the interruption",
@@ -561,9 +568,7 @@ pub fn train_with_stop(
         }
         let batch = batch.map_err(|e| {
             if e.is_bad_image() {
-                anyhow::anyhow!(
-                    "{e}; fix or remove the file, or pass --on-bad-image skip to leave unreadable images out"
-                )
+                TrainError::BadImage(e)
             } else {
                 e.into()
             }
@@ -579,20 +584,21 @@ pub fn train_with_stop(
         for (images, paths) in [(&batch.a, &batch.a_paths), (&batch.b, &batch.b_paths)] {
             let (_, _, height, width) = images.dims4()?;
             if let Some(problem) = config.image_size_problem(height, width) {
-                anyhow::bail!(
+                return Err(TrainError::Options(format!(
                     "{}: {problem}; pass --preprocess resize_and_crop, scale_width_and_crop or crop (with a suitable --crop-size), or resize the images",
                     names(paths)
-                );
+                )));
             }
         }
         let step_started = Instant::now();
-        let (losses, visuals) = model.train_step(&batch.a, &batch.b).with_context(|| {
-            format!(
-                "training on A {} and B {}",
-                names(&batch.a_paths),
-                names(&batch.b_paths)
-            )
-        })?;
+        let (losses, visuals) =
+            model
+                .train_step(&batch.a, &batch.b)
+                .map_err(|source| TrainError::Step {
+                    a: names(&batch.a_paths),
+                    b: names(&batch.b_paths),
+                    source: Box::new(source),
+                })?;
         let images_before = progress.total_images;
         progress.total_steps += 1;
         progress.total_images += batch.a.dim(0)? as u64;
@@ -751,7 +757,7 @@ pub fn train_with_stop(
 
 /// G_A of every test A image, in evaluation mode: measuring must not touch the model (batch-norm
 /// running statistics, dropout generators).
-fn translate_all(model: &CycleGan, images: &[Tensor]) -> anyhow::Result<Vec<Tensor>> {
+fn translate_all(model: &CycleGan, images: &[Tensor]) -> Result<Vec<Tensor>> {
     let g_a = model.inference_g_a()?;
     images
         .iter()
@@ -768,7 +774,7 @@ fn translate_all(model: &CycleGan, images: &[Tensor]) -> anyhow::Result<Vec<Tens
         .collect()
 }
 
-fn evaluate(model: &CycleGan, test_set: &PairedTestSet) -> anyhow::Result<TestMetrics> {
+fn evaluate(model: &CycleGan, test_set: &PairedTestSet) -> Result<TestMetrics> {
     let fakes = translate_all(model, &test_set.a)?;
     Ok(test_set.measure(&fakes)?)
 }
@@ -787,7 +793,7 @@ fn translate_test_set(
     config: &TrainConfig,
     model: &CycleGan,
     test_set: Option<&PairedTestSet>,
-) -> anyhow::Result<Option<PathBuf>> {
+) -> Result<Option<PathBuf>> {
     let (test_a, _) = test_folders(config);
     if !test_a.is_dir() {
         tracing::info!("no {}: nothing to translate", test_a.display());

@@ -1,12 +1,12 @@
 //! The run's `web/index.html`: the loss curves as an SVG plot, then the sample images
 //! (real, fake, rec, idt of both directions) of each epoch, newest first.
 
-use anyhow::Context;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Result, TrainError};
 use crate::model::{Losses, Visuals};
 
 /// Writes the page and its images under `<run>/web`.
@@ -63,10 +63,12 @@ impl WebPage {
     }
 
     /// Saves the first image of each visual as `images/epoch<E>_<label>.png` and rewrites the page.
-    pub fn display(&mut self, epoch: usize, visuals: &Visuals) -> anyhow::Result<()> {
+    pub fn display(&mut self, epoch: usize, visuals: &Visuals) -> Result<()> {
         let images = self.dir.join("images");
-        std::fs::create_dir_all(&images)
-            .with_context(|| format!("cannot create {}", images.display()))?;
+        std::fs::create_dir_all(&images).map_err(TrainError::io(format!(
+            "cannot create {}",
+            images.display()
+        )))?;
         let mut labels = Vec::new();
         for (label, tensor) in visuals.named() {
             cyclegan_data::save_image(tensor, images.join(format!("epoch{epoch:03}_{label}.png")))?;
@@ -76,7 +78,7 @@ impl WebPage {
         self.write()
     }
 
-    fn write(&self) -> anyhow::Result<()> {
+    fn write(&self) -> Result<()> {
         let mut html = String::from(
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"60\">\
              <title>CycleGAN training</title><style>body{font-family:sans-serif} td{text-align:center;padding:3px} \
@@ -97,7 +99,7 @@ impl WebPage {
         html.push_str("</body></html>\n");
         let path = self.dir.join("index.html");
         cyclegan_checkpoint::write_atomic(&path, |f| f.write_all(html.as_bytes()))
-            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(TrainError::io(format!("cannot write {}", path.display())))
     }
 
     /// The loss curves against images seen, as inline SVG.

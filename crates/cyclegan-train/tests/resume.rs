@@ -1,7 +1,7 @@
 //! Resuming is exact: N steps, stop, resume to N + M gives bit-identical weights, optimiser
 //! state, pools and position to N + M uninterrupted steps (CPU, seeded).
 
-use cyclegan_train::{train, Cli, TrainConfig};
+use cyclegan_train::{train, Cli, TrainConfig, TrainError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -139,6 +139,38 @@ fn continue_train_without_a_run_is_a_clear_error() {
         message.contains("does not exist") && message.contains("--name"),
         "{message}"
     );
+    assert!(matches!(err, TrainError::RunFolder(_)), "{err:?}");
+}
+
+/// A library caller can tell why a run did not start: a run folder another process holds, a
+/// new run over an existing one.
+#[test]
+fn errors_say_what_kind_of_problem_stopped_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dataroot = dataset(tmp.path());
+    let checkpoints = tmp.path().join("checkpoints");
+    train(&config(&dataroot, &checkpoints, "run", 1, false), None).unwrap();
+    let err = train(&config(&dataroot, &checkpoints, "run", 2, false), None).unwrap_err();
+    assert!(
+        matches!(&err, TrainError::RunFolder(m) if m.contains("already holds a run")),
+        "{err:?}"
+    );
+
+    // Another process's lock, as cyclegan_checkpoint::FolderLock takes it.
+    let lock = checkpoints.join("run/.lock");
+    std::fs::write(&lock, "pid 4242, cyclegan-train\n").unwrap();
+    let other = std::fs::File::options().write(true).open(&lock).unwrap();
+    other.try_lock().unwrap();
+    let err = train(&config(&dataroot, &checkpoints, "run", 2, true), None).unwrap_err();
+    match &err {
+        TrainError::RunInUse { run_dir, holder } => {
+            assert_eq!(run_dir, &checkpoints.join("run"));
+            assert_eq!(holder, "pid 4242, cyclegan-train");
+        }
+        other => panic!("expected RunInUse, got {other:?}"),
+    }
+    drop(other);
+    train(&config(&dataroot, &checkpoints, "run", 2, true), None).unwrap();
 }
 
 fn copy_file(from: &Path, to: &Path) {
