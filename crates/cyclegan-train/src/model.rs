@@ -17,7 +17,9 @@ use std::collections::HashMap;
 
 use crate::optim::{Adam, AdamConfig};
 
-/// Everything that defines the model and its optimisation (not the data or the schedule).
+/// Everything that defines the model and its optimisation (not the data, nor the learning rate,
+/// which the schedule sets: [`CycleGan::set_lr`], [`crate::schedule`]; a new model's optimisers
+/// start at the reference's 0.0002).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub generator: GeneratorConfig,
@@ -26,7 +28,6 @@ pub struct ModelConfig {
     pub gan_mode: GanMode,
     pub weights: CycleWeights,
     pub pool_size: usize,
-    pub lr: f64,
     pub beta1: f64,
 }
 
@@ -39,7 +40,6 @@ impl Default for ModelConfig {
             gan_mode: GanMode::Lsgan,
             weights: CycleWeights::default(),
             pool_size: 50,
-            lr: 0.0002,
             beta1: 0.5,
         }
     }
@@ -350,7 +350,6 @@ impl CycleGan {
             )?;
         }
         let adam = AdamConfig {
-            lr: config.lr,
             beta1: config.beta1,
             ..Default::default()
         };

@@ -544,9 +544,8 @@ impl TrainConfig {
         set!(w.lambda_identity, cli.lambda_identity);
         set!(c.model.pool_size, cli.pool_size);
         set!(c.model.gan_mode, cli.gan_mode);
-        set!(c.model.lr, cli.lr);
+        set!(c.schedule.lr, cli.lr);
         set!(c.model.beta1, cli.beta1);
-        c.schedule.lr = c.model.lr;
         set!(c.schedule.n_epochs, cli.n_epochs);
         set!(c.schedule.n_epochs_decay, cli.n_epochs_decay);
         set!(c.schedule.policy, cli.lr_policy);
@@ -853,7 +852,7 @@ fn expand_suffix(template: &str, c: &TrainConfig, cli: &Cli) -> Result<String, S
             "lambda_identity" => py_float(c.model.weights.lambda_identity),
             "pool_size" => c.model.pool_size.to_string(),
             "gan_mode" => c.model.gan_mode.to_string(),
-            "lr" => py_float(c.model.lr),
+            "lr" => py_float(c.schedule.lr),
             "beta1" => py_float(c.model.beta1),
             "n_epochs" | "niter" => c.schedule.n_epochs.to_string(),
             "n_epochs_decay" | "niter_decay" => c.schedule.n_epochs_decay.to_string(),
@@ -977,6 +976,19 @@ mod tests {
             assert_eq!(l.to_string().parse::<LrPolicy>().unwrap(), l);
             assert_eq!(serde_json::to_value(l).unwrap(), l.to_string());
         }
+    }
+
+    /// The learning rate has one home, the schedule; runs saved when the model's config held a
+    /// copy of it (`"model": {"lr": ...}`) still continue, with their schedule's rate.
+    #[test]
+    fn the_learning_rate_is_the_schedule_s_and_old_options_files_still_read() {
+        let c = resolve(&["--lr", "0.0005"]);
+        assert_eq!(c.schedule.lr, 0.0005);
+        let mut saved = serde_json::to_value(&c).unwrap();
+        assert!(saved["model"].get("lr").is_none());
+        saved["model"]["lr"] = serde_json::json!(0.0005);
+        let read: TrainConfig = serde_json::from_value(saved).unwrap();
+        assert_eq!(read, c);
     }
 
     #[test]

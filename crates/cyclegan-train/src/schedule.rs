@@ -51,6 +51,7 @@ impl std::str::FromStr for LrPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleConfig {
     pub policy: LrPolicy,
+    /// The initial learning rate of both optimisers (the reference's `--lr`).
     pub lr: f64,
     pub n_epochs: usize,
     pub n_epochs_decay: usize,
