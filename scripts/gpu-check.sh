@@ -80,19 +80,26 @@ det twice --max-steps 20
 det resumed --max-steps 10
 timeout 60 $BIN/cyclegan-train --device cuda --name resumed --checkpoints-dir /tmp/det --continue-train --max-steps 20 \
   --results-dir /tmp/det-results --no-progress >> "$OUT/deterministic.log" 2>&1 || echo "FAILED: resuming det (exit $?)"
-for run in twice resumed; do
+# Channels last picks other (tensor-core) engines: its own pair.
+det nhwc1 --max-steps 20 --channels-last
+det nhwc2 --max-steps 20 --channels-last
+same() { # run, reference run
   for net in G_A G_B D_A D_B; do
-    cmp -s /tmp/det/once/latest_net_$net.safetensors /tmp/det/$run/latest_net_$net.safetensors ||
-      echo "DIFFERS: $run's $net from the first run's"
+    cmp -s /tmp/det/$2/latest_net_$net.safetensors /tmp/det/$1/latest_net_$net.safetensors ||
+      echo "DIFFERS: $1's $net from $2's"
   done
-done
+}
+same twice once; same resumed once; same nhwc2 nhwc1
+# A filter that refused every engine would pass too, on the legacy routines: count them.
+grep -c "legacy routine" "$OUT/deterministic.log" | sed 's/^/cuDNN shapes on the legacy routines in these runs: /'
 echo "(no DIFFERS line: deterministic); for comparison, two runs without it:"
 for run in free1 free2; do
   timeout 60 $BIN/cyclegan-train --device cuda --name $run --checkpoints-dir /tmp/det --overwrite --max-steps 20 \
-    --results-dir /tmp/det-results --no-progress >> "$OUT/deterministic.log" 2>&1
+    --results-dir /tmp/det-results --no-progress >> "$OUT/deterministic.log" 2>&1 || echo "FAILED: $run (exit $?)"
 done
 cmp -s /tmp/det/free1/latest_net_G_A.safetensors /tmp/det/free2/latest_net_G_A.safetensors &&
-  echo "without --deterministic: the same G_A" || echo "without --deterministic: G_A differs between the runs"
+  echo "without --deterministic: the same G_A (so these shapes prove little)" ||
+  echo "without --deterministic: G_A differs between the runs"
 
 export CYCLEGAN_BENCH_SCRIPT=$PWD/python/bench_iteration.py
 # Runs one worker of ours at $2x$2 batch $3 and prints "$1: median" (more worker flags after).

@@ -184,16 +184,36 @@ fn deterministic_convolutions_repeat_bit_for_bit() -> Result<()> {
     let _deterministic = Deterministic::on();
     ops::set_cuda_tf32(true);
     let device = test_device();
-    for (what, dims, stride) in [
-        ("3x3 s1", [[4, 64, 64, 64], [64, 64, 3, 3]], 1),
-        ("4x4 s2", [[4, 32, 64, 64], [64, 32, 4, 4]], 2),
+    // Channels last (an NHWC input) takes other engines, tensor-core ones among them.
+    for (what, dims, stride, channels_last) in [
+        ("3x3 s1", [[4, 64, 64, 64], [64, 64, 3, 3]], 1, false),
+        ("4x4 s2", [[4, 32, 64, 64], [64, 32, 4, 4]], 2, false),
+        (
+            "3x3 s1 channels last",
+            [[4, 64, 64, 64], [64, 64, 3, 3]],
+            1,
+            true,
+        ),
+        (
+            "4x4 s2 channels last",
+            [[4, 32, 64, 64], [64, 32, 4, 4]],
+            2,
+            true,
+        ),
     ] {
         let inputs = dims
             .iter()
             .enumerate()
             .map(|(i, d)| random(d, 23 + i as u64, DType::F64))
             .collect::<Result<Vec<_>>>()?;
-        let op = move |t: &[Tensor]| ops::conv2d(&t[0], &t[1], None, stride, 1);
+        let op = move |t: &[Tensor]| {
+            let x = if channels_last {
+                ops::to_channels_last(&t[0])?
+            } else {
+                t[0].clone()
+            };
+            ops::conv2d(&x, &t[1], None, stride, 1)
+        };
         let bits = |ts: &[Tensor]| -> Result<Vec<Vec<u32>>> {
             ts.iter()
                 .map(|t| {

@@ -704,7 +704,12 @@ impl TrainConfig {
             ));
         }
         if self.deterministic && self.cudnn_benchmark {
-            return Err("--deterministic and --cudnn-benchmark: the benchmark picks engines by timing, which can differ from run to run; drop one of them".into());
+            return Err(if self.continue_train {
+                "--cudnn-benchmark with --deterministic (which a run started with it keeps when continued): the benchmark picks engines by timing, which can differ from run to run; continue without --cudnn-benchmark"
+            } else {
+                "--deterministic and --cudnn-benchmark: the benchmark picks engines by timing, which can differ from run to run; drop one of them"
+            }
+            .into());
         }
         if self.max_steps == Some(0) && !self.continue_train {
             return Err("--max-steps 0 would train nothing: give at least 1".into());
@@ -1058,6 +1063,14 @@ mod tests {
                 .unwrap()
                 .deterministic
         );
+        // Engines picked by timing are refused with it, also when a continued run keeps it.
+        let both = Cli::try_parse_from(["cyclegan-train", "--deterministic", "--cudnn-benchmark"]);
+        let err = TrainConfig::resolve(&both.unwrap(), None).unwrap_err();
+        assert!(err.contains("drop one of them"), "{err}");
+        let cli = Cli::try_parse_from(["cyclegan-train", "--continue-train", "--cudnn-benchmark"])
+            .unwrap();
+        let err = TrainConfig::resolve(&cli, Some(first.clone())).unwrap_err();
+        assert!(err.contains("continue without --cudnn-benchmark"), "{err}");
         let mut saved = serde_json::to_value(first).unwrap();
         saved.as_object_mut().unwrap().remove("deterministic");
         let old: TrainConfig = serde_json::from_value(saved).unwrap();

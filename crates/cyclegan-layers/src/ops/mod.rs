@@ -174,8 +174,9 @@ static CUDA_DETERMINISTIC: AtomicBool = AtomicBool::new(false);
 /// the same seed part after a few steps. With this on, every op a CycleGAN runs on CUDA gives
 /// the same bits every time (this crate's own kernels always do: they sum in a fixed order),
 /// so a GPU run is reproducible and a resumed one matches an uninterrupted one. Off by default,
-/// as in PyTorch; set it before the first convolution. Without the `cudnn` feature it does
-/// nothing.
+/// as in PyTorch; set it before the first convolution. It takes precedence over
+/// [`set_cudnn_benchmark`], whose timing would pick among deterministic engines differently from
+/// run to run. Without the `cudnn` feature it does nothing.
 pub fn set_cuda_deterministic(enabled: bool) {
     CUDA_DETERMINISTIC.store(enabled, Ordering::Relaxed);
 }

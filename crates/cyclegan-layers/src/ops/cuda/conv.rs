@@ -440,7 +440,7 @@ pub(crate) fn chosen_algorithms() -> Vec<String> {
                     Algo::BackwardFilter(a) => format!("{a:?}"),
                 };
                 format!(
-                    "{:?} x{:?} w{:?} y{:?} stride {} pad {} {}{}: {algo}",
+                    "{:?} x{:?} w{:?} y{:?} stride {} pad {} {}{}{}{}: {algo}",
                     k.pass,
                     k.shapes[0],
                     k.shapes[1],
@@ -449,6 +449,12 @@ pub(crate) fn chosen_algorithms() -> Vec<String> {
                     k.pad,
                     if k.double { "f64" } else { "f32" },
                     if k.tf32 { " tf32" } else { "" },
+                    if k.deterministic {
+                        " deterministic"
+                    } else {
+                        ""
+                    },
+                    if k.channels_last { " nhwc" } else { "" },
                 )
             })
             .collect();
@@ -486,7 +492,9 @@ fn backend_plan(dev: &CudaDevice, key: AlgoKey) -> Option<Rc<plan::Plan>> {
         return found.ok();
     }
     let handle = plan_handle(dev)?;
-    let limit = if crate::ops::cudnn_benchmark() {
+    // Deterministic runs keep the heuristic's first engine: timing would choose among several
+    // deterministic ones by the noise of the moment, differently from run to run.
+    let limit = if crate::ops::cudnn_benchmark() && !crate::ops::cuda_deterministic() {
         BENCHMARK_ENGINES
     } else {
         1
