@@ -42,6 +42,6 @@ pub mod trainer;
 pub mod web;
 
 pub use error::{Result, TrainError};
-pub use model::{CycleGan, Losses, ModelConfig, Visuals};
+pub use model::{CycleGan, Losses, ModelConfig, NetworkName, Visuals};
 pub use options::{Cli, TrainConfig};
 pub use trainer::{train, train_with_stop, TrainReport};

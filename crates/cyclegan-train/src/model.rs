@@ -189,7 +189,7 @@ impl Visuals {
 }
 
 /// One network with its variables.
-pub struct Network<N> {
+pub(crate) struct Network<N> {
     pub net: N,
     pub varmap: VarMap,
 }
@@ -277,20 +277,22 @@ pub struct ModelRngState {
     pub dropout_b: SeededRng,
 }
 
-/// The CycleGAN model.
+/// The CycleGAN model. Its parts are reached through methods (by [`NetworkName`] for the
+/// networks), since they depend on each other: the generator step's frozen discriminators read
+/// the discriminators' storage, and the optimisers hold the networks' variables.
 pub struct CycleGan {
     /// Fixed at construction: the loss, the pools and the optimisers are built from it.
     config: ModelConfig,
-    pub g_a: Network<Generator>,
-    pub g_b: Network<Generator>,
-    pub d_a: Network<Discriminator>,
-    pub d_b: Network<Discriminator>,
+    g_a: Network<Generator>,
+    g_b: Network<Generator>,
+    d_a: Network<Discriminator>,
+    d_b: Network<Discriminator>,
     d_a_frozen: Discriminator,
     d_b_frozen: Discriminator,
-    pub opt_g: Adam,
-    pub opt_d: Adam,
-    pub pool_a: ImagePool,
-    pub pool_b: ImagePool,
+    pub(crate) opt_g: Adam,
+    pub(crate) opt_d: Adam,
+    pub(crate) pool_a: ImagePool,
+    pub(crate) pool_b: ImagePool,
     dropout_a: SharedRng,
     dropout_b: SharedRng,
     gan: GanLoss,
@@ -422,6 +424,56 @@ impl CycleGan {
     pub fn set_lr(&mut self, lr: f64) {
         self.opt_g.set_lr(lr);
         self.opt_d.set_lr(lr);
+    }
+
+    /// The optimisers' learning rate.
+    pub fn lr(&self) -> f64 {
+        self.opt_g.lr()
+    }
+
+    /// Network `name`'s variables (parameters and buffers), by the reference's keys.
+    pub fn varmap(&self, name: NetworkName) -> &VarMap {
+        match name {
+            NetworkName::GA => &self.g_a.varmap,
+            NetworkName::GB => &self.g_b.varmap,
+            NetworkName::DA => &self.d_a.varmap,
+            NetworkName::DB => &self.d_b.varmap,
+        }
+    }
+
+    /// Network `name`'s learned parameters (buffers excluded), sorted by name.
+    pub fn parameters(&self, name: NetworkName) -> Vec<(String, Var)> {
+        match name {
+            NetworkName::GA => self.g_a.parameters(),
+            NetworkName::GB => self.g_b.parameters(),
+            NetworkName::DA => self.d_a.parameters(),
+            NetworkName::DB => self.d_b.parameters(),
+        }
+    }
+
+    /// Sets network `name`'s variables from `tensors`, which must hold exactly its keys and
+    /// shapes (a checkpoint of another architecture is refused, naming the differences).
+    pub fn load_state_dict(
+        &self,
+        name: NetworkName,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<()> {
+        match name {
+            NetworkName::GA => self.g_a.load_state_dict(tensors),
+            NetworkName::GB => self.g_b.load_state_dict(tensors),
+            NetworkName::DA => self.d_a.load_state_dict(tensors),
+            NetworkName::DB => self.d_b.load_state_dict(tensors),
+        }
+    }
+
+    /// The generator and discriminator optimisers.
+    pub fn optimizers(&self) -> (&Adam, &Adam) {
+        (&self.opt_g, &self.opt_d)
+    }
+
+    /// The image pools of fake A and fake B images.
+    pub fn pools(&self) -> (&ImagePool, &ImagePool) {
+        (&self.pool_a, &self.pool_b)
     }
 
     /// The dropout generators' state.

@@ -170,13 +170,9 @@ pub fn load_networks(dir: &Path, label: &str, model: &CycleGan) -> Result<usize>
                 cyclegan_checkpoint::describe_config(&expected)
             )));
         }
-        let target = match name {
-            NetworkName::GA => model.g_a.load_state_dict(&network.tensors),
-            NetworkName::GB => model.g_b.load_state_dict(&network.tensors),
-            NetworkName::DA => model.d_a.load_state_dict(&network.tensors),
-            NetworkName::DB => model.d_b.load_state_dict(&network.tensors),
-        };
-        target.map_err(|e| TrainError::RunFolder(format!("{}: {e}", path.display())))?;
+        model
+            .load_state_dict(name, &network.tensors)
+            .map_err(|e| TrainError::RunFolder(format!("{}: {e}", path.display())))?;
         loaded += 1;
     }
     // With none loaded the caller refuses the folder; the warnings would only precede that.

@@ -13,7 +13,7 @@ use cyclegan_checkpoint::{saved_networks, SavedNetwork};
 
 use crate::error::{Result, TrainError};
 use crate::metrics::{PairedTestSet, TestMetrics};
-use crate::model::{CycleGan, Losses};
+use crate::model::{CycleGan, Losses, NetworkName};
 use crate::options::TrainConfig;
 use crate::schedule::Schedule;
 use crate::set_aside::{self, SetAside};
@@ -173,10 +173,10 @@ fn loss_line(epoch: usize, images: usize, seconds: f64, data: f64, losses: &Loss
 /// parameter's name and shape.
 fn log_networks(model: &CycleGan, verbose: bool) {
     let networks = [
-        ("G_A", model.g_a.parameters()),
-        ("G_B", model.g_b.parameters()),
-        ("D_A", model.d_a.parameters()),
-        ("D_B", model.d_b.parameters()),
+        ("G_A", model.parameters(NetworkName::GA)),
+        ("G_B", model.parameters(NetworkName::GB)),
+        ("D_A", model.parameters(NetworkName::DA)),
+        ("D_B", model.parameters(NetworkName::DB)),
     ];
     for (name, parameters) in networks {
         if verbose {
@@ -619,7 +619,7 @@ pub fn train_with_stop(
         ));
 
         if crossed(images_before, progress.total_images, config.print_freq) {
-            let lr = model.opt_g.lr();
+            let lr = model.lr();
             append_json(
                 &loss_log,
                 &LossRecord {
@@ -690,7 +690,7 @@ pub fn train_with_stop(
                 report.last_metrics = Some(metrics);
             }
             // The reference steps the schedule at the end of each epoch (2025 code).
-            let old_lr = model.opt_g.lr();
+            let old_lr = model.lr();
             schedule.step(&config.schedule);
             let lr = schedule.lr(&config.schedule);
             model.set_lr(lr);

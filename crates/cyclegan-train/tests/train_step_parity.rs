@@ -37,10 +37,10 @@ fn run(name: &str) {
             .collect()
     };
     for (net, state) in NetworkName::ALL.iter().zip([
-        &model.g_a.varmap,
-        &model.g_b.varmap,
-        &model.d_a.varmap,
-        &model.d_b.varmap,
+        model.varmap(NetworkName::GA),
+        model.varmap(NetworkName::GB),
+        model.varmap(NetworkName::DA),
+        model.varmap(NetworkName::DB),
     ]) {
         let init = part(&format!("init.{net}."));
         let vars = state.data().lock().unwrap();
