@@ -92,14 +92,13 @@ impl FolderLock {
         if let Some(existing) = held.get(&key).and_then(Weak::upgrade) {
             return Ok(FolderLock { _held: existing });
         }
-        let file = lock_exclusively(&key).map_err(|e| match e {
+        let mut file = lock_exclusively(&key).map_err(|e| match e {
             Locking::Busy(holder) => LockError::Busy {
                 path: lock_file.to_path_buf(),
                 holder,
             },
             Locking::Io(source) => io_error(source),
         })?;
-        let mut file = file;
         // Best effort: the holder's description only serves the message of a Busy error.
         let _ = file
             .set_len(0)
