@@ -281,4 +281,25 @@ mod tests {
         let header = std::str::from_utf8(&first[8..8 + header_len]).unwrap();
         assert!(header.find("key10").unwrap() < header.find("key2").unwrap());
     }
+
+    /// safetensors' 4- to 8-bit float types load as candle tensors that convert to nothing:
+    /// loading failed with candle's "unsupported dtype F4 for op to_dtype", without the file.
+    #[test]
+    fn tensors_of_tiny_float_types_are_refused_naming_the_file() {
+        use safetensors::{tensor::TensorView, Dtype};
+        let data = [0x3cu8; 8];
+        let weight = TensorView::new(Dtype::F4, vec![4, 4], &data).unwrap();
+        let bytes = safetensors::serialize([("model.1.weight", weight)], None).unwrap();
+        let err = read_safetensors_network(
+            &bytes,
+            Path::new("tiny.safetensors"),
+            &ConvertOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("tiny.safetensors: ") && err.contains("model.1.weight F4"),
+            "{err}"
+        );
+    }
 }

@@ -122,12 +122,54 @@ impl std::error::Error for PickleError {}
 
 type Result<T> = std::result::Result<T, PickleError>;
 
+/// How deeply values may nest. A `state_dict` nests a few levels, and Python's pickler stops
+/// near its recursion limit of 1000; much deeper data (one byte a level) would overflow the
+/// stack when the value is dropped or walked.
+const MAX_DEPTH: usize = 1000;
+
+/// The most bytes of values that the memo (`PUT`, `GET`) and `DUP` may copy in one pickle.
+/// Python shares the object; this reader copies it, so without a bound a few bytes of
+/// references that copy each other could ask for terabytes. `torch.save` pickles copy about
+/// 25 bytes per byte of pickle (300 KB for a ResNet generator's state_dict).
+const MAX_COPIED: usize = 64 << 20;
+
+/// The bytes one value takes besides what it holds.
+const VALUE_SIZE: usize = std::mem::size_of::<Value>();
+
+/// A value on the stack or in the memo, with how deeply it nests and about how many bytes it
+/// takes (for [`MAX_DEPTH`] and [`MAX_COPIED`]).
+#[derive(Clone)]
+struct Item {
+    value: Value,
+    depth: usize,
+    size: usize,
+}
+
+impl Item {
+    /// A value that holds no other value.
+    fn leaf(value: Value) -> Item {
+        let held = match &value {
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Global { module, name } => module.len() + name.len(),
+            _ => 0,
+        };
+        Item {
+            value,
+            depth: 0,
+            size: VALUE_SIZE + held,
+        }
+    }
+}
+
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
+    stack: Vec<Item>,
     marks: Vec<usize>,
-    memo: std::collections::HashMap<u64, Value>,
+    memo: std::collections::HashMap<u64, Item>,
+    /// Bytes of values the memo and `DUP` have copied so far.
+    copied: usize,
 }
 
 /// Reads one pickle from the start of `data`; returns its value and the number of bytes it
@@ -139,6 +181,7 @@ pub fn read(data: &[u8]) -> std::result::Result<(Value, usize), PickleError> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: Default::default(),
+        copied: 0,
     };
     let value = r.run()?;
     Ok((value, r.pos))
@@ -196,11 +239,50 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| self.invalid("a string is not UTF-8"))
     }
 
+    /// Pushes a value that holds no other value.
     fn push(&mut self, v: Value) {
-        self.stack.push(v);
+        self.stack.push(Item::leaf(v));
     }
 
-    fn pop(&mut self) -> Result<Value> {
+    /// Pushes `make(values of parts)`, a value made of `parts`.
+    fn push_made_of(
+        &mut self,
+        parts: Vec<Item>,
+        make: impl FnOnce(Vec<Value>) -> Value,
+    ) -> Result<()> {
+        let (depth, size) = self.measure(&parts)?;
+        let value = make(parts.into_iter().map(|p| p.value).collect());
+        self.stack.push(Item { value, depth, size });
+        Ok(())
+    }
+
+    /// The depth and size of a value made of `parts`; an error beyond [`MAX_DEPTH`].
+    fn measure(&self, parts: &[Item]) -> Result<(usize, usize)> {
+        let depth = 1 + parts.iter().map(|p| p.depth).max().unwrap_or(0);
+        if depth > MAX_DEPTH {
+            return Err(self.invalid(format!(
+                "values nested more than {MAX_DEPTH} deep (a damaged or crafted file)"
+            )));
+        }
+        let size = parts
+            .iter()
+            .fold(VALUE_SIZE, |total, p| total.saturating_add(p.size));
+        Ok((depth, size))
+    }
+
+    /// Counts a copy of `size` bytes against [`MAX_COPIED`].
+    fn copy(&mut self, size: usize) -> Result<()> {
+        self.copied = self.copied.saturating_add(size);
+        if self.copied > MAX_COPIED {
+            return Err(self.invalid(format!(
+                "its memo and DUP references copy more than {} MiB of values (a damaged or crafted file)",
+                MAX_COPIED >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Item> {
         if self.marks.last() == Some(&self.stack.len()) {
             return Err(self.invalid("pop across a MARK"));
         }
@@ -209,7 +291,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.invalid("stack underflow"))
     }
 
-    fn top(&mut self) -> Result<&mut Value> {
+    fn top(&mut self) -> Result<&mut Item> {
         if self.marks.last() == Some(&self.stack.len()) {
             return Err(self.invalid("no object above the MARK"));
         }
@@ -220,7 +302,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+    fn pop_mark(&mut self) -> Result<Vec<Item>> {
         let mark = self
             .marks
             .pop()
@@ -228,29 +310,59 @@ impl<'a> Reader<'a> {
         Ok(self.stack.split_off(mark))
     }
 
-    fn memo_get(&self, key: u64) -> Result<Value> {
-        self.memo
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| self.invalid(format!("memo entry {key} is missing")))
-    }
-
-    fn memo_put(&mut self, key: u64) -> Result<()> {
-        let v = self
-            .stack
-            .last()
-            .cloned()
-            .ok_or_else(|| self.invalid("MEMOIZE with an empty stack"))?;
-        self.memo.insert(key, v);
+    fn dup(&mut self) -> Result<()> {
+        let size = self.top()?.size;
+        self.copy(size)?;
+        let item = self.top()?.clone();
+        self.stack.push(item);
         Ok(())
     }
 
-    fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
+    fn memo_get(&mut self, key: u64) -> Result<()> {
+        let size = self
+            .memo
+            .get(&key)
+            .ok_or_else(|| self.invalid(format!("memo entry {key} is missing")))?
+            .size;
+        self.copy(size)?;
+        let item = self.memo[&key].clone();
+        self.stack.push(item);
+        Ok(())
+    }
+
+    fn memo_put(&mut self, key: u64) -> Result<()> {
+        let size = self
+            .stack
+            .last()
+            .ok_or_else(|| self.invalid("MEMOIZE with an empty stack"))?
+            .size;
+        self.copy(size)?;
+        let item = self.stack.last().expect("checked above").clone();
+        self.memo.insert(key, item);
+        Ok(())
+    }
+
+    /// Adds `items` to the container on top of the stack, with `add`.
+    fn add_to_top(
+        &mut self,
+        items: Vec<Item>,
+        add: impl FnOnce(&mut Value, Vec<Value>) -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        let (depth, size) = self.measure(&items)?;
+        let at = self.pos;
+        let top = self.top()?;
+        add(&mut top.value, items.into_iter().map(|i| i.value).collect())
+            .map_err(|reason| PickleError::Invalid { at, reason })?;
+        top.depth = top.depth.max(depth);
+        top.size = top.size.saturating_add(size - VALUE_SIZE);
+        Ok(())
+    }
+
+    fn set_items(&mut self, items: Vec<Item>) -> Result<()> {
         if !items.len().is_multiple_of(2) {
             return Err(self.invalid("SETITEMS with an odd number of objects"));
         }
-        let at = self.pos;
-        match self.top()? {
+        self.add_to_top(items, |top, items| match top {
             Value::Dict(d) => {
                 let mut it = items.into_iter();
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
@@ -258,37 +370,35 @@ impl<'a> Reader<'a> {
                 }
                 Ok(())
             }
-            other => Err(PickleError::Invalid {
-                at,
-                reason: format!("SETITEM on {}", other.describe()),
-            }),
-        }
+            other => Err(format!("SETITEM on {}", other.describe())),
+        })
     }
 
-    fn append(&mut self, items: Vec<Value>) -> Result<()> {
-        let at = self.pos;
-        match self.top()? {
+    fn append(&mut self, items: Vec<Item>) -> Result<()> {
+        self.add_to_top(items, |top, items| match top {
             Value::List(l) => {
                 l.extend(items);
                 Ok(())
             }
-            other => Err(PickleError::Invalid {
-                at,
-                reason: format!("APPEND on {}", other.describe()),
-            }),
-        }
+            other => Err(format!("APPEND on {}", other.describe())),
+        })
     }
 
-    fn call(callable: Value, args: Value) -> Value {
-        if callable.is_global("collections", "OrderedDict")
-            && matches!(&args, Value::Tuple(a) if a.is_empty())
+    /// Pushes `callable(*args)`.
+    fn push_call(&mut self, callable: Item, args: Item) -> Result<()> {
+        if callable.value.is_global("collections", "OrderedDict")
+            && matches!(&args.value, Value::Tuple(a) if a.is_empty())
         {
-            return Value::Dict(Vec::new());
+            self.push(Value::Dict(Vec::new()));
+            return Ok(());
         }
-        Value::Call {
-            callable: Box::new(callable),
-            args: Box::new(args),
-        }
+        self.push_made_of(vec![callable, args], |parts| {
+            let [callable, args]: [Value; 2] = parts.try_into().expect("two parts");
+            Value::Call {
+                callable: Box::new(callable),
+                args: Box::new(args),
+            }
+        })
     }
 
     fn run(&mut self) -> Result<Value> {
@@ -305,7 +415,7 @@ impl<'a> Reader<'a> {
                     // FRAME: a length hint only.
                     self.take(8)?;
                 }
-                b'.' => return self.pop(),
+                b'.' => return Ok(self.pop()?.value),
                 b'(' => self.marks.push(self.stack.len()),
                 b'0' => {
                     self.pop()?;
@@ -313,10 +423,7 @@ impl<'a> Reader<'a> {
                 b'1' => {
                     self.pop_mark()?;
                 }
-                b'2' => {
-                    let v = self.top()?.clone();
-                    self.push(v);
-                }
+                b'2' => self.dup()?,
                 b'N' => self.push(Value::None),
                 0x88 => self.push(Value::Bool(true)),
                 0x89 => self.push(Value::Bool(false)),
@@ -429,7 +536,7 @@ impl<'a> Reader<'a> {
                 b')' => self.push(Value::Tuple(Vec::new())),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(items))
+                    self.push_made_of(items, Value::Tuple)?
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -438,12 +545,12 @@ impl<'a> Reader<'a> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.push(Value::Tuple(items))
+                    self.push_made_of(items, Value::Tuple)?
                 }
                 b']' => self.push(Value::List(Vec::new())),
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::List(items))
+                    self.push_made_of(items, Value::List)?
                 }
                 b'a' => {
                     let v = self.pop()?;
@@ -476,7 +583,7 @@ impl<'a> Reader<'a> {
                 }
                 0x91 => {
                     let items = self.pop_mark()?;
-                    self.push(Value::List(items))
+                    self.push_made_of(items, Value::List)?
                 }
                 b'c' => {
                     let module = self.line()?.to_string();
@@ -484,8 +591,8 @@ impl<'a> Reader<'a> {
                     self.push(Value::Global { module, name })
                 }
                 0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
+                    let name = self.pop()?.value;
+                    let module = self.pop()?.value;
                     match (module, name) {
                         (Value::Str(module), Value::Str(name)) => {
                             self.push(Value::Global { module, name })
@@ -496,36 +603,41 @@ impl<'a> Reader<'a> {
                 b'R' => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    self.push(Self::call(callable, args))
+                    self.push_call(callable, args)?
                 }
                 0x81 => {
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    self.push(Self::call(class, args))
+                    self.push_call(class, args)?
                 }
                 0x92 => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    self.push(Self::call(class, args))
+                    self.push_call(class, args)?
                 }
                 b'b' => {
                     let state = self.pop()?;
                     let object = self.pop()?;
                     // A dict's state is its instance `__dict__` (for a state_dict, `_metadata`):
                     // attributes, not items, so it is dropped.
-                    let built = match object {
-                        Value::Dict(_) => object,
-                        object => Value::Build {
-                            object: Box::new(object),
-                            state: Box::new(state),
-                        },
-                    };
-                    self.push(built)
+                    if let Value::Dict(_) = object.value {
+                        self.stack.push(object)
+                    } else {
+                        self.push_made_of(vec![object, state], |parts| {
+                            let [object, state]: [Value; 2] = parts.try_into().expect("two parts");
+                            Value::Build {
+                                object: Box::new(object),
+                                state: Box::new(state),
+                            }
+                        })?
+                    }
                 }
                 b'Q' => {
                     let id = self.pop()?;
-                    self.push(Value::Persistent(Box::new(id)))
+                    self.push_made_of(vec![id], |mut parts| {
+                        Value::Persistent(Box::new(parts.pop().expect("one part")))
+                    })?
                 }
                 b'P' => {
                     let id = self.line()?.to_string();
@@ -533,21 +645,18 @@ impl<'a> Reader<'a> {
                 }
                 b'h' => {
                     let k = self.u8()? as u64;
-                    let v = self.memo_get(k)?;
-                    self.push(v)
+                    self.memo_get(k)?
                 }
                 b'j' => {
                     let k = u32::from_le_bytes(self.le()?) as u64;
-                    let v = self.memo_get(k)?;
-                    self.push(v)
+                    self.memo_get(k)?
                 }
                 b'g' => {
                     let line = self.line()?;
                     let k = line
                         .parse()
                         .map_err(|_| self.invalid(format!("bad GET {line:?}")))?;
-                    let v = self.memo_get(k)?;
-                    self.push(v)
+                    self.memo_get(k)?
                 }
                 b'q' => {
                     let k = self.u8()? as u64;
@@ -762,5 +871,60 @@ mod tests {
             read(b"\x80\x02X\xff\xff\xff\x7f"),
             Err(PickleError::Truncated { .. })
         ));
+    }
+
+    fn invalid_reason(bytes: &[u8]) -> String {
+        match read(bytes) {
+            Err(PickleError::Invalid { reason, .. }) => reason,
+            other => panic!("expected an invalid pickle, got {other:?}"),
+        }
+    }
+
+    /// Values nested a byte a level would overflow the stack when dropped (an abort).
+    #[test]
+    fn nesting_beyond_the_limit_is_an_error() {
+        for nest in [&b"\x85"[..], b"Q", b")b", b")R"] {
+            let mut bytes = b"\x80\x02]".to_vec();
+            for _ in 0..1_000_000 {
+                bytes.extend_from_slice(nest);
+            }
+            bytes.push(b'.');
+            let reason = invalid_reason(&bytes);
+            assert!(reason.contains("nested more than 1000 deep"), "{reason}");
+        }
+        // Nesting up to the limit reads.
+        let mut bytes = b"\x80\x02]".to_vec();
+        bytes.extend(std::iter::repeat_n(0x85, MAX_DEPTH));
+        bytes.push(b'.');
+        assert!(read(&bytes).is_ok());
+    }
+
+    /// References that copy each other double with every few bytes (an abort on allocation
+    /// failure, after a long time).
+    #[test]
+    fn copies_beyond_the_limit_are_errors() {
+        // DUP then TUPLE2, 64 times.
+        let mut bytes = b"\x80\x02]".to_vec();
+        for _ in 0..64 {
+            bytes.extend_from_slice(b"2\x86");
+        }
+        bytes.push(b'.');
+        assert!(invalid_reason(&bytes).contains("copy more than 64 MiB"));
+        // The same through the memo: PUT, GET, GET, TUPLE2.
+        let mut bytes = b"\x80\x02]".to_vec();
+        for _ in 0..64 {
+            bytes.extend_from_slice(b"q\x00h\x00h\x00\x86");
+        }
+        bytes.push(b'.');
+        assert!(invalid_reason(&bytes).contains("copy more than 64 MiB"));
+        // A 1 MiB string put in the memo under a million keys.
+        let mut bytes = b"\x80\x02B\x00\x00\x10\x00".to_vec();
+        bytes.extend(std::iter::repeat_n(0, 1 << 20));
+        for key in 0u32..1_000_000 {
+            bytes.push(b'r');
+            bytes.extend_from_slice(&key.to_le_bytes());
+        }
+        bytes.push(b'.');
+        assert!(invalid_reason(&bytes).contains("copy more than 64 MiB"));
     }
 }

@@ -11,7 +11,7 @@
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::VarBuilder;
-use cyclegan_checkpoint::pth::{pth_bytes, read_pth, write_pth, PthFormat};
+use cyclegan_checkpoint::pth::{pth_bytes, read_pth, read_pth_bytes, write_pth, PthFormat};
 use cyclegan_checkpoint::{
     convert_checkpoint, detect_architecture, load_network, prepare_state_dict, CheckpointError,
     ConvertOptions, FileFormat, OutputFormat, CONFIG_KEY, SOURCE_KEY,
@@ -371,6 +371,83 @@ fn truncated_files_are_errors_at_every_cut() {
     std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
     let msg = read_pth(&path).unwrap_err().to_string();
     assert!(msg.contains("is truncated: storage"), "{msg}");
+}
+
+/// Pickles that nest a byte a level, or whose references copy each other, were a stack
+/// overflow and an allocation abort; they are errors naming the file.
+#[test]
+fn pickle_bombs_are_errors_naming_the_file() {
+    // A legacy file's magic number, protocol version and system information, then the object.
+    let mut head = b"\x80\x02\x8a\x0a".to_vec();
+    head.extend_from_slice(&0x1950a86a20f9469cfc6c_u128.to_le_bytes()[..10]);
+    head.extend_from_slice(b".\x80\x02M\xe9\x03.\x80\x02}.\x80\x02]");
+    let mut deep = head.clone();
+    deep.extend(std::iter::repeat_n(0x85, 100_000));
+    let mut copies = head;
+    for _ in 0..64 {
+        copies.extend_from_slice(b"2\x86");
+    }
+    for (bytes, expected) in [
+        (deep, "nested more than 1000 deep"),
+        (copies, "copy more than 64 MiB"),
+    ] {
+        let msg = read_pth_bytes(&bytes, Path::new("bomb.pth"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("bomb.pth is not a readable PyTorch checkpoint: the state_dict: ")
+                && msg.contains(expected),
+            "{msg}"
+        );
+    }
+}
+
+/// `tensors_zip.pth` rewritten with its `data.pkl` as a zip64 record whose extra field claims
+/// `claimed` bytes (the data stays as it was).
+fn zip_claiming_a_size(claimed: u64) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let src = std::fs::read(fixture("tensors_zip.pth")).unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&src)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut pickle_len = 0;
+    for i in 0..archive.len() {
+        let mut record = archive.by_index(i).unwrap();
+        let name = record.name().unwrap().to_string();
+        let mut data = Vec::new();
+        record.read_to_end(&mut data).unwrap();
+        let zip64 = name.ends_with("data.pkl");
+        if zip64 {
+            pickle_len = data.len() as u64;
+        }
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(zip64);
+        out.start_file(name, options).unwrap();
+        out.write_all(&data).unwrap();
+    }
+    let mut bytes = out.finish().unwrap().into_inner();
+    // The zip64 extra field (id 1, 16 bytes: uncompressed then compressed size), in the local
+    // header and in the central directory.
+    let mut field = vec![1, 0, 16, 0];
+    field.extend_from_slice(&pickle_len.to_le_bytes());
+    field.extend_from_slice(&pickle_len.to_le_bytes());
+    let at: Vec<usize> = (0..bytes.len() - field.len())
+        .filter(|&i| bytes[i..].starts_with(&field))
+        .collect();
+    assert_eq!(at.len(), 2);
+    for i in at {
+        bytes[i + 4..i + 12].copy_from_slice(&claimed.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn a_zip_record_claiming_a_huge_size_is_not_allocated() {
+    // The claim was allocated before reading: for 4 EiB, an allocation abort. The stored data
+    // is all there, so the file reads.
+    let bytes = zip_claiming_a_size(1 << 62);
+    let sd = read_pth_bytes(&bytes, Path::new("huge.pth")).unwrap();
+    assert_eq!(sd.tensors.len(), 14);
 }
 
 #[test]

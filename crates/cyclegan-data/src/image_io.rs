@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{DType, Device, Tensor};
-use image::{DynamicImage, GrayImage, ImageReader, Rgb, RgbImage};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageReader, Rgb, RgbImage};
 
 use crate::error::{DataError, Result};
 
@@ -58,18 +58,55 @@ fn decode(path: &Path) -> Result<DynamicImage> {
             path: path.to_path_buf(),
             source,
         })?;
+    // What `ImageReader::decode` does (the `image` crate's default limits, its check of the
+    // decoded size), with the header's dimensions checked first.
+    let decode = || -> std::result::Result<DynamicImage, String> {
+        let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+        let (width, height) = decoder.dimensions();
+        check_pixels(width, height)?;
+        let mut limits = image::Limits::default();
+        let allowed = limits.max_alloc.unwrap_or(u64::MAX);
+        limits.reserve(decoder.total_bytes()).map_err(|_| {
+            format!(
+                "{width}x{height} pixels of {:?} take {} MiB decoded, more than the {} MiB \
+                 allowed; resize the image first",
+                decoder.color_type(),
+                decoder.total_bytes() >> 20,
+                allowed >> 20
+            )
+        })?;
+        decoder.set_limits(limits).map_err(|e| e.to_string())?;
+        DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())
+    };
     // Decoders are third-party code fed untrusted bytes: a panic in one becomes an error here.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode())) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
         Ok(Ok(img)) => Ok(img),
-        Ok(Err(e)) => Err(DataError::Decode {
+        Ok(Err(reason)) => Err(DataError::Decode {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            reason,
         }),
         Err(_) => Err(DataError::Decode {
             path: path.to_path_buf(),
             reason: "the decoder panicked".into(),
         }),
     }
+}
+
+/// The most pixels decoded: Pillow refuses images of more (`Image.MAX_IMAGE_PIXELS` twice,
+/// its `DecompressionBombError`). A header can claim up to 65535 x 65535 (JPEG) or more, and a
+/// few hundred kilobytes of PNG can hold 256 million gray pixels, which the `image` crate's
+/// limit (512 MiB of decoded bytes) lets through and the RGB conversion then triples.
+const MAX_PIXELS: u64 = 2 * 89_478_485;
+
+/// Refuses an image of more than [`MAX_PIXELS`], from its header's dimensions, before decoding.
+pub(crate) fn check_pixels(width: u32, height: u32) -> std::result::Result<(), String> {
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(format!(
+            "{width}x{height} pixels: more than the {MAX_PIXELS} pixels that Pillow decodes \
+             (its DecompressionBombError); resize the image first"
+        ));
+    }
+    Ok(())
 }
 
 static WARNED_16BIT_GRAY: AtomicBool = AtomicBool::new(false);
@@ -233,6 +270,58 @@ pub fn save_image(tensor: &Tensor, path: impl AsRef<Path>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A PNG of `width` x `height` 8-bit pixels of `color_type`, with a few bytes of data.
+    fn png_header(width: u32, height: u32, color_type: u8) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind_and_data: &[u8]) {
+            let crc = !kind_and_data.iter().fold(!0u32, |c, &b| {
+                (0..8).fold(c ^ u32::from(b), |c, _| {
+                    (c >> 1) ^ (0xedb8_8320 & (c & 1).wrapping_neg())
+                })
+            });
+            out.extend_from_slice(&(kind_and_data.len() as u32 - 4).to_be_bytes());
+            out.extend_from_slice(kind_and_data);
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, color_type, 0, 0, 0]);
+        chunk(&mut out, &ihdr);
+        chunk(&mut out, b"IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01");
+        chunk(&mut out, b"IEND");
+        out
+    }
+
+    /// Decompression bombs: the `image` crate's limit (512 MiB decoded) let 16000 x 16000 gray
+    /// pixels through (a 250 KB PNG of them took 1 GB to load), where Pillow refuses more than
+    /// 178956970 pixels; above its limit the message was a bare "Memory limit exceeded".
+    #[test]
+    fn images_of_too_many_pixels_are_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in [
+            ("gray.png", png_header(16000, 16000, 0)),
+            ("rgb.png", png_header(60000, 60000, 2)),
+            ("gray.pgm", b"P5 16000 16000 255\n\x00".to_vec()),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = load_image(&path, 3).unwrap_err();
+            assert!(err.is_bad_image());
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&path.display().to_string())
+                    && msg.contains("more than the 178956970 pixels that Pillow decodes"),
+                "{msg}"
+            );
+        }
+        // Up to the limit, the header is read on (these have no data).
+        let path = dir.path().join("wide.png");
+        std::fs::write(&path, png_header(89_478_485, 2, 0)).unwrap();
+        let msg = load_image(&path, 3).unwrap_err().to_string();
+        assert!(!msg.contains("Pillow"), "{msg}");
+    }
 
     #[test]
     fn luma_matches_pillow_fixed_point() {

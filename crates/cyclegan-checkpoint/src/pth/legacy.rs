@@ -100,12 +100,15 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
             .ok()
             .and_then(|c| c.checked_mul(kind.size))
             .ok_or_else(|| invalid(format!("storage {key} claims {count} elements")))?;
-        let data = bytes.get(pos..pos + len).ok_or_else(|| {
-            truncated(format!(
-                "storage {key} needs {len} bytes from byte {pos}, the file has {}",
-                bytes.len()
-            ))
-        })?;
+        let data = pos
+            .checked_add(len)
+            .and_then(|end| bytes.get(pos..end))
+            .ok_or_else(|| {
+                truncated(format!(
+                    "storage {key} needs {len} bytes from byte {pos}, the file has {}",
+                    bytes.len()
+                ))
+            })?;
         pos += len;
         let mut data = data.to_vec();
         if !little_endian {
@@ -196,6 +199,19 @@ mod tests {
             assert_eq!(name, "w");
             // View offset 2 plus tensor offset 1: elements 3, 4, 5.
             assert_eq!(t.to_vec1::<f32>().unwrap(), vec![3.0, 4.0, 5.0]);
+        }
+    }
+
+    /// Element counts from the file that overflow the byte count, or its end offset (a
+    /// panic in a debug build), or that the file does not hold, are errors.
+    #[test]
+    fn storage_counts_beyond_the_file_are_errors() {
+        for count in [u64::MAX, u64::MAX / 4, 7] {
+            let mut bytes = pytorch_03_file(true);
+            let at = bytes.len() - 6 * 4 - 8;
+            bytes[at..at + 8].copy_from_slice(&count.to_le_bytes());
+            let err = read(&bytes, Path::new("old.pth")).unwrap_err().to_string();
+            assert!(err.contains("storage k1"), "{count}: {err}");
         }
     }
 

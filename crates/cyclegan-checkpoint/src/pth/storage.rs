@@ -56,6 +56,9 @@ pub(crate) struct StorageRef {
     pub numel: usize,
 }
 
+/// The largest tensor built from a smaller storage (by zero strides, as `expand` makes).
+const MAX_REPEATED_BYTES: usize = 256 << 20;
+
 /// A tensor to build: a strided view of a storage.
 #[derive(Debug, Clone)]
 pub(crate) struct TensorSpec {
@@ -202,23 +205,39 @@ impl TensorSpec {
     pub fn build(&self, storage: &[u8]) -> Result<Tensor, String> {
         let es = self.storage.kind.size;
         let available = storage.len() / es;
-        let numel: usize = self.size.iter().product();
+        let numel = self
+            .size
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| format!("size {:?} has more elements than memory holds", self.size))?;
         let dtype = self.storage.kind.dtype;
         if numel == 0 {
             return Tensor::zeros(self.size.as_slice(), dtype, &Device::Cpu)
                 .map_err(|e| e.to_string());
         }
-        let last = self.offset
-            + self
-                .size
-                .iter()
-                .zip(&self.stride)
-                .map(|(n, s)| (n - 1) * s)
-                .sum::<usize>();
-        if last >= available {
+        // The last element the view reaches (`None` beyond any storage).
+        let last = self
+            .size
+            .iter()
+            .zip(&self.stride)
+            .try_fold(self.offset, |at, (n, s)| {
+                (n - 1).checked_mul(*s).and_then(|d| at.checked_add(d))
+            });
+        if last.is_none_or(|last| last >= available) {
+            let last = last.map_or("2^64 or more".to_string(), |l| l.to_string());
             return Err(format!(
                 "size {:?} stride {:?} at offset {} reaches element {last} of a storage of {available}",
                 self.size, self.stride, self.offset
+            ));
+        }
+        // More elements than the storage holds repeat some (zero strides): a few bytes of
+        // file could otherwise ask for terabytes.
+        if numel > available && numel.saturating_mul(es) > MAX_REPEATED_BYTES {
+            return Err(format!(
+                "size {:?} stride {:?} repeats the {available} elements of its storage into {numel}, more than {} MiB",
+                self.size,
+                self.stride,
+                MAX_REPEATED_BYTES >> 20
             ));
         }
         let contiguous = {
@@ -307,6 +326,46 @@ mod tests {
         // Beyond the storage.
         let err = spec(1, &[3, 4], &[4, 1]).build(&s).unwrap_err();
         assert!(err.contains("reaches element 12"), "{err}");
+        // Repeated elements (a zero stride).
+        let t = spec(2, &[2, 3], &[0, 1]).build(&s).unwrap();
+        assert_eq!(t.to_vec2::<f32>().unwrap()[1], vec![2., 3., 4.]);
+    }
+
+    /// Sizes, strides and offsets from the file whose arithmetic overflows, or that ask for
+    /// far more memory than the storage: an index panic or an allocation abort before.
+    #[test]
+    fn crafted_views_are_errors() {
+        let s = storage();
+        let big = (1usize << 63) - 1;
+        let cases: [(usize, &[usize], &[usize], &str); 5] = [
+            // Strides that sum to 2^64 - 2 wrapped to a view ending at element 0.
+            (
+                2,
+                &[2, 2, 2],
+                &[big, big - 100, 100],
+                "reaches element 2^64 or more",
+            ),
+            (2, &[2, 2], &[big, big], "reaches element 2^64 or more"),
+            (big, &[3], &[big], "reaches element 2^64 or more"),
+            // 2^40 copies of one element: a 4 TiB allocation.
+            (
+                0,
+                &[1 << 40],
+                &[0],
+                "repeats the 12 elements of its storage",
+            ),
+            // A size whose product overflows wrapped to 0 elements.
+            (
+                0,
+                &[1 << 32, 1 << 32],
+                &[0, 0],
+                "more elements than memory holds",
+            ),
+        ];
+        for (offset, size, stride, expected) in cases {
+            let err = spec(offset, size, stride).build(&s).unwrap_err();
+            assert!(err.contains(expected), "{size:?} {stride:?}: {err}");
+        }
     }
 
     #[test]

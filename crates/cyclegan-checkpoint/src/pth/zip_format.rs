@@ -53,7 +53,9 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
         let mut entry = archive
             .by_name(name)
             .map_err(|e| invalid(format!("record {name}: {e}")))?;
-        let mut data = Vec::with_capacity(entry.size() as usize);
+        // The size is the archive's claim: reading stops there, but a claim beyond the file
+        // must not be allocated up front (a capacity overflow or an allocation abort).
+        let mut data = Vec::with_capacity(entry.size().min(bytes.len() as u64) as usize);
         entry
             .read_to_end(&mut data)
             .map_err(|e| CheckpointError::Truncated {
@@ -82,7 +84,7 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
             )));
         }
         let mut data = read_entry(&mut archive, &name)?;
-        let needed = storage.numel * storage.kind.size;
+        let needed = storage.numel.saturating_mul(storage.kind.size);
         if data.len() < needed {
             return Err(CheckpointError::Truncated {
                 path: path.to_path_buf(),
