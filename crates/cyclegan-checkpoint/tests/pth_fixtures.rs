@@ -450,6 +450,45 @@ fn a_zip_record_claiming_a_huge_size_is_not_allocated() {
     assert_eq!(sd.tensors.len(), 14);
 }
 
+/// A zip bomb: `tensors_zip.pth` whose `data.pkl` is a deflated record of 96 MiB of zeros
+/// (about 100 KB in the file) is refused before it is inflated; the real records deflated, as
+/// an archiver would recompress a checkpoint, still read.
+#[test]
+fn a_deflated_record_that_expands_a_thousandfold_is_refused() {
+    use std::io::{Read, Write};
+    let src = std::fs::read(fixture("tensors_zip.pth")).unwrap();
+    let rezip = |bomb: bool| {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&src)).unwrap();
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        for i in 0..archive.len() {
+            let mut record = archive.by_index(i).unwrap();
+            let name = record.name().unwrap().to_string();
+            let mut data = Vec::new();
+            record.read_to_end(&mut data).unwrap();
+            if bomb && name.ends_with("data.pkl") {
+                data = vec![0u8; 96 << 20];
+            }
+            out.start_file(name, deflated).unwrap();
+            out.write_all(&data).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    };
+    let sd = read_pth_bytes(&rezip(false), Path::new("recompressed.pth")).unwrap();
+    assert_eq!(sd.tensors.len(), 14);
+    let bomb = rezip(true);
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let msg = read_pth_bytes(&bomb, Path::new("bomb.pth"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bomb.pth") && msg.contains("data.pkl expands") && msg.contains("96 MiB"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn files_that_are_not_checkpoints_say_what_they_are() {
     let dir = tempfile::tempdir().unwrap();

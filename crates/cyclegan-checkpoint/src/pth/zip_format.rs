@@ -8,6 +8,11 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 use std::sync::Arc;
 
+/// A compressed record may inflate to this many bytes whatever its ratio.
+const MAX_INFLATED_UNCHECKED: u64 = 64 << 20;
+/// Beyond [`MAX_INFLATED_UNCHECKED`], the most a compressed record may expand.
+const MAX_EXPANSION: u64 = 100;
+
 pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, CheckpointError> {
     let invalid = |reason: String| CheckpointError::InvalidPth {
         path: path.to_path_buf(),
@@ -53,6 +58,18 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
         let mut entry = archive
             .by_name(name)
             .map_err(|e| invalid(format!("record {name}: {e}")))?;
+        // torch.save stores its records uncompressed; a record recompressed by an archiver
+        // shrinks a few times at most. One that expands a hundredfold into more than 64 MiB
+        // is a zip bomb, whose decompression would exhaust memory.
+        // (A stored record's reading ends with its bytes in the file, whatever it claims.)
+        let expands = entry.size() / entry.compressed_size().max(1);
+        let compressed = entry.compression() != zip::CompressionMethod::Stored;
+        if compressed && entry.size() > MAX_INFLATED_UNCHECKED && expands > MAX_EXPANSION {
+            return Err(invalid(format!(
+                "record {name} expands {expands} times, to {} MiB (a damaged or crafted archive)",
+                entry.size() >> 20
+            )));
+        }
         // The size is the archive's claim: reading stops there, but a claim beyond the file
         // must not be allocated up front (a capacity overflow or an allocation abort).
         let mut data = Vec::with_capacity(entry.size().min(bytes.len() as u64) as usize);
