@@ -37,8 +37,9 @@ pub fn is_image_file(path: impl AsRef<Path>) -> bool {
 ///
 /// Like the reference's `make_dataset` (`os.walk` without following symbolic links to
 /// folders, then `sorted`): files are kept when [`is_image_file`] says so, symbolic links
-/// to files are listed, symbolic links to folders are not descended into. The result may be
-/// empty; `dir` must be a readable folder.
+/// to files are listed, symbolic links to folders are not descended into. Unlike it, special
+/// files with an image's name (a named pipe, a socket, a device) are left out: reading one
+/// would wait forever or never end. The result may be empty; `dir` must be a readable folder.
 pub fn list_images(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     let dir = dir.as_ref();
     let mut out = Vec::new();
@@ -67,12 +68,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             walk(&path, out)?;
         } else if file_type.is_symlink() {
             // os.walk lists a link to a folder as a folder and does not follow it; a link to a
-            // file (or a dangling link) is listed as a file.
-            let to_dir = fs::metadata(&path).map(|m| m.is_dir()).unwrap_or(false);
-            if !to_dir && is_image_file(&path) {
+            // file (or a dangling link, which then fails to read, naming it) is listed as a file.
+            let listed = fs::metadata(&path).map_or(true, |m| m.is_file());
+            if listed && is_image_file(&path) {
                 out.push(path);
             }
-        } else if is_image_file(&path) {
+        } else if file_type.is_file() && is_image_file(&path) {
             out.push(path);
         }
     }
@@ -140,5 +141,27 @@ mod tests {
             names,
             ["a-b.png", "a.JPG", "b.png", "sub/c.tif", "sub/deeper/d.bmp"]
         );
+    }
+
+    /// A socket (like a named pipe) named as an image, and a link to it, are left out: opening
+    /// a named pipe to read it waited forever. Links to files, and dangling ones, are listed;
+    /// links to folders are not followed (a link to `..` would loop).
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_left_out_and_folder_links_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("a.png"), b"x").unwrap();
+        let _socket = std::os::unix::net::UnixListener::bind(root.join("socket.png")).unwrap();
+        std::os::unix::fs::symlink(root.join("socket.png"), root.join("to_socket.png")).unwrap();
+        std::os::unix::fs::symlink(root.join("a.png"), root.join("to_a.png")).unwrap();
+        std::os::unix::fs::symlink(root.join("gone.png"), root.join("dangling.png")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("loop")).unwrap();
+        let names: Vec<String> = list_images(root)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.png", "dangling.png", "to_a.png"]);
     }
 }
