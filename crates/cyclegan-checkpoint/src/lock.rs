@@ -109,7 +109,6 @@ impl FolderLock {
             file: Some(file),
             created,
         });
-        held.retain(|_, weak| weak.strong_count() > 0);
         held.insert(key, Arc::downgrade(&arc));
         Ok(FolderLock { _held: arc })
     }

@@ -68,8 +68,7 @@ pub fn save(
     progress: Option<(&Progress, &Schedule, u64)>,
     records: &[(&str, &[u8])],
 ) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(TrainError::io(format!("cannot create {}", dir.display())))?;
+    // `begin` creates `dir` if needed.
     let mut set = FileSet::begin(dir, label).map_err(TrainError::io(format!(
         "cannot start writing the '{label}' checkpoint in {}",
         dir.display()

@@ -276,9 +276,10 @@ pub fn recover_interrupted(run_dir: &Path) -> Result<()> {
 /// Locks `run_dir` against other training runs for as long as the returned handle (or a clone)
 /// lives: two runs writing one folder would mix their checkpoints, and one's recovery of
 /// interrupted saves would take the other's saves in progress for leftovers
-/// ([`TrainError::RunInUse`] when another process holds it). [`train`] takes it itself; the same process may take it again (the trainer's binary holds it while it reads
-/// the options of a run it continues). `None` where the file system cannot lock files (the run
-/// then goes on unlocked, with a warning).
+/// ([`TrainError::RunInUse`] when another process holds it). [`train`] takes it itself; the
+/// same process may take it again (the trainer's binary holds it while it reads the options of
+/// a run it continues). `None` where the file system cannot lock files (the run then goes on
+/// unlocked, with a warning).
 pub fn lock_run(run_dir: &Path) -> Result<Option<cyclegan_checkpoint::FolderLock>> {
     let lock_file = run_dir.join(".lock");
     match cyclegan_checkpoint::FolderLock::acquire(&lock_file, "cyclegan-train") {
