@@ -1,5 +1,6 @@
 //! Resumable HTTP downloads into a temporary file, with a progress bar.
 
+use crate::space::check_space;
 use crate::FetchError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::{File, OpenOptions};
@@ -373,11 +374,23 @@ fn attempt_once(
             })
         }
     };
+    match total {
+        // What the disk gains: the rest after a resumed part, or the whole file in place of
+        // the part (a 200 starts it again).
+        Some(total) => check_space(
+            part.parent().unwrap_or(Path::new(".")),
+            &part,
+            total.saturating_sub(have),
+            &if start > 0 {
+                format!("the rest of {label}")
+            } else {
+                label.to_string()
+            },
+        )?,
+        None => tracing::warn!("{url}: the server sent no Content-Length; the download cannot be checked for completeness"),
+    }
     if start == 0 {
         fresh_origin.write(dest)?;
-    }
-    if total.is_none() {
-        tracing::warn!("{url}: the server sent no Content-Length; the download cannot be checked for completeness");
     }
 
     let mut file = if start == 0 {

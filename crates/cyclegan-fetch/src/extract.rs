@@ -1,5 +1,6 @@
 //! Safe, all-or-nothing extraction of zip archives.
 
+use crate::space::{check_space, on_disk};
 use crate::FetchError;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -40,6 +41,8 @@ struct Entry {
     index: usize,
     path: PathBuf,
     is_dir: bool,
+    /// The uncompressed size the archive declares.
+    size: u64,
 }
 
 /// What an extraction produced.
@@ -107,6 +110,7 @@ pub fn extract_zip(
             index,
             path,
             is_dir: entry.is_dir(),
+            size: entry.size(),
         });
     }
     if !entries.iter().any(|e| !e.is_dir) {
@@ -134,6 +138,23 @@ pub fn extract_zip(
             outside.join(", ")
         );
     }
+
+    let kept = |entry: &&Entry| match &root {
+        Some(root) => entry.path.starts_with(root),
+        None => true,
+    };
+    check_space(
+        dest_dir,
+        &dest_dir.join(name),
+        on_disk(
+            entries
+                .iter()
+                .filter(kept)
+                .filter(|e| !e.is_dir)
+                .map(|e| e.size),
+        ),
+        &format!("the content of {}", archive.display()),
+    )?;
 
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}.extract-"))
@@ -164,7 +185,8 @@ pub fn extract_zip(
             .by_index(entry.index)
             .map_err(|e| corrupt(format!("entry {}: {e}", entry.path.display())))?;
         let mut writer = File::create(&out).map_err(FetchError::io(&out))?;
-        // Reading verifies the entry's length and CRC-32 at its end.
+        // Reading verifies the entry's length and CRC-32 at its end, and stops an entry that
+        // inflates past its declared size, which the free-space check counted.
         loop {
             let n = reader
                 .read(&mut buffer)

@@ -14,6 +14,8 @@
 //! (absolute paths, `..`), symbolic links and archives without the dataset's folders, verifies
 //! every entry, and renames the result into place only when it is complete: a failure never
 //! leaves half a dataset, and a failure of this machine's (disk full) keeps the download.
+//! Both check the free space first: a download of known length, and an archive's declared
+//! content, that would not fit are refused before anything is written.
 //!
 //! ```no_run
 //! use cyclegan_fetch::{fetch_dataset, FetchOptions};
@@ -29,6 +31,7 @@ mod download;
 mod error;
 mod extract;
 mod fetch;
+mod space;
 
 pub use catalog::{
     check_dataset, check_model, join_url, required_folders, DATASETS, DATASET_BASE_URL, MODELS,

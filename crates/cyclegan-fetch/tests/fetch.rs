@@ -508,6 +508,134 @@ fn remote_sizes_come_from_the_server() {
     assert!(remote_size(&missing, Duration::from_secs(5)).is_err());
 }
 
+/// `archive` with the 32-bit uncompressed size of its entry `name` set to `size`, in both its
+/// local header and its central directory record.
+fn declare_size(archive: &mut [u8], name: &str, size: u32) {
+    let mut patched = 0;
+    for (signature, name_at, size_at) in [(b"PK\x03\x04", 30, 22), (b"PK\x01\x02", 46, 24)] {
+        for at in 0..archive.len() - name_at {
+            if &archive[at..at + 4] == signature
+                && archive[at + name_at..].starts_with(name.as_bytes())
+            {
+                archive[at + size_at..at + size_at + 4].copy_from_slice(&size.to_le_bytes());
+                patched += 1;
+            }
+        }
+    }
+    assert_eq!(patched, 2, "{name}'s headers not found");
+}
+
+/// `archive` (written with `large_file`) with the 64-bit uncompressed size of its entry `name`
+/// set to `size` in its central directory record's zip64 field, which the reader takes.
+fn declare_size64(archive: &mut [u8], name: &str, size: u64) {
+    let at = (0..archive.len() - 46)
+        .find(|&at| {
+            &archive[at..at + 4] == b"PK\x01\x02" && archive[at + 46..].starts_with(name.as_bytes())
+        })
+        .expect("central directory record");
+    assert_eq!(
+        archive[at + 24..at + 28],
+        [0xff; 4],
+        "no zip64 uncompressed size"
+    );
+    let field = |at: usize| u16::from_le_bytes([archive[at], archive[at + 1]]) as usize;
+    let (name_len, extra_len) = (field(at + 28), field(at + 30));
+    let mut extra = at + 46 + name_len;
+    let end = extra + extra_len;
+    while extra < end && field(extra) != 1 {
+        extra += 4 + field(extra + 2);
+    }
+    assert!(extra < end, "no zip64 field");
+    archive[extra + 4..extra + 12].copy_from_slice(&size.to_le_bytes());
+}
+
+#[test]
+fn a_download_larger_than_the_free_space_is_refused_before_anything_is_written() {
+    let server = TestServer::start();
+    server.put("/datasets/maps.zip", dataset_zip("maps"));
+    server.behave(
+        "/datasets/maps.zip",
+        Behaviour {
+            claimed_length: Some(1 << 62),
+            ..Default::default()
+        },
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_dataset("maps", &options(dest.path(), &server, 2)).unwrap_err();
+    let message = err.to_string();
+    let FetchError::Io { path, source } = &err else {
+        panic!("{message}")
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{message}");
+    assert_eq!(path, &partial_path(&dest.path().join(".maps.zip")));
+    assert!(message.contains("maps.zip needs 4.00 EiB"), "{message}");
+    assert!(message.contains("then run the command again"), "{message}");
+    assert_eq!(
+        server.log().len(),
+        1,
+        "not retried: it would fail the same way"
+    );
+    assert_refused_cleanly(dest.path(), "maps");
+}
+
+#[test]
+fn an_archive_whose_content_would_not_fit_is_kept_and_nothing_extracted() {
+    let mut archive = {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        for (name, content) in [("maps/trainA/1.jpg", b"one"), ("maps/trainB/2.jpg", b"two")] {
+            zip.start_file(name, opts).unwrap();
+            zip.write_all(content).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    };
+    declare_size64(&mut archive, "maps/trainB/2.jpg", 1 << 60);
+    let server = TestServer::start();
+    server.put("/datasets/maps.zip", archive);
+    let dest = tempfile::tempdir().unwrap();
+    let opts = options(dest.path(), &server, 0);
+    let err = fetch_dataset("maps", &opts).unwrap_err();
+    let message = err.to_string();
+    let FetchError::KeptDownload {
+        path,
+        source,
+        download,
+    } = &err
+    else {
+        panic!("{message}")
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{message}");
+    assert_eq!(path, &dest.path().join("maps"));
+    assert!(message.contains("needs 1.00 EiB"), "{message}");
+    assert!(download.is_file(), "the complete archive was not kept");
+    assert_eq!(listing(dest.path()), [".maps.zip", ".maps.zip.origin"]);
+}
+
+#[test]
+fn an_entry_that_inflates_past_its_declared_size_is_refused() {
+    let zeros = vec![0u8; 100_000];
+    let mut archive = zip_of(
+        &[("maps/trainA/1.jpg", b"one"), ("maps/trainB/2.jpg", &zeros)],
+        zip::CompressionMethod::Deflated,
+    );
+    // Within the free space, then 99 kB more than that.
+    declare_size(&mut archive, "maps/trainB/2.jpg", 1000);
+    let server = TestServer::start();
+    server.put("/datasets/maps.zip", archive);
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_dataset("maps", &options(dest.path(), &server, 0)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, FetchError::CorruptArchive { .. }),
+        "{message}"
+    );
+    assert!(message.contains("maps/trainB/2.jpg"), "{message}");
+    assert!(message.contains("larger than its declared"), "{message}");
+    assert_refused_cleanly(dest.path(), "maps");
+}
+
 /// The first half of `archive` left as a partial download in `dest` by a run against `server`.
 fn leave_half_downloaded(server: &TestServer, archive: &[u8], dest: &Path) -> usize {
     let half = archive.len() / 2;

@@ -23,6 +23,8 @@ pub struct Behaviour {
     pub content_type: Option<&'static str>,
     /// Send an ETag (from the content) and honour `If-Range`.
     pub etag: bool,
+    /// Announce a file of this many bytes (Content-Length of a 200) instead of its length.
+    pub claimed_length: Option<u64>,
 }
 
 /// One request as the server saw it.
@@ -175,7 +177,8 @@ fn serve(mut stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             len - 1
         ),
         None => format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\n{extra}Connection: close\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n{extra}Connection: close\r\n\r\n",
+            behaviour.claimed_length.unwrap_or(len as u64)
         ),
     };
     stream.write_all(head.as_bytes())?;
