@@ -18,7 +18,7 @@ pub fn parse_device(spec: &str) -> Result<Device, String> {
                 None => 0,
             };
             let device = Device::new_cuda(ordinal).map_err(|e| {
-                format!("cannot open {s} ({e}); CUDA needs a binary built with `--features cuda` and an NVIDIA driver")
+                format!("cannot open {s} ({e}); CUDA needs a binary built with `--features cudnn` (or `cuda`, without cuDNN; see the README's CUDA section) and an NVIDIA driver")
             })?;
             configure_cuda(&device).map_err(|e| format!("cannot set up {s}: {e}"))?;
             Ok(device)

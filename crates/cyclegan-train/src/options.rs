@@ -27,6 +27,9 @@ use cyclegan_translate::{py_bool, py_float};
     version,
     // `--lr -1` reaches the value checks (and their message) instead of reading as a flag.
     allow_negative_numbers = true,
+    // An option given twice takes its last value, as the reference's argparse does (scripts
+    // that append overrides to a command line).
+    args_override_self = true,
     about = "Train a CycleGAN (unpaired image-to-image translation) on CPU or CUDA.",
     long_about = "Train a CycleGAN (unpaired image-to-image translation) on CPU or CUDA.\n\n\
         Without --dataroot, trains on the embedded emoji64 data (Twemoji to Noto emoji, 64x64) with a \
@@ -981,6 +984,33 @@ mod tests {
             assert_eq!(l.to_string().parse::<LrPolicy>().unwrap(), l);
             assert_eq!(serde_json::to_value(l).unwrap(), l.to_string());
         }
+    }
+
+    /// As with the reference's argparse, an option given twice (in either spelling) takes its
+    /// last value, so that scripts can append overrides to a command line.
+    #[test]
+    fn an_option_given_twice_takes_its_last_value() {
+        let c = resolve(&[
+            "--n-epochs",
+            "3",
+            "--lr",
+            "0.1",
+            "--n_epochs",
+            "5",
+            "--lr",
+            "0.2",
+        ]);
+        assert_eq!((c.schedule.n_epochs, c.schedule.lr), (5, 0.2));
+        let c = resolve(&[
+            "--no-html",
+            "--no_html",
+            "--dataroot",
+            "a",
+            "--dataroot",
+            "b",
+        ]);
+        assert_eq!(c.dataroot, PathBuf::from("b"));
+        assert!(!c.html);
     }
 
     /// The learning rate has one home, the schedule; runs saved when the model's config held a

@@ -92,7 +92,8 @@ fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
 /// Makes way for a new run (no `--continue-train`) in `run_dir`. A folder that already holds a
 /// run is refused, so that its checkpoints are not overwritten by mistake, unless `--overwrite`
 /// says to start over, or it holds the embedded preset's run with the same options (which
-/// this run writes again: runs are deterministic). Starting over sets the previous run's
+/// this run writes again: runs are deterministic), or only the logs of a run that saved no
+/// networks (nothing to continue). Starting over sets the previous run's
 /// checkpoints, logs and page aside (a reference `.pth` is left alone), which would otherwise
 /// mix with the new run's: they are deleted at this run's first checkpoint, and put back if it
 /// stops before ([`SetAside`]).
@@ -107,24 +108,25 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> Result<Option<SetAsi
             .ok()
             .and_then(|text| serde_json::from_str::<TrainConfig>(&text).ok())
             .is_some_and(|saved| config.same_run_as(&saved));
-    if !config.overwrite && !rerun_of_preset {
-        if networks.is_empty() {
-            // A run that stopped before its first save: nothing to continue.
-            let names: Vec<String> = records
-                .iter()
-                .map(|p| {
-                    p.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                })
-                .collect();
-            return Err(TrainError::RunFolder(format!(
-                "{} holds the logs of a run that saved no networks ({}): pass --overwrite to start over (they are deleted), or another --name",
-                run_dir.display(),
-                names.join(", ")
-            )));
-        }
+    if networks.is_empty() && !config.overwrite && !rerun_of_preset {
+        // A run that stopped before its first save (say, on a bad image): there is nothing to
+        // continue, so it is started over as `--overwrite` would, its logs put back if this
+        // run too stops before saving.
+        let names: Vec<String> = records
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        tracing::warn!(
+            "{} holds the logs of a run that saved no networks ({}): nothing to continue, so it is started over",
+            run_dir.display(),
+            names.join(", ")
+        );
+    } else if !config.overwrite && !rerun_of_preset {
         let saved = saved_labels(&networks);
         let holds = if saved.is_empty() {
             format!("{} file(s) of a run", networks.len() + records.len())

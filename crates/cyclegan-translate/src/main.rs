@@ -21,7 +21,8 @@ const REFERENCE: &str = "Reference test.py options (the --dataroot form)";
 /// {checkpoints_dir}/{name}/{epoch}_net_G*.safetensors (or .pth) and writes
 /// {results_dir}/{name}/{phase}_{epoch}/ as test.py does.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+// An option given twice takes its last value, as test.py's argparse does.
+#[command(version, about, args_override_self = true)]
 struct Cli {
     /// Generator checkpoint (.safetensors or .pth); with --input and --output.
     #[arg(long)]

@@ -84,7 +84,8 @@ fn test_model_reads_a_run_folder_and_writes_test_py_results() {
         generator_config("resnet_1blocks"),
     );
 
-    // The reference's command line, with only the sample count added.
+    // The reference's command line, with only the sample count added; twice, and the last
+    // counts, as with test.py's argparse.
     let stderr = translate_ok(
         root,
         &[
@@ -94,6 +95,8 @@ fn test_model_reads_a_run_folder_and_writes_test_py_results() {
             "horse2zebra_pretrained",
             "--model",
             "test",
+            "--num_test",
+            "1",
             "--no_dropout",
             "--gpu_ids",
             "-1",
