@@ -41,7 +41,7 @@ pub(crate) fn check_space(
         source: std::io::Error::new(
             std::io::ErrorKind::StorageFull,
             format!(
-                "{what} needs {} and the file system holding {} has {} free: make room (or pass another --dest), then run the command again",
+                "{what} needs {} and the file system holding {} has {} free: make room, or pass another --dest",
                 HumanBytes(needed),
                 dir.display(),
                 HumanBytes(available)
@@ -78,7 +78,7 @@ mod tests {
             "{message}"
         );
         assert!(
-            message.contains("make room (or pass another --dest)"),
+            message.contains("make room, or pass another --dest"),
             "{message}"
         );
     }

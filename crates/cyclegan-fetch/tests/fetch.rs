@@ -569,7 +569,10 @@ fn a_download_larger_than_the_free_space_is_refused_before_anything_is_written()
     assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{message}");
     assert_eq!(path, &partial_path(&dest.path().join(".maps.zip")));
     assert!(message.contains("maps.zip needs 4.00 EiB"), "{message}");
-    assert!(message.contains("then run the command again"), "{message}");
+    assert!(
+        message.contains("make room, or pass another --dest"),
+        "{message}"
+    );
     assert_eq!(
         server.log().len(),
         1,
