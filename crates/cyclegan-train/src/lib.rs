@@ -5,6 +5,7 @@
 //! - [`optim::Adam`]: PyTorch's Adam with saveable state;
 //! - [`schedule`]: the reference's learning-rate policies;
 //! - [`options`]: the reference's options and defaults, and the embedded-data preset;
+//! - [`embedded`]: the default dataset, built into the binary;
 //! - [`trainer::train`]: the loop, with logs, samples, test measures, atomic checkpoints and
 //!   exact resumption ([`state`]); its errors are [`TrainError`]s, sorted by what the caller
 //!   can do about them (fix the options, choose another run folder, fix the data, ...).
@@ -29,6 +30,7 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+pub mod embedded;
 mod error;
 pub mod metrics;
 pub mod model;

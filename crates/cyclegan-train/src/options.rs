@@ -13,7 +13,7 @@ use cyclegan_models::{
     DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, InitConfig,
 };
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::model::ModelConfig;
 use crate::schedule::{LrPolicy, ScheduleConfig};
@@ -372,20 +372,6 @@ fn tf32_default() -> bool {
     true
 }
 
-/// The embedded default dataset, relative to the workspace root.
-pub const EMBEDDED_DATASET: &str = "data/emoji64";
-
-/// Finds the embedded dataset: `./data/emoji64`, else the copy beside this crate's source.
-pub fn embedded_dataroot() -> PathBuf {
-    let local = PathBuf::from(EMBEDDED_DATASET);
-    if local.join("trainA").is_dir() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(EMBEDDED_DATASET)
-}
-
 impl TrainConfig {
     /// The reference's training defaults for `dataroot`.
     pub fn reference(dataroot: PathBuf) -> Self {
@@ -439,7 +425,7 @@ impl TrainConfig {
     /// The embedded emoji64 preset: a configuration sized to finish within minutes on a
     /// 2-core CPU (see the README for what it produces).
     pub fn embedded() -> Self {
-        let mut c = Self::reference(embedded_dataroot());
+        let mut c = Self::reference(crate::embedded::dataroot());
         c.name = "emoji64".into();
         c.embedded = true;
         c.translate_test = true;

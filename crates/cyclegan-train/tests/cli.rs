@@ -678,23 +678,40 @@ fn a_run_folder_in_use_is_refused_and_left_untouched() {
     assert!(!fresh.path().join("checkpoints").exists());
 }
 
-/// Running the embedded demo again with the same options writes the same run again: runs are
-/// deterministic, so nothing is lost, and it is allowed; other options are refused as above.
+/// Away from the repository the embedded demo trains on the copy built into the binary,
+/// unpacked once into the user's cache. Running it again with the same options writes the same
+/// run again: runs are deterministic, so nothing is lost, and it is allowed; other options are
+/// refused as above.
 #[test]
 fn the_embedded_demo_can_be_run_again_with_the_same_options() {
     let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
     let demo = |steps: &str| {
         train_cmd()
             .current_dir(tmp.path())
+            .env("XDG_CACHE_HOME", &cache)
             .args(["--max-steps", steps, "--no-progress", "--print_freq", "1"])
             .output()
             .unwrap()
     };
-    assert!(demo("1").status.success());
+    let first = demo("1");
+    assert_success(&first);
+    let unpacked: Vec<_> = std::fs::read_dir(cache.join("cyclegan-rs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(unpacked.len(), 1, "{unpacked:?}");
+    assert!(unpacked[0].join("trainA").is_dir() && unpacked[0].join("NOTICE.md").is_file());
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        err.contains("unpacked the built-in emoji64 dataset"),
+        "{err}"
+    );
     let run = tmp.path().join("checkpoints/emoji64");
     let first = std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap();
     let second = demo("1");
     assert_success(&second);
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("unpacked"));
     assert_eq!(
         std::fs::read(run.join("latest_net_G_A.safetensors")).unwrap(),
         first,
@@ -707,10 +724,6 @@ fn the_embedded_demo_can_be_run_again_with_the_same_options() {
     assert!(String::from_utf8_lossy(&other.stderr).contains("already holds a run"));
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM stops training after the current iteration with the latest
-/// checkpoint saved, so that --continue-train goes on from where it stopped; the exit status is
-/// 130, as for any interrupted command.
-#[cfg(unix)]
 /// A continued run over changed images says so; one whose saved position no longer exists
 /// stops with what to do.
 #[test]
@@ -751,6 +764,10 @@ fn continuing_over_changed_images_warns_or_stops_with_a_reason() {
     );
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM stops training after the current iteration with the latest
+/// checkpoint saved, so that --continue-train goes on from where it stopped; the exit status is
+/// 130, as for any interrupted command.
+#[cfg(unix)]
 #[test]
 fn an_interrupt_saves_the_latest_checkpoint_before_stopping() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
