@@ -6,7 +6,7 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|e| e.expect("a directory entry").path())
@@ -14,7 +14,7 @@ fn files_under(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            files_under(root, &path, out);
+            files_under(&path, out);
         } else if path.is_file() {
             out.push(path);
         }
@@ -29,7 +29,7 @@ fn main() {
     // Without the workspace's data (the crate built on its own), the binary embeds none and
     // says so when the default run needs it.
     if root.is_dir() {
-        files_under(&root, &root, &mut files);
+        files_under(&root, &mut files);
     }
     let mut digest = Sha256::new();
     let mut source = String::from("&[\n");
