@@ -345,13 +345,14 @@ pub fn train_with_stop(
         )));
     }
     let _run_lock = lock_run(&run_dir)?;
-    if config.embedded && config.dataroot == crate::embedded::unpacked_dir() {
-        if crate::embedded::unpack_to(&config.dataroot)? {
-            tracing::info!(
-                "unpacked the built-in emoji64 dataset to {}",
-                config.dataroot.display()
-            );
-        }
+    if config.embedded
+        && config.dataroot == crate::embedded::unpacked_dir()
+        && crate::embedded::unpack_to(&config.dataroot)?
+    {
+        tracing::info!(
+            "unpacked the built-in emoji64 dataset to {}",
+            config.dataroot.display()
+        );
     }
     let dataset = UnalignedDataset::open(&config.dataroot, &config.data)?;
     tracing::info!(
