@@ -1,6 +1,7 @@
 //! Converting between `.pth` and safetensors checkpoints.
 
 use crate::detect::{describe_config, prepare_state_dict, ConvertOptions};
+use crate::error::shown;
 use crate::format::FileFormat;
 use crate::network::{read_safetensors_network, save_network_with_metadata, SOURCE_KEY};
 use crate::pth::{read_pth_bytes, write_pth};
@@ -84,7 +85,10 @@ pub fn convert_checkpoint(
             let pth = read_pth_bytes(&bytes, input)?;
             notes.push(format!("read a {} file", pth.format));
             if let Some(key) = &pth.found_under {
-                notes.push(format!("took the state_dict under the key '{key}'"));
+                notes.push(format!(
+                    "took the state_dict under the key '{}'",
+                    shown(key)
+                ));
             }
             let prepared =
                 prepare_state_dict(pth.tensors, options).map_err(|e| e.in_file(input))?;

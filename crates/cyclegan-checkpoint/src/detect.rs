@@ -32,6 +32,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use crate::error::shown;
 use crate::CheckpointError;
 
 /// Anything with a shape: a [`Tensor`], a [`Shape`] or a list of dimensions.
@@ -148,7 +149,7 @@ impl<'a> Keys<'a> {
         let mut parts: Vec<String> = keys
             .iter()
             .take(max)
-            .map(|(k, s)| format!("{k} {s:?}"))
+            .map(|(k, s)| format!("{} {s:?}", shown(k)))
             .collect();
         if keys.len() > max {
             parts.push(format!("... ({} tensors in all)", keys.len()));
@@ -510,7 +511,7 @@ pub(crate) fn check_keys(
     for (key, shape) in &present {
         match expected.get(*key) {
             Some(want) if want.as_slice() != *shape => {
-                mismatched.push(format!("{key} is {shape:?}, expected {want:?}"))
+                mismatched.push(format!("{} is {shape:?}, expected {want:?}", shown(key)))
             }
             Some(_) => {}
             None if is_buffer(key)
@@ -518,7 +519,7 @@ pub(crate) fn check_keys(
             {
                 stale.insert(key.to_string());
             }
-            None => unexpected.push(format!("{key} {shape:?}")),
+            None => unexpected.push(format!("{} {shape:?}", shown(key))),
         }
     }
     let mut added = BTreeSet::new();
@@ -567,7 +568,12 @@ pub(crate) fn check_keys(
         notes.push(format!(
             "dropped {} InstanceNorm running-statistics keys of an old PyTorch checkpoint ({})",
             stale.len(),
-            stale.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+            stale
+                .iter()
+                .take(3)
+                .map(|k| shown(k))
+                .collect::<Vec<_>>()
+                .join(", ")
                 + if stale.len() > 3 { ", ..." } else { "" }
         ));
     }
@@ -600,7 +606,7 @@ pub(crate) fn check_dtypes(tensors: &[(String, Tensor)]) -> Result<(), Checkpoin
                 DType::F16 | DType::BF16 | DType::F32 | DType::F64
             ) && !key.ends_with(".num_batches_tracked")
         })
-        .map(|(key, t)| format!("{key} {:?}", t.dtype()))
+        .map(|(key, t)| format!("{} {:?}", shown(key), t.dtype()))
         .collect();
     if wrong.is_empty() {
         return Ok(());
@@ -708,6 +714,24 @@ mod tests {
         };
         f(&mut g);
         NetworkConfig::Generator(g)
+    }
+
+    /// A damaged file's key of 200 000 characters is named by its start and length: beside a
+    /// network's keys (an unexpected key), and alone (no network's keys).
+    #[test]
+    fn a_huge_key_does_not_flood_the_message() {
+        let huge = "k".repeat(200_000);
+        let mut state_dict = shapes(&generator("resnet_6blocks", |_| {}));
+        state_dict.insert(huge.clone(), vec![2, 2]);
+        let alone = HashMap::from([(huge, vec![2usize, 2])]);
+        for dict in [state_dict, alone] {
+            let message = detect_architecture(&dict).unwrap_err().to_string();
+            assert!(
+                message.contains("... (200000 characters) [2, 2]"),
+                "{message}"
+            );
+            assert!(message.len() < 2000, "{} characters", message.len());
+        }
     }
 
     #[test]

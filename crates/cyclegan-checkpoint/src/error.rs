@@ -125,3 +125,30 @@ impl CheckpointError {
         }
     }
 }
+
+/// `text` as a message quotes it: whole when short, else its start and its length, so that a
+/// damaged file's key of a million characters does not flood the terminal.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    const LONGEST: usize = 120;
+    const START: usize = 80;
+    let length = text.chars().count();
+    if length <= LONGEST {
+        return text.into();
+    }
+    let start: String = text.chars().take(START).collect();
+    format!("{start}... ({length} characters)").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn long_text_is_shown_by_its_start_and_length() {
+        assert_eq!(shown("model.1.weight"), "model.1.weight");
+        let long = "é".repeat(200_000);
+        let short = shown(&long);
+        assert_eq!(short, format!("{}... (200000 characters)", "é".repeat(80)));
+        assert_eq!(shown(&"x".repeat(120)), "x".repeat(120));
+    }
+}

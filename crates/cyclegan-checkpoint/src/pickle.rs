@@ -10,6 +10,7 @@
 //! The reader works on a byte slice and checks every length against the bytes left, so a
 //! truncated or hostile file gives an error, never a panic or a huge allocation.
 
+use crate::error::shown;
 use std::fmt;
 
 /// A decoded pickle value.
@@ -85,12 +86,12 @@ impl Value {
             Value::Int(i) => format!("int {i}"),
             Value::BigInt(i) => format!("int {i}"),
             Value::Float(f) => format!("float {f}"),
-            Value::Str(s) => format!("str {s:?}"),
+            Value::Str(s) => format!("str {:?}", shown(s)),
             Value::Bytes(b) => format!("bytes of length {}", b.len()),
             Value::Tuple(v) => format!("tuple of {}", v.len()),
             Value::List(v) => format!("list of {}", v.len()),
             Value::Dict(v) => format!("dict of {}", v.len()),
-            Value::Global { module, name } => format!("{module}.{name}"),
+            Value::Global { module, name } => format!("{}.{}", shown(module), shown(name)),
             Value::Call { callable, .. } => format!("object built by {}", callable.describe()),
             Value::Build { object, .. } => object.describe(),
             Value::Persistent(_) => "persistent reference".into(),

@@ -20,6 +20,7 @@ mod zip_format;
 
 pub use write::{pth_bytes, write_pth};
 
+use crate::error::shown;
 use crate::format::FileFormat;
 use crate::pickle::{PickleError, Value};
 use crate::CheckpointError;
@@ -164,7 +165,7 @@ fn find_state_dict(object: &Value, path: &Path) -> Result<Found, CheckpointError
             "several dicts of tensors ({}); convert one of them",
             nested
                 .iter()
-                .map(|(k, _)| k.as_str())
+                .map(|(k, _)| shown(k))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
@@ -182,7 +183,7 @@ fn tensor_entries(
         if let Some(spec) =
             storage::tensor_spec(key, value).map_err(|reason| CheckpointError::InvalidPth {
                 path: path.to_path_buf(),
-                reason: format!("tensor '{key}': {reason}"),
+                reason: format!("tensor '{}': {reason}", shown(key)),
             })?
         {
             specs.push(spec);
@@ -206,7 +207,7 @@ fn build_tensors(
             .build(&bytes)
             .map_err(|reason| CheckpointError::InvalidPth {
                 path: path.to_path_buf(),
-                reason: format!("tensor '{}': {reason}", spec.name),
+                reason: format!("tensor '{}': {reason}", shown(&spec.name)),
             })?;
         tensors.push((spec.name, tensor));
     }
