@@ -198,7 +198,7 @@ mod tests {
         if !cfg!(feature = "cuda") {
             assert!(parse_device("cuda")
                 .unwrap_err()
-                .contains("--features cuda"));
+                .contains("--features cudnn"));
         }
     }
 
