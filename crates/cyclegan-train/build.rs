@@ -26,9 +26,9 @@ fn main() {
     let root = manifest.join("../../data/emoji64");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
-    // Without the workspace's data (the crate built on its own), the binary embeds none and
-    // says so when the default run needs it.
-    if root.is_dir() {
+    // Without the feature, or without the workspace's data (the crate built on its own), the
+    // binary embeds none and says so when the default run needs it.
+    if std::env::var_os("CARGO_FEATURE_EMBEDDED_DATA").is_some() && root.is_dir() {
         files_under(&root, &mut files);
     }
     let mut digest = Sha256::new();

@@ -68,10 +68,12 @@ impl std::fmt::Display for ConversionReport {
 /// detected or taken from `options`, and recorded in the metadata) or `.pth` (`torch.save`'s
 /// zip format, which `torch.load(path, weights_only=True)` and the reference read).
 pub fn convert_checkpoint(
-    input: &Path,
-    output: &Path,
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
     options: &ConvertOptions,
 ) -> Result<ConversionReport, CheckpointError> {
+    let input = input.as_ref();
+    let output = output.as_ref();
     let output_format = OutputFormat::from_path(output)?;
     let bytes = std::fs::read(input).map_err(CheckpointError::io(input))?;
     let input_format =

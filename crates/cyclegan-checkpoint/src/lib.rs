@@ -24,7 +24,7 @@
 //! ```no_run
 //! use candle_core::{DType, Device};
 //! let net = cyclegan_checkpoint::load_network(
-//!     "checkpoints/horse2zebra_pretrained/latest_net_G.pth".as_ref(),
+//!     "checkpoints/horse2zebra_pretrained/latest_net_G.pth",
 //!     &Device::Cpu,
 //!     DType::F32,
 //! )?;

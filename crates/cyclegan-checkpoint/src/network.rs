@@ -31,7 +31,7 @@ pub struct LoadedNetwork {
 
 /// Writes `tensors` (reference key names) and `config` to `path` atomically.
 pub fn save_network(
-    path: &Path,
+    path: impl AsRef<Path>,
     tensors: &HashMap<String, Tensor>,
     config: &NetworkConfig,
 ) -> Result<(), CheckpointError> {
@@ -40,11 +40,12 @@ pub fn save_network(
 
 /// [`save_network`] with extra metadata entries (such as [`SOURCE_KEY`]).
 pub fn save_network_with_metadata(
-    path: &Path,
+    path: impl AsRef<Path>,
     tensors: &HashMap<String, Tensor>,
     config: &NetworkConfig,
     extra: &[(&str, String)],
 ) -> Result<(), CheckpointError> {
+    let path = path.as_ref();
     let bytes = network_bytes(tensors, config, extra).map_err(|e| CheckpointError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -138,7 +139,7 @@ fn with_sorted_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
 /// architecture is then detected), or a reference `.pth` file in either `torch.save` format,
 /// whose architecture is detected from its keys ([`crate::detect_architecture`]).
 pub fn load_network(
-    path: &Path,
+    path: impl AsRef<Path>,
     device: &Device,
     dtype: DType,
 ) -> Result<LoadedNetwork, CheckpointError> {
@@ -148,11 +149,12 @@ pub fn load_network(
 /// [`load_network`] with settings for what detection cannot see (used for files without an
 /// architecture description; a safetensors file written by this project carries its own).
 pub fn load_network_with(
-    path: &Path,
+    path: impl AsRef<Path>,
     device: &Device,
     dtype: DType,
     options: &ConvertOptions,
 ) -> Result<LoadedNetwork, CheckpointError> {
+    let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(CheckpointError::io(path))?;
     let (config, tensors) = match FileFormat::sniff(&bytes) {
         Ok(FileFormat::Safetensors) => {

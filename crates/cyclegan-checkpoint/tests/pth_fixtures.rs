@@ -164,7 +164,7 @@ fn load_network_reads_a_pth_file_by_its_content_whatever_its_name() {
 fn a_safetensors_file_without_a_description_has_its_architecture_detected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.safetensors");
-    let pth = read_pth(&fixture("unet128_batch_legacy.pth")).unwrap();
+    let pth = read_pth(fixture("unet128_batch_legacy.pth")).unwrap();
     candle_core::safetensors::save(&pth.tensors.into_iter().collect(), &path).unwrap();
     let net = load_network(&path, &Device::Cpu, DType::F32).unwrap();
     let expected = cases()
@@ -228,7 +228,7 @@ fn odd_tensors_are_read_exactly_in_both_formats() {
         ("tensors_zip.pth", PthFormat::Zip),
         ("tensors_legacy.pth", PthFormat::Legacy),
     ] {
-        let pth = read_pth(&fixture(file)).unwrap();
+        let pth = read_pth(fixture(file)).unwrap();
         assert_eq!(pth.format, format);
         assert_eq!(pth.tensors.len(), 14, "{file}");
         for (name, t) in &pth.tensors {
@@ -277,7 +277,7 @@ fn conversion_round_trips_through_safetensors_and_back_to_pth() {
     let back = dir.path().join("g_back.pth");
     let case = "resnet9_legacy_old_keys";
     let report = convert_checkpoint(
-        &fixture(&format!("{case}.pth")),
+        fixture(&format!("{case}.pth")),
         &st,
         &ConvertOptions::default(),
     )
@@ -313,7 +313,7 @@ fn conversion_round_trips_through_safetensors_and_back_to_pth() {
 
 #[test]
 fn written_pth_keeps_order_dtypes_and_batch_norm_buffers() {
-    let pth = read_pth(&fixture("basic_batch_zip.pth")).unwrap();
+    let pth = read_pth(fixture("basic_batch_zip.pth")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d.pth");
     write_pth(&out, &pth.tensors).unwrap();
@@ -501,7 +501,7 @@ fn files_that_are_not_checkpoints_say_what_they_are() {
     assert!(msg.contains("<html><body>404"), "{msg}");
     assert!(msg.contains("expected a safetensors file"), "{msg}");
 
-    let msg = read_pth(&fixture("whole_module.pth"))
+    let msg = read_pth(fixture("whole_module.pth"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -531,7 +531,7 @@ fn an_unknown_architecture_lists_what_was_found_and_expected() {
     write_pth(&path, &[("fc.weight".to_string(), fc)]).unwrap();
     let err = convert_checkpoint(
         &path,
-        &dir.path().join("out.safetensors"),
+        dir.path().join("out.safetensors"),
         &ConvertOptions::default(),
     )
     .unwrap_err();
@@ -548,8 +548,8 @@ fn an_unknown_architecture_lists_what_was_found_and_expected() {
         ..Default::default()
     };
     let msg = convert_checkpoint(
-        &fixture("resnet6_legacy.pth"),
-        &dir.path().join("out.safetensors"),
+        fixture("resnet6_legacy.pth"),
+        dir.path().join("out.safetensors"),
         &options,
     )
     .unwrap_err()
@@ -561,8 +561,8 @@ fn an_unknown_architecture_lists_what_was_found_and_expected() {
     assert!(msg.contains("resnet_9blocks generator, ngf 4"), "{msg}");
 
     let msg = convert_checkpoint(
-        &fixture("resnet6_legacy.pth"),
-        &dir.path().join("out.onnx"),
+        fixture("resnet6_legacy.pth"),
+        dir.path().join("out.onnx"),
         &ConvertOptions::default(),
     )
     .unwrap_err()

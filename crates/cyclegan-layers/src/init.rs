@@ -36,16 +36,16 @@ impl std::fmt::Display for InitType {
 }
 
 impl std::str::FromStr for InitType {
-    type Err = String;
+    type Err = crate::ParseNameError;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "normal" => Ok(Self::Normal),
             "xavier" => Ok(Self::Xavier),
             "kaiming" => Ok(Self::Kaiming),
             "orthogonal" => Ok(Self::Orthogonal),
-            other => Err(format!(
+            other => Err(crate::ParseNameError::new(format!(
                 "unknown init type '{other}': expected normal, xavier, kaiming or orthogonal"
-            )),
+            ))),
         }
     }
 }

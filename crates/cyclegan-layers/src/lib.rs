@@ -51,9 +51,13 @@ pub mod init;
 pub mod norm;
 pub mod ops;
 pub mod padding;
+mod parse;
 pub mod resnet_block;
 pub mod rng;
 
+// candle, whose types are in this crate's signatures.
+pub use candle_core;
+pub use candle_nn;
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use deferred::Deferred;
 pub use dropout::Dropout;
@@ -61,5 +65,6 @@ pub use init::{init_weights, InitType};
 pub use norm::{Norm, NormKind};
 pub use ops::Activation;
 pub use padding::{Pad2d, PaddingType};
+pub use parse::ParseNameError;
 pub use resnet_block::ResnetBlock;
-pub use rng::{SeededRng, SharedRng};
+pub use rng::{seeded_rng, SeededRng, SharedRng};

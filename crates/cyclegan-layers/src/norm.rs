@@ -50,16 +50,16 @@ impl std::fmt::Display for NormKind {
 }
 
 impl std::str::FromStr for NormKind {
-    type Err = String;
+    type Err = crate::ParseNameError;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "instance" => Ok(Self::Instance),
             "instance_affine" => Ok(Self::InstanceAffine),
             "batch" => Ok(Self::Batch),
             "none" => Ok(Self::None),
-            other => Err(format!(
+            other => Err(crate::ParseNameError::new(format!(
                 "unknown norm '{other}': expected instance, instance_affine, batch or none"
-            )),
+            ))),
         }
     }
 }

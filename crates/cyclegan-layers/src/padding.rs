@@ -31,15 +31,15 @@ impl std::fmt::Display for PaddingType {
 }
 
 impl std::str::FromStr for PaddingType {
-    type Err = String;
+    type Err = crate::ParseNameError;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "reflect" => Ok(Self::Reflect),
             "replicate" => Ok(Self::Replicate),
             "zero" => Ok(Self::Zero),
-            other => Err(format!(
+            other => Err(crate::ParseNameError::new(format!(
                 "unknown padding type '{other}': expected reflect, replicate or zero"
-            )),
+            ))),
         }
     }
 }

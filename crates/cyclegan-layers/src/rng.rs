@@ -9,6 +9,13 @@ use std::sync::{Arc, Mutex};
 /// resumed with exactly the same random stream.
 pub type SeededRng = rand_chacha::ChaCha8Rng;
 
+/// A [`SeededRng`] seeded with `seed` (for [`init_weights`](crate::init_weights), without
+/// importing `rand`'s `SeedableRng`).
+pub fn seeded_rng(seed: u64) -> SeededRng {
+    use rand::SeedableRng;
+    SeededRng::seed_from_u64(seed)
+}
+
 /// A [`SeededRng`] shared between the layers of one network (its dropout layers).
 #[derive(Clone, Debug)]
 pub struct SharedRng(Arc<Mutex<SeededRng>>);
@@ -16,8 +23,7 @@ pub struct SharedRng(Arc<Mutex<SeededRng>>);
 impl SharedRng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        use rand::SeedableRng;
-        Self::from_rng(SeededRng::seed_from_u64(seed))
+        Self::from_rng(seeded_rng(seed))
     }
 
     /// Shares an existing generator (for example one restored from a checkpoint).

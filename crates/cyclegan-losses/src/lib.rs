@@ -39,16 +39,36 @@ pub enum GanMode {
     Wgangp,
 }
 
+/// A name that is none of [`GanMode`]'s (`"wgan".parse::<GanMode>()`); its message names
+/// those accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseGanModeError(String);
+
+impl std::fmt::Display for ParseGanModeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseGanModeError {}
+
+/// For callers whose errors are messages (clap's value parsers, option resolution).
+impl From<ParseGanModeError> for String {
+    fn from(e: ParseGanModeError) -> String {
+        e.0
+    }
+}
+
 impl std::str::FromStr for GanMode {
-    type Err = String;
+    type Err = ParseGanModeError;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "lsgan" => Ok(Self::Lsgan),
             "vanilla" => Ok(Self::Vanilla),
             "wgangp" => Ok(Self::Wgangp),
-            other => Err(format!(
+            other => Err(ParseGanModeError(format!(
                 "unknown gan mode '{other}': expected lsgan, vanilla or wgangp"
-            )),
+            ))),
         }
     }
 }
@@ -183,9 +203,8 @@ mod tests {
     fn gan_modes_parse_from_the_reference_names() {
         assert_eq!("lsgan".parse::<GanMode>().unwrap(), GanMode::Lsgan);
         assert_eq!("wgangp".parse::<GanMode>().unwrap(), GanMode::Wgangp);
-        assert!("hinge"
-            .parse::<GanMode>()
-            .unwrap_err()
-            .contains("lsgan, vanilla or wgangp"));
+        // An error type, so that `?` works in a function returning `Box<dyn Error>`.
+        let err: Box<dyn std::error::Error> = "hinge".parse::<GanMode>().unwrap_err().into();
+        assert!(err.to_string().contains("lsgan, vanilla or wgangp"));
     }
 }

@@ -1,6 +1,6 @@
 //! Typed architecture descriptions, stored in every checkpoint's metadata.
 
-use cyclegan_layers::{InitType, NormKind, PaddingType};
+use cyclegan_layers::{InitType, NormKind, PaddingType, ParseNameError};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -50,7 +50,7 @@ impl fmt::Display for GeneratorArch {
 }
 
 impl FromStr for GeneratorArch {
-    type Err = String;
+    type Err = ParseNameError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let expected =
             "expected resnet_9blocks, resnet_6blocks, resnet_<N>blocks, unet_128 or unet_256";
@@ -60,7 +60,9 @@ impl FromStr for GeneratorArch {
         {
             return match n.parse::<usize>() {
                 Ok(blocks) => Ok(GeneratorArch::Resnet { blocks }),
-                Err(_) => Err(format!("unknown generator '{s}': {expected}")),
+                Err(_) => Err(ParseNameError::new(format!(
+                    "unknown generator '{s}': {expected}"
+                ))),
             };
         }
         if let Some(size) = s
@@ -73,7 +75,9 @@ impl FromStr for GeneratorArch {
                 });
             }
         }
-        Err(format!("unknown generator '{s}': {expected}"))
+        Err(ParseNameError::new(format!(
+            "unknown generator '{s}': {expected}"
+        )))
     }
 }
 
@@ -88,14 +92,14 @@ pub enum DiscriminatorArch {
 
 impl DiscriminatorArch {
     /// Parses `--netD` (`basic`, `n_layers`, `pixel`) with `--n_layers_D`.
-    pub fn from_options(net_d: &str, n_layers: usize) -> Result<Self, String> {
+    pub fn from_options(net_d: &str, n_layers: usize) -> Result<Self, ParseNameError> {
         match net_d {
             "basic" => Ok(DiscriminatorArch::NLayers(3)),
             "n_layers" => Ok(DiscriminatorArch::NLayers(n_layers)),
             "pixel" => Ok(DiscriminatorArch::Pixel),
-            other => Err(format!(
+            other => Err(ParseNameError::new(format!(
                 "unknown discriminator '{other}': expected basic, n_layers or pixel"
-            )),
+            ))),
         }
     }
 }
@@ -111,7 +115,7 @@ impl fmt::Display for DiscriminatorArch {
 }
 
 impl FromStr for DiscriminatorArch {
-    type Err = String;
+    type Err = ParseNameError;
     /// Parses the [`Display`](fmt::Display) form: `basic`, `n_layers_<N>`, `pixel`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.strip_prefix("n_layers_").map(str::parse::<usize>) {

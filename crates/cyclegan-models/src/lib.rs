@@ -5,11 +5,14 @@
 //! parameter names are the reference's `state_dict` keys (`model.1.weight`,
 //! `model.10.conv_block.5.bias`, `model.model.1.model.3...`), so a PyTorch checkpoint maps one to
 //! one, and their outputs and gradients match PyTorch's (see this crate's parity tests).
+//! [`state_dict`] gives a network's tensors by those keys. The layer options in the configs
+//! ([`NormKind`], [`PaddingType`], [`InitType`]) and candle itself ([`candle_core`],
+//! [`candle_nn`]) are re-exported, so that this crate alone builds and runs a network.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor, ModuleT};
 //! use candle_nn::{VarBuilder, VarMap};
-//! use cyclegan_models::{Generator, GeneratorArch, GeneratorConfig};
+//! use cyclegan_models::{state_dict, Generator, GeneratorArch, GeneratorConfig};
 //!
 //! // The reference's default is resnet_9blocks with ngf 64; a small one runs faster here.
 //! let config = GeneratorConfig {
@@ -24,10 +27,7 @@
 //! assert_eq!(y.dims(), &[1, 3, 64, 64]);
 //!
 //! // The same network again from its tensors, as from a checkpoint.
-//! let tensors = varmap.data().lock().unwrap().iter()
-//!     .map(|(key, var)| (key.clone(), var.as_tensor().clone()))
-//!     .collect();
-//! let same = Generator::from_tensors(tensors, &config, &Device::Cpu)?;
+//! let same = Generator::from_tensors(state_dict(&varmap), &config, &Device::Cpu)?;
 //! let x = Tensor::ones((1, 3, 64, 64), DType::F32, &Device::Cpu)?;
 //! let diff = (g.forward_t(&x, false)? - same.forward_t(&x, false)?)?.abs()?.max_all()?;
 //! assert_eq!(diff.to_scalar::<f32>()?, 0.0);
@@ -46,6 +46,11 @@ pub use config::{
     DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, InitConfig,
     NetworkConfig,
 };
+// The layer crate's option types in this crate's signatures, and candle, so that a user needs no
+// other import to build and run a network.
+pub use candle_core;
+pub use candle_nn;
+pub use cyclegan_layers::{InitType, NormKind, PaddingType, ParseNameError, SharedRng};
 pub use nlayer::NLayerDiscriminator;
 pub use pixel::PixelDiscriminator;
 pub use resnet::ResnetGenerator;
@@ -53,7 +58,6 @@ pub use unet::UnetGenerator;
 
 use candle_core::{DType, Device, ModuleT, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use cyclegan_layers::SharedRng;
 use std::collections::HashMap;
 
 /// A generator of any supported architecture.
@@ -150,6 +154,18 @@ pub fn is_buffer(name: &str) -> bool {
     ["running_mean", "running_var", "num_batches_tracked"]
         .iter()
         .any(|b| name.rsplit('.').next() == Some(*b))
+}
+
+/// The `state_dict` of the network whose variables are `varmap`: every parameter and buffer by
+/// its reference key, what [`Generator::from_tensors`] and a checkpoint writer take.
+pub fn state_dict(varmap: &VarMap) -> HashMap<String, Tensor> {
+    let vars = varmap
+        .data()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    vars.iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect()
 }
 
 /// The number of learned parameters in `varmap` (what PyTorch's `net.parameters()` counts:

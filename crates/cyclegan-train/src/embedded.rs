@@ -16,7 +16,8 @@ mod generated {
 pub const LOCAL_COPY: &str = "data/emoji64";
 
 /// The files built into the binary: each one's path in the dataset's folder (`/`-separated,
-/// `trainA/...`) and its bytes. Empty when the crate was built without the workspace's `data/`.
+/// `trainA/...`) and its bytes. Empty when the crate was built without its `embedded-data`
+/// feature (on by default) or without the workspace's `data/`.
 pub fn files() -> &'static [(&'static str, &'static [u8])] {
     generated::FILES
 }
@@ -59,7 +60,7 @@ pub fn unpack_to(dir: &Path) -> Result<bool> {
     }
     if files().is_empty() {
         return Err(TrainError::Options(format!(
-            "this cyclegan-train was built without its default dataset ({LOCAL_COPY} was missing when it was built): pass --dataroot, or run it in the repository"
+            "this cyclegan-train was built without its default dataset (without the embedded-data feature, or {LOCAL_COPY} was missing when it was built): pass --dataroot, or run it in the repository"
         )));
     }
     let context = || format!("cannot unpack the built-in dataset to {}", dir.display());
@@ -88,7 +89,7 @@ pub fn unpack_to(dir: &Path) -> Result<bool> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded-data"))]
 mod tests {
     use super::*;
 

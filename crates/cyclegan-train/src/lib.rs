@@ -30,6 +30,8 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod embedded;
 mod error;
 pub mod metrics;

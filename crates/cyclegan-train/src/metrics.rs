@@ -17,11 +17,26 @@ const BINS: usize = 32;
 /// The paired test images: `a[i]` (an input of G_A: testA, or testB under `--direction BtoA`)
 /// and `b[i]` (its true counterpart in the other folder) share a file name.
 pub struct PairedTestSet {
+    /// G_A's inputs, each `[C, H, W]` in [-1, 1].
     pub a: Vec<Tensor>,
+    /// Their true counterparts, in the same order and sizes.
     pub b: Vec<Tensor>,
+    /// The shared file names, relative to their folders.
     pub names: Vec<String>,
+    /// The files of `a`.
     pub a_paths: Vec<PathBuf>,
+    /// The files of `b`.
     pub b_paths: Vec<PathBuf>,
+}
+
+impl std::fmt::Debug for PairedTestSet {
+    /// The number of pairs and their file names (the images and full paths are left out).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairedTestSet")
+            .field("pairs", &self.names.len())
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Distances of a translated test set to its true counterparts, with the do-nothing baseline.
@@ -33,9 +48,11 @@ pub struct TestMetrics {
     pub psnr: f64,
     /// Total-variation distance of the colour histograms of G_A(testA) and testB (0 = same).
     pub hist: f64,
-    /// The same three measures for testA itself against testB.
+    /// The same three measures for testA itself against testB: `l1`'s baseline.
     pub identity_l1: f64,
+    /// `psnr`'s baseline: the mean PSNR (dB) of testA against testB.
     pub identity_psnr: f64,
+    /// `hist`'s baseline: the histogram distance of testA to testB.
     pub identity_hist: f64,
 }
 

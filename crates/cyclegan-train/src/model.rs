@@ -22,12 +22,19 @@ use crate::optim::{Adam, AdamConfig};
 /// start at the reference's 0.0002).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// G_A's architecture (G_B's is the same with the channels swapped: [`ModelConfig::network`]).
     pub generator: GeneratorConfig,
+    /// The discriminators' architecture; their input channels come from `generator`.
     pub discriminator: DiscriminatorConfig,
+    /// How the four networks are initialised (`--init_type`, `--init_gain`).
     pub init: InitConfig,
+    /// The adversarial loss (`--gan_mode` in the reference, `lsgan`).
     pub gan_mode: GanMode,
+    /// The cycle and identity loss weights (`--lambda_A`, `--lambda_B`, `--lambda_identity`).
     pub weights: CycleWeights,
+    /// Generated images each pool keeps for the discriminators (`--pool_size`, 50; 0: no pool).
     pub pool_size: usize,
+    /// Adam's first-moment decay for both optimisers (`--beta1` in the reference, 0.5).
     pub beta1: f64,
 }
 
@@ -130,13 +137,21 @@ impl std::fmt::Display for NetworkName {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[allow(non_snake_case)]
 pub struct Losses {
+    /// D_A's loss: the mean of its GAN losses on real B and on pooled fake B images.
     pub D_A: f64,
+    /// G_A's adversarial loss: D_A's GAN loss on G_A(A) against the real label.
     pub G_A: f64,
+    /// The A -> B -> A cycle loss: L1 of G_B(G_A(A)) to A, times `lambda_A`.
     pub cycle_A: f64,
+    /// G_A's identity loss: L1 of G_A(B) to B, times `lambda_B * lambda_identity` (0 when off).
     pub idt_A: f64,
+    /// D_B's loss: the mean of its GAN losses on real A and on pooled fake A images.
     pub D_B: f64,
+    /// G_B's adversarial loss: D_B's GAN loss on G_B(B) against the real label.
     pub G_B: f64,
+    /// The B -> A -> B cycle loss: L1 of G_A(G_B(B)) to B, times `lambda_B`.
     pub cycle_B: f64,
+    /// G_B's identity loss: L1 of G_B(A) to A, times `lambda_A * lambda_identity` (0 when off).
     pub idt_B: f64,
 }
 
@@ -159,13 +174,21 @@ impl Losses {
 /// The images of one iteration, detached (the reference's `visual_names`).
 #[derive(Debug, Clone)]
 pub struct Visuals {
+    /// The batch of A images (`real_A`), on the model's device and dtype.
     pub real_a: Tensor,
+    /// G_A(A) (`fake_B`).
     pub fake_b: Tensor,
+    /// G_B(G_A(A)), A reconstructed (`rec_A`).
     pub rec_a: Tensor,
+    /// G_B(A) (`idt_B`), when the identity loss is on.
     pub idt_b: Option<Tensor>,
+    /// The batch of B images (`real_B`).
     pub real_b: Tensor,
+    /// G_B(B) (`fake_A`).
     pub fake_a: Tensor,
+    /// G_A(G_B(B)), B reconstructed (`rec_B`).
     pub rec_b: Tensor,
+    /// G_A(B) (`idt_A`), when the identity loss is on.
     pub idt_a: Option<Tensor>,
 }
 
@@ -209,10 +232,7 @@ impl<N> Network<N> {
 
     /// The whole `state_dict` (parameters and buffers).
     pub fn state_dict(&self) -> HashMap<String, Tensor> {
-        let vars = self.varmap.data().lock().unwrap_or_else(|p| p.into_inner());
-        vars.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect()
+        cyclegan_models::state_dict(&self.varmap)
     }
 
     /// The `state_dict` with the parameters detached: the same storage, but what is computed
@@ -273,7 +293,9 @@ fn frozen(
 /// Random state of the model besides its weights: the generators' dropout generators.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelRngState {
+    /// The state of G_A's dropout generator.
     pub dropout_a: SeededRng,
+    /// The state of G_B's dropout generator.
     pub dropout_b: SeededRng,
 }
 
@@ -298,6 +320,20 @@ pub struct CycleGan {
     gan: GanLoss,
     device: Device,
     dtype: DType,
+}
+
+impl std::fmt::Debug for CycleGan {
+    /// The configuration, device, dtype, learning rate and optimisation steps taken (the
+    /// networks' weights, the optimisers' moments and the pools are left out).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CycleGan")
+            .field("config", &self.config)
+            .field("device", &self.device)
+            .field("dtype", &self.dtype)
+            .field("lr", &self.lr())
+            .field("steps", &self.opt_g.step_count())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Seeds derived from the run's seed, one per consumer, so each stream is independent.
@@ -412,10 +448,12 @@ impl CycleGan {
         &self.config
     }
 
+    /// The device the networks live on.
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// The networks' floating-point type.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
@@ -484,6 +522,7 @@ impl CycleGan {
         }
     }
 
+    /// Puts the dropout generators back to a state from [`CycleGan::rng_state`] (resumption).
     pub fn restore_rng_state(&self, state: &ModelRngState) {
         self.dropout_a.restore(state.dropout_a.clone());
         self.dropout_b.restore(state.dropout_b.clone());

@@ -8,9 +8,13 @@ use std::collections::HashMap;
 /// no weight decay).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
+    /// The learning rate (`--lr` in the reference, 0.0002); the schedule changes it.
     pub lr: f64,
+    /// The first-moment decay (`--beta1` in the reference, 0.5).
     pub beta1: f64,
+    /// The second-moment decay (0.999, fixed in the reference).
     pub beta2: f64,
+    /// Added to the denominator for stability (1e-8, PyTorch's default).
     pub eps: f64,
 }
 
@@ -54,10 +58,12 @@ impl Adam {
         })
     }
 
+    /// The current learning rate.
     pub fn lr(&self) -> f64 {
         self.config.lr
     }
 
+    /// Sets the learning rate of the next steps.
     pub fn set_lr(&mut self, lr: f64) {
         self.config.lr = lr;
     }

@@ -303,26 +303,48 @@ fn parse_dataset_mode(value: &str) -> Result<String, String> {
 /// The fully resolved configuration of a run, saved as `options.json` in the run folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// The dataset folder, holding `<phase>A` and `<phase>B` (`--dataroot`).
     pub dataroot: PathBuf,
+    /// The run's folder in `checkpoints_dir` and `results_dir` (`--name`, with its `--suffix`).
     pub name: String,
+    /// Where runs are stored (`--checkpoints_dir`, `./checkpoints`).
     pub checkpoints_dir: PathBuf,
+    /// Where the final test translations go, under `<name>` (`--results_dir`, `./results`).
     pub results_dir: PathBuf,
+    /// The networks, losses and optimiser settings.
     pub model: ModelConfig,
+    /// How the training images are read and augmented (`--preprocess`, `--load_size`, ...).
     pub data: DataOptions,
+    /// Images per batch (`--batch_size`, 1).
     pub batch_size: usize,
+    /// Threads decoding and augmenting images (`--num_threads` in the reference).
     pub workers: usize,
+    /// What to do with an unreadable training image: fail (the default) or skip it with a warning.
     pub on_bad_image: OnBadImage,
+    /// The learning rate and its policy (`--lr`, `--lr_policy`, `--n_epochs`, ...).
     pub schedule: ScheduleConfig,
+    /// Continue the run in the run folder instead of starting one (`--continue_train`).
     pub continue_train: bool,
+    /// The checkpoint a continued run starts from: `latest` or an epoch number (`--epoch`).
     pub epoch: String,
+    /// Keep a numbered checkpoint every this many epochs (`--save_epoch_freq`, 5).
     pub save_epoch_freq: usize,
+    /// Save the latest checkpoint every this many images (`--save_latest_freq`, 5000).
     pub save_latest_freq: usize,
+    /// Log the losses every this many images (`--print_freq`, 100).
     pub print_freq: usize,
+    /// Refresh `web/index.html`'s sample images every this many images (`--display_freq`, 400).
     pub display_freq: usize,
+    /// Seed of every random choice: initialisation, data order, crops, flips, pools, dropout.
     pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N` (the reference's `--gpu_ids` is read into it).
     pub device: String,
+    /// Stop once the run's optimisation steps, across resumes, reach this many (`None`: no limit).
     pub max_steps: Option<u64>,
+    /// After training, translate G_A's test folder (testA, or testB under `BtoA`) with G_A into
+    /// `<results_dir>/<name>/test_latest`.
     pub translate_test: bool,
+    /// Show a progress bar.
     pub progress: bool,
     /// True when training on the embedded emoji64 data with its preset.
     pub embedded: bool,

@@ -32,7 +32,7 @@ impl std::fmt::Display for LrPolicy {
 }
 
 impl std::str::FromStr for LrPolicy {
-    type Err = String;
+    type Err = cyclegan_layers::ParseNameError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             // "lambda": the name older versions of the reference gave the linear policy.
@@ -40,9 +40,9 @@ impl std::str::FromStr for LrPolicy {
             "step" => Ok(Self::Step),
             "plateau" => Ok(Self::Plateau),
             "cosine" => Ok(Self::Cosine),
-            other => Err(format!(
+            other => Err(cyclegan_layers::ParseNameError::new(format!(
                 "unknown lr policy '{other}': expected linear, step, plateau or cosine"
-            )),
+            ))),
         }
     }
 }
@@ -50,12 +50,17 @@ impl std::str::FromStr for LrPolicy {
 /// The schedule's inputs (the reference's options).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleConfig {
+    /// How the rate changes over the epochs (`--lr_policy`, `linear`).
     pub policy: LrPolicy,
     /// The initial learning rate of both optimisers (the reference's `--lr`).
     pub lr: f64,
+    /// Epochs at the initial rate (`--n_epochs`, 100); the cosine policy decays over them.
     pub n_epochs: usize,
+    /// Epochs of linear decay after them (`--n_epochs_decay`, 100).
     pub n_epochs_decay: usize,
+    /// The number of the first epoch (`--epoch_count`, 1).
     pub epoch_count: usize,
+    /// Epochs between tenfold decays of the step policy (`--lr_decay_iters`, 50).
     pub lr_decay_iters: usize,
 }
 
@@ -63,9 +68,13 @@ pub struct ScheduleConfig {
 /// bookkeeping. Saved in the training state so a resumed run continues the same curve.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct Schedule {
+    /// Epochs stepped so far (in this run and those it continues).
     pub steps: usize,
+    /// The plateau policy's current rate, once it has reduced it (`None`: still the initial one).
     pub plateau_lr: Option<f64>,
+    /// The best metric the plateau policy has seen (`None` before the first step).
     pub plateau_best: Option<f64>,
+    /// Epochs since the plateau policy last saw an improvement or reduced the rate.
     pub plateau_bad_epochs: usize,
 }
 

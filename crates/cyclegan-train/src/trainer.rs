@@ -23,9 +23,14 @@ use crate::web::WebPage;
 /// What a finished (or stopped) run reports.
 #[derive(Debug, Clone)]
 pub struct TrainReport {
+    /// The run's folder, `<checkpoints_dir>/<name>`.
     pub run_dir: PathBuf,
+    /// Where the run stands at the end: epoch, steps, images and time across all resumes.
     pub progress: Progress,
+    /// The losses of the last iteration of this invocation (`None` if it trained none).
     pub last_losses: Option<Losses>,
+    /// The test-set measures of the last finished epoch, when the test folders are paired
+    /// ([`crate::metrics`]).
     pub last_metrics: Option<TestMetrics>,
     /// The test translations and the sample sheet, when written.
     pub results_dir: Option<PathBuf>,

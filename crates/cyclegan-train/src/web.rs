@@ -10,6 +10,7 @@ use crate::error::{Result, TrainError};
 use crate::model::{Losses, Visuals};
 
 /// Writes the page and its images under `<run>/web`.
+#[derive(Debug)]
 pub struct WebPage {
     dir: PathBuf,
     /// The labels saved for each epoch.
@@ -19,6 +20,7 @@ pub struct WebPage {
 }
 
 impl WebPage {
+    /// A page in `run_dir/web` that knows no images or losses yet (nothing is written).
     pub fn new(run_dir: &Path) -> Self {
         Self {
             dir: run_dir.join("web"),
@@ -58,6 +60,7 @@ impl WebPage {
         self.epochs.values_mut().for_each(|labels| labels.sort());
     }
 
+    /// Adds a point to the loss curves: the losses after `images` training images in all.
     pub fn record_losses(&mut self, images: u64, losses: Losses) {
         self.curve.push((images, losses));
     }

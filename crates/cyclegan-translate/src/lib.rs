@@ -26,6 +26,8 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod html;
 mod pad;
 mod run;
@@ -55,7 +57,8 @@ pub struct Translator {
 
 impl Translator {
     /// Reads a generator checkpoint (`.safetensors` of this project or a reference `.pth`).
-    pub fn load(checkpoint: &Path, device: &Device) -> Result<Self, TranslateError> {
+    pub fn load(checkpoint: impl AsRef<Path>, device: &Device) -> Result<Self, TranslateError> {
+        let checkpoint = checkpoint.as_ref();
         let loaded = cyclegan_checkpoint::load_network(checkpoint, device, DType::F32)?;
         let config = match loaded.config {
             NetworkConfig::Generator(config) => config,
@@ -85,6 +88,11 @@ impl Translator {
         }
     }
 
+    /// The generator it runs (loaded by [`Translator::load`], or given to [`Translator::new`]).
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
     /// Evaluation mode (the reference's `--eval`): batch norm uses its running statistics and
     /// dropout is off. The default is training mode, like the reference's `test.py`.
     pub fn with_eval(mut self, eval: bool) -> Self {
@@ -92,6 +100,8 @@ impl Translator {
         self
     }
 
+    /// The generator's architecture, channels and normalisation (from its checkpoint's
+    /// metadata, or as given to [`Translator::new`]).
     pub fn config(&self) -> &GeneratorConfig {
         &self.config
     }

@@ -13,31 +13,59 @@ use crate::Translator;
 /// Why translation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {
+    /// A checkpoint that could not be read.
     #[error(transparent)]
     Checkpoint(#[from] cyclegan_checkpoint::CheckpointError),
+    /// The checkpoint holds a discriminator, not a generator.
     #[error("{path} holds a discriminator ({found}), not a generator: pass a latest_net_G_A / latest_net_G_B (or a pretrained latest_net_G) checkpoint")]
-    NotAGenerator { path: PathBuf, found: String },
+    NotAGenerator {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The discriminator's architecture, as its metadata names it.
+        found: String,
+    },
+    /// The checkpoint's weights do not fit the generator its metadata describes.
     #[error("{path}: the weights do not fit the architecture its metadata describes: {reason}")]
-    Architecture { path: PathBuf, reason: String },
+    Architecture {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The input: a missing file or folder, a folder without images, an image that cannot
+    /// be decoded or written.
     #[error(transparent)]
     Data(#[from] cyclegan_data::DataError),
+    /// An output folder or the result page that could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The folder or file.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// Translating an image failed (say, the GPU ran out of memory).
     #[error("translating {path}: {source}")]
     Compute {
+        /// The input image.
         path: PathBuf,
+        /// What failed.
         source: candle_core::Error,
     },
+    /// Every input image was skipped as unreadable: there is nothing to show.
     #[error("no image of {input} could be translated")]
-    NothingTranslated { input: PathBuf },
+    NothingTranslated {
+        /// The input file or folder (`--input`, or `--dataroot`).
+        input: PathBuf,
+    },
     /// A network file of the reference's layout (`--dataroot` form) is not there.
     #[error("no checkpoint for {network}: tried {}; {hint}", display_paths(tried))]
     MissingCheckpoint {
+        /// The network, as the reference names it (`G_A`, `G_B`, `G`).
         network: String,
+        /// The files looked for (`.safetensors`, then `.pth`).
         tried: Vec<PathBuf>,
+        /// What to pass instead, from what the run folder holds.
         hint: String,
     },
     /// Options that cannot work (the `--dataroot` form's).
@@ -166,6 +194,7 @@ pub struct TranslateOptions {
     pub input: PathBuf,
     /// Receives `images/<stem>_real.png`, `images/<stem>_fake.png` and `index.html`.
     pub output: PathBuf,
+    /// How images are sized before translation: each at its own size, or as `test.py` does.
     pub resize: Resize,
     /// Show a progress bar.
     pub progress: bool,
@@ -178,6 +207,7 @@ pub struct TranslateSummary {
     pub translated: Vec<(PathBuf, PathBuf, PathBuf)>,
     /// Files that could not be read, with the reason (they are skipped with a warning).
     pub skipped: Vec<(PathBuf, String)>,
+    /// The result page written, `output/index.html`.
     pub index: PathBuf,
 }
 

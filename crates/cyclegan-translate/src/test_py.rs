@@ -33,16 +33,16 @@ impl fmt::Display for TestModel {
 }
 
 impl FromStr for TestModel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = cyclegan_layers::ParseNameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "test" => Ok(TestModel::Test),
             "cycle_gan" => Ok(TestModel::CycleGan),
-            _ => Err(format!(
+            _ => Err(cyclegan_layers::ParseNameError::new(format!(
                 "this toolkit runs CycleGAN generators only: use --model test (one generator, \
                  latest_net_G{{model_suffix}}) or --model cycle_gan (latest_net_G_A and G_B); \
                  the reference's other models ({s}) need its own test.py"
-            )),
+            ))),
         }
     }
 }

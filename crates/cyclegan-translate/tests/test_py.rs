@@ -162,8 +162,8 @@ fn test_model_reads_a_run_folder_and_writes_test_py_results() {
     let pth_run = root.join("checkpoints/from_pth");
     std::fs::create_dir_all(&pth_run).unwrap();
     convert_checkpoint(
-        &run.join("latest_net_G.safetensors"),
-        &pth_run.join("latest_net_G_A.pth"),
+        run.join("latest_net_G.safetensors"),
+        pth_run.join("latest_net_G_A.pth"),
         &ConvertOptions::default(),
     )
     .unwrap();
@@ -204,7 +204,7 @@ fn test_model_reads_a_run_folder_and_writes_test_py_results() {
         .find(|(k, _)| k.ends_with("weight"))
         .unwrap();
     let ours = cyclegan_checkpoint::load_network(
-        &run.join("latest_net_G.safetensors"),
+        run.join("latest_net_G.safetensors"),
         &Device::Cpu,
         candle_core::DType::F32,
     )
@@ -214,7 +214,7 @@ fn test_model_reads_a_run_folder_and_writes_test_py_results() {
     assert!(diff > 0.0, "the other weights differ");
     convert_checkpoint(
         &other,
-        &both.join("latest_net_G.pth"),
+        both.join("latest_net_G.pth"),
         &ConvertOptions::default(),
     )
     .unwrap();
@@ -570,7 +570,7 @@ fn wrong_command_lines_are_clear_errors() {
     // A discriminator where the generator should be.
     std::fs::create_dir_all(root.join("checkpoints/disc")).unwrap();
     cyclegan_checkpoint::save_network(
-        &root.join("checkpoints/disc/latest_net_G.safetensors"),
+        root.join("checkpoints/disc/latest_net_G.safetensors"),
         &Default::default(),
         &cyclegan_models::NetworkConfig::Discriminator(Default::default()),
     )

@@ -234,7 +234,7 @@ fn wrong_files_are_clear_errors() {
         .to_string();
     assert!(err.contains("notes.safetensors"), "{err}");
     // A missing file.
-    let err = Translator::load(&tmp.path().join("missing.pth"), &Device::Cpu)
+    let err = Translator::load(tmp.path().join("missing.pth"), &Device::Cpu)
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing.pth"), "{err}");

@@ -59,7 +59,8 @@ pub struct PthStateDict {
 }
 
 /// Reads the `state_dict` that `torch.save` wrote to `path`, in either format.
-pub fn read_pth(path: &Path) -> Result<PthStateDict, CheckpointError> {
+pub fn read_pth(path: impl AsRef<Path>) -> Result<PthStateDict, CheckpointError> {
+    let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(CheckpointError::io(path))?;
     read_pth_bytes(&bytes, path)
 }

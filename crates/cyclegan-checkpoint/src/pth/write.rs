@@ -15,7 +15,11 @@ const ALIGNMENT: u16 = 64;
 
 /// Writes `tensors` to `path` as `torch.save(OrderedDict(tensors), path)` would (zip format),
 /// atomically.
-pub fn write_pth(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+pub fn write_pth(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor)],
+) -> Result<(), CheckpointError> {
+    let path = path.as_ref();
     let bytes = pth_bytes(tensors).map_err(|e| match e {
         CheckpointError::InvalidArgument(reason) => {
             CheckpointError::InvalidArgument(format!("cannot write {}: {reason}", path.display()))
