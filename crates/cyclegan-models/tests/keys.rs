@@ -76,3 +76,27 @@ fn reference_parameter_counts() {
     .unwrap();
     assert_eq!(parameter_count(&varmap), 2_764_737);
 }
+
+/// The reference's option names parse with `?` in a function returning any error (the parse
+/// errors are `Error`s), and a wrong one says what is accepted.
+#[test]
+fn option_names_parse_with_the_reference_spellings() -> Result<(), Box<dyn std::error::Error>> {
+    use cyclegan_models::{DiscriminatorArch, GeneratorArch, InitType, NormKind, PaddingType};
+    assert_eq!(
+        "unet_256".parse::<GeneratorArch>()?,
+        GeneratorArch::Unet { downs: 8 }
+    );
+    assert_eq!(
+        "n_layers_4".parse::<DiscriminatorArch>()?,
+        DiscriminatorArch::NLayers(4)
+    );
+    assert_eq!("instance".parse::<NormKind>()?, NormKind::Instance);
+    assert_eq!("reflect".parse::<PaddingType>()?, PaddingType::Reflect);
+    assert_eq!("xavier".parse::<InitType>()?, InitType::Xavier);
+    let wrong: Box<dyn std::error::Error> = "resnet_xblocks"
+        .parse::<GeneratorArch>()
+        .unwrap_err()
+        .into();
+    assert!(wrong.to_string().contains("resnet_<N>blocks"), "{wrong}");
+    Ok(())
+}
