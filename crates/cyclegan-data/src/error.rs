@@ -49,7 +49,7 @@ pub enum DataError {
     },
     /// An image is smaller than the crop it must yield (the reference's RandomCrop refuses it too).
     #[error(
-        "image {} is {width}x{height} after resizing, smaller than the {crop}x{crop} crop",
+        "image {} comes to {width}x{height} before its crop, smaller than the {crop}x{crop} crop",
         path.display()
     )]
     TooSmallForCrop {

@@ -1,6 +1,7 @@
 //! The reference's `get_transform`: grayscale, resize, random crop, random flip.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use image::DynamicImage;
 
@@ -17,6 +18,8 @@ pub(crate) fn multiple_of_4_size(w: u32, h: u32) -> (u32, u32) {
     let round = |v: u32| ((f64::from(v) / 4.0).round_ties_even() as u32 * 4).max(4);
     (round(w), round(h))
 }
+
+static WARNED_SIZE: AtomicBool = AtomicBool::new(false);
 
 /// The size `__scale_width` resizes to, or `None` when it keeps the image as it is.
 pub(crate) fn scale_width_size(w: u32, h: u32, target: u32, crop: u32) -> Option<(u32, u32)> {
@@ -61,6 +64,13 @@ pub(crate) fn apply(
         Preprocess::None => {
             let (nw, nh) = multiple_of_4_size(w, h);
             if (nw, nh) != (w, h) {
+                // The reference's `__print_size_warning`, once per process.
+                if !WARNED_SIZE.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "the image size needs to be a multiple of 4: {} is {w}x{h} and was resized to {nw}x{nh}; this adjustment is made to every image whose sides are not multiples of 4",
+                        path.display()
+                    );
+                }
                 img = resize_bicubic(&img, nw, nh);
             }
         }
@@ -130,7 +140,11 @@ mod tests {
         };
         let e = apply(img, true, &opts, &mut rng, Path::new("small.png")).unwrap_err();
         assert!(e.is_bad_image());
-        assert!(e.to_string().contains("small.png is 40x30"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("small.png comes to 40x30 before its crop"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -28,9 +28,7 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] cyclegan_data::DataError),
     /// A training image that cannot be read, with `--on-bad-image fail` (the default).
-    #[error(
-        "{0}; fix or remove the file, or pass --on-bad-image skip to leave unreadable images out"
-    )]
+    #[error("{0}; fix or remove the file, or pass --on-bad-image skip to leave such images out")]
     BadImage(cyclegan_data::DataError),
     /// A network checkpoint that could not be read or written.
     #[error(transparent)]

@@ -251,7 +251,7 @@ pub struct Cli {
     /// Stop when the run's total iteration count (across resumes) reaches N, saving the latest checkpoint.
     #[arg(long = "max-steps", alias = "max_steps")]
     pub max_steps: Option<u64>,
-    /// After training, translate testA (when present) into <results-dir>/<name> [default: on for the embedded data].
+    /// After training, translate testA (when present), each image at its own size, into <results-dir>/<name> [default: on for the embedded data].
     #[arg(long = "translate-test", alias = "translate_test")]
     pub translate_test: bool,
     /// No progress bar (logs only).
@@ -642,6 +642,12 @@ impl TrainConfig {
                 return Err(format!("{flag} must be at least 1"));
             }
         }
+        if self.data.max_dataset_size == Some(0) {
+            return Err(
+                "--max-dataset-size 0 would train on no images: give at least 1, or leave it out to use them all"
+                    .into(),
+            );
+        }
         if self.name.is_empty()
             || self.name == "."
             || self.name == ".."
@@ -764,12 +770,12 @@ impl TrainConfig {
         let side = height.min(width);
         if !height.is_multiple_of(multiple) || !width.is_multiple_of(multiple) || side < min {
             Some(format!(
-                "images of {height}x{width} after --preprocess {}, but {g} needs sides that are multiples of {multiple} and at least {min}",
+                "images of {width}x{height} after --preprocess {}, but {g} needs sides that are multiples of {multiple} and at least {min}",
                 self.data.preprocess
             ))
         } else if patch_map_side(d, side) < 1 {
             Some(format!(
-                "images of {height}x{width} after --preprocess {}, too small for the {d} discriminator (its patch map would be empty)",
+                "images of {width}x{height} after --preprocess {}, too small for the {d} discriminator (its patch map would be empty)",
                 self.data.preprocess
             ))
         } else {
@@ -992,6 +998,18 @@ mod tests {
             assert_eq!(l.to_string().parse::<LrPolicy>().unwrap(), l);
             assert_eq!(serde_json::to_value(l).unwrap(), l.to_string());
         }
+    }
+
+    /// Zero images is refused by the option's name (the data crate's own check names its field).
+    #[test]
+    fn an_empty_dataset_size_is_refused_by_its_option() {
+        let cli = Cli::try_parse_from(["cyclegan-train", "--max-dataset-size", "0"]).unwrap();
+        let err = TrainConfig::resolve(&cli, None).unwrap_err();
+        assert!(
+            err.contains("--max-dataset-size 0 would train on no images"),
+            "{err}"
+        );
+        resolve(&["--max-dataset-size", "1"]);
     }
 
     /// As with the reference's argparse, an option given twice (in either spelling) takes its

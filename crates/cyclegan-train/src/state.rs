@@ -35,6 +35,10 @@ pub struct Progress {
     /// was recorded), so that a resume can tell when the images changed.
     #[serde(default)]
     pub dataset_len: Option<usize>,
+    /// The batch size `epoch_iter` counts in (`None` in states saved before this was
+    /// recorded), so that a resume with another batch size starts at the same image.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -376,6 +376,7 @@ pub fn train_with_stop(
         total_images: 0,
         seconds: 0.0,
         dataset_len: Some(dataset.len()),
+        batch_size: Some(config.batch_size),
     };
     let mut schedule = Schedule::default();
     let mut seed = config.seed;
@@ -466,6 +467,28 @@ pub fn train_with_stop(
         }
     }
 
+    if let Some(saved) = progress
+        .batch_size
+        .filter(|&saved| saved != config.batch_size && progress.epoch_iter > 0)
+    {
+        // The epoch's order does not depend on the batch size: the same image, rounded down
+        // to a whole batch of the new size.
+        let images = progress.epoch_iter * saved;
+        progress.epoch_iter = images / config.batch_size.max(1);
+        let again = images - progress.epoch_iter * config.batch_size.max(1);
+        tracing::warn!(
+            "batch size {} where this run was saved with {saved}: epoch {} had trained on {images} images, and goes on at batch {} of the new size{}",
+            config.batch_size,
+            progress.epoch,
+            progress.epoch_iter,
+            match again {
+                0 => String::new(),
+                1 => " (its last image is trained on again)".to_string(),
+                n => format!(" (its last {n} images are trained on again)"),
+            }
+        );
+    }
+    progress.batch_size = Some(config.batch_size);
     if let Some(saved) = progress.dataset_len.filter(|&saved| saved != dataset.len()) {
         let batches = dataset.len().div_ceil(config.batch_size.max(1));
         if progress.epoch_iter >= batches {
@@ -485,6 +508,16 @@ pub fn train_with_stop(
         );
     }
     progress.dataset_len = Some(dataset.len());
+    let batches = dataset.len().div_ceil(config.batch_size.max(1));
+    if progress.epoch_iter >= batches {
+        // A state saved before the batch size was recorded, continued with a larger one.
+        return Err(TrainError::RunFolder(format!(
+            "this run stopped at batch {} of epoch {}, past the end of an epoch of {batches} batches of {}: continue with the --batch-size it was trained with, or from an end-of-epoch checkpoint (--epoch N)",
+            progress.epoch_iter,
+            progress.epoch,
+            config.batch_size
+        )));
+    }
 
     let last_epoch = config.last_epoch();
     let loader = Loader::new(

@@ -724,6 +724,58 @@ fn the_embedded_demo_can_be_run_again_with_the_same_options() {
     assert!(String::from_utf8_lossy(&other.stderr).contains("already holds a run"));
 }
 
+/// A continued run with another batch size goes on at the same image of its epoch (rounded
+/// down to a whole batch of the new size), where the reference would start a new epoch: the
+/// epoch's order does not depend on the batch size.
+#[test]
+fn continuing_with_another_batch_size_goes_on_at_the_same_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Three steps of batch 1 in an epoch of five images.
+    let first = small_run(
+        train_cmd().args(["--max-steps", "3", "--print_freq", "1"]),
+        tmp.path(),
+    );
+    assert_success(&first);
+    let resume = |batch: &str, steps: &str| {
+        train_cmd()
+            .current_dir(tmp.path())
+            .args(["--name", "cli", "--continue-train", "--no-progress"])
+            .args([
+                "--batch-size",
+                batch,
+                "--max-steps",
+                steps,
+                "--print_freq",
+                "1",
+            ])
+            .output()
+            .unwrap()
+    };
+    // 3 images are 1 batch of 2 and one image again; then the epoch's last 2 batches.
+    let out = resume("2", "10");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("batch size 2 where this run was saved with 1: epoch 1 had trained on 3 images, and goes on at batch 1 of the new size (its last image is trained on again)"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(tmp.path().join("checkpoints/cli/loss_log.jsonl")).unwrap();
+    let epoch_one: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["epoch"] == 1)
+        .collect();
+    assert_eq!(
+        epoch_one.len(),
+        5,
+        "3 steps of 1, then batches 1 and 2 of 2: {log}"
+    );
+    // Saved with batch 2 now: continuing with it again says nothing.
+    let out = resume("2", "12");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("batch size"), "{err}");
+}
+
 /// A continued run over changed images says so; one whose saved position no longer exists
 /// stops with what to do.
 #[test]
