@@ -3,6 +3,11 @@
 use std::path::{Path, PathBuf};
 
 /// Why a checkpoint could not be read, mapped or written.
+///
+/// A message reads whole on its own: it ends with the system's or decoder's words where there
+/// are any, which [`source`](std::error::Error::source) returns too. Print it with `{}`; a chain
+/// printer (anyhow's `{:#}` or `{:?}`) repeats that cause, which
+/// `cyclegan_layers::device::error_text` leaves out.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// The file could not be read.

@@ -7,6 +7,11 @@ use std::path::PathBuf;
 /// Messages name the file or folder involved. [`DataError::is_bad_image`] tells the
 /// per-image failures (which a [`Loader`](crate::Loader) may skip, see
 /// [`OnBadImage`](crate::OnBadImage)) from the ones that stop everything.
+///
+/// A message reads whole on its own: it ends with the system's or decoder's words where there
+/// are any, which [`source`](std::error::Error::source) returns too. Print it with `{}`; a chain
+/// printer (anyhow's `{:#}` or `{:?}`) repeats that cause, which
+/// `cyclegan_layers::device::error_text` leaves out.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DataError {

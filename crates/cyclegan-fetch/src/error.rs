@@ -3,6 +3,11 @@
 use std::path::PathBuf;
 
 /// Why a dataset or model could not be fetched.
+///
+/// A message reads whole on its own: it ends with the system's or decoder's words where there
+/// are any, which [`source`](std::error::Error::source) returns too. Print it with `{}`; a chain
+/// printer (anyhow's `{:#}` or `{:?}`) repeats that cause, which
+/// `cyclegan_layers::device::error_text` leaves out.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// A name the reference does not publish.

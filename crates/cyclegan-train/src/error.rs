@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 /// Why training could not start or go on. Each message names the file, folder or option
 /// involved and what to do; the variants sort them by what the caller can do about it.
+///
+/// A message reads whole on its own: it ends with the system's or decoder's words where there
+/// are any, which [`source`](std::error::Error::source) returns too. Print it with `{}`; a chain
+/// printer (anyhow's `{:#}` or `{:?}`) repeats that cause, which
+/// `cyclegan_layers::device::error_text` leaves out.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
