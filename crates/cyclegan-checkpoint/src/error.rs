@@ -144,9 +144,21 @@ pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
     format!("{start}... ({length} characters)").into()
 }
 
+/// [`shown`] in Rust's quotes: `"model.1.weight"`, or `"kkkk..."... (200000 characters)`, the
+/// length outside the quotes.
+pub(crate) fn shown_quoted(text: &str) -> String {
+    match shown(text) {
+        std::borrow::Cow::Borrowed(whole) => format!("{whole:?}"),
+        std::borrow::Cow::Owned(_) => {
+            let start: String = text.chars().take(80).collect();
+            format!("{start:?}... ({} characters)", text.chars().count())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use super::{shown, shown_quoted};
 
     #[test]
     fn long_text_is_shown_by_its_start_and_length() {
@@ -155,5 +167,10 @@ mod tests {
         let short = shown(&long);
         assert_eq!(short, format!("{}... (200000 characters)", "é".repeat(80)));
         assert_eq!(shown(&"x".repeat(120)), "x".repeat(120));
+        assert_eq!(shown_quoted("a\"b"), "\"a\\\"b\"");
+        assert_eq!(
+            shown_quoted(&"y".repeat(121)),
+            format!("{:?}... (121 characters)", "y".repeat(80))
+        );
     }
 }

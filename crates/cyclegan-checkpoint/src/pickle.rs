@@ -10,7 +10,7 @@
 //! The reader works on a byte slice and checks every length against the bytes left, so a
 //! truncated or hostile file gives an error, never a panic or a huge allocation.
 
-use crate::error::shown;
+use crate::error::{shown, shown_quoted};
 use std::fmt;
 
 /// A decoded pickle value.
@@ -86,7 +86,7 @@ impl Value {
             Value::Int(i) => format!("int {i}"),
             Value::BigInt(i) => format!("int {i}"),
             Value::Float(f) => format!("float {f}"),
-            Value::Str(s) => format!("str {:?}", shown(s)),
+            Value::Str(s) => format!("str {}", shown_quoted(s)),
             Value::Bytes(b) => format!("bytes of length {}", b.len()),
             Value::Tuple(v) => format!("tuple of {}", v.len()),
             Value::List(v) => format!("list of {}", v.len()),
@@ -442,14 +442,14 @@ impl<'a> Reader<'a> {
                 }
                 b'I' => {
                     let line = self.line()?;
-                    let v = match line {
-                        "00" => Value::Bool(false),
-                        "01" => Value::Bool(true),
-                        s => Value::Int(
-                            s.parse()
-                                .map_err(|_| self.invalid(format!("bad INT {s:?}")))?,
-                        ),
-                    };
+                    let v =
+                        match line {
+                            "00" => Value::Bool(false),
+                            "01" => Value::Bool(true),
+                            s => Value::Int(s.parse().map_err(|_| {
+                                self.invalid(format!("bad INT {}", shown_quoted(s)))
+                            })?),
+                        };
                     self.push(v)
                 }
                 b'L' => {
@@ -457,7 +457,7 @@ impl<'a> Reader<'a> {
                     let s = line.strip_suffix('L').unwrap_or(line);
                     let v: i128 = s
                         .parse()
-                        .map_err(|_| self.invalid(format!("bad LONG {s:?}")))?;
+                        .map_err(|_| self.invalid(format!("bad LONG {}", shown_quoted(s))))?;
                     self.push(int_value(v))
                 }
                 0x8a | 0x8b => {
@@ -487,7 +487,7 @@ impl<'a> Reader<'a> {
                     let line = self.line()?;
                     let v = line
                         .parse()
-                        .map_err(|_| self.invalid(format!("bad FLOAT {line:?}")))?;
+                        .map_err(|_| self.invalid(format!("bad FLOAT {}", shown_quoted(line))))?;
                     self.push(Value::Float(v))
                 }
                 b'X' => {
@@ -656,7 +656,7 @@ impl<'a> Reader<'a> {
                     let line = self.line()?;
                     let k = line
                         .parse()
-                        .map_err(|_| self.invalid(format!("bad GET {line:?}")))?;
+                        .map_err(|_| self.invalid(format!("bad GET {}", shown_quoted(line))))?;
                     self.memo_get(k)?
                 }
                 b'q' => {
@@ -671,7 +671,7 @@ impl<'a> Reader<'a> {
                     let line = self.line()?;
                     let k = line
                         .parse()
-                        .map_err(|_| self.invalid(format!("bad PUT {line:?}")))?;
+                        .map_err(|_| self.invalid(format!("bad PUT {}", shown_quoted(line))))?;
                     self.memo_put(k)?
                 }
                 0x94 => {

@@ -378,10 +378,7 @@ fn attempt_once(
         // What the disk gains: the rest after a resumed part, or the whole file in place of
         // the part (a 200 starts it again).
         Some(total) => check_space(
-            // A bare file name's parent is "": the current folder.
-            part.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
+            part.parent().unwrap_or(Path::new("")),
             &part,
             total.saturating_sub(have),
             &if start > 0 {

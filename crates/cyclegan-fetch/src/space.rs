@@ -26,6 +26,12 @@ pub(crate) fn check_space(
     needed: u64,
     what: &str,
 ) -> Result<(), FetchError> {
+    // A bare file name's folder (`Path::parent` of `x.zip`) is the empty path: the current one.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let available = match fs4::available_space(dir) {
         Ok(available) => available,
         Err(e) => {
@@ -65,6 +71,9 @@ mod tests {
     fn more_than_the_disk_holds_is_refused_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         check_space(dir.path(), dir.path(), 1, "a byte").unwrap();
+        // The current folder, as a bare file name's parent gives it.
+        let err = check_space(Path::new(""), dir.path(), u64::MAX, "x").unwrap_err();
+        assert!(err.to_string().contains("holding . has"), "{err}");
         let target = dir.path().join("x.zip");
         let err = check_space(dir.path(), &target, u64::MAX, "the download").unwrap_err();
         let FetchError::Io { path, source } = &err else {

@@ -33,9 +33,9 @@ pub fn dataroot() -> PathBuf {
     }
 }
 
-/// The folder the built-in copy is unpacked to: `emoji64-<digest of its files>` in
-/// `$XDG_CACHE_HOME/cyclegan-rs`, else `~/.cache/cyclegan-rs` (`%LOCALAPPDATA%\cyclegan-rs` on
-/// Windows), else the temporary folder's `cyclegan-rs`. Another build's data gets another folder.
+/// The folder the built-in copy is unpacked to: [`unpacked_name`] in
+/// `$XDG_CACHE_HOME/cyclegan-rs`, else `%LOCALAPPDATA%\cyclegan-rs` on Windows and
+/// `~/.cache/cyclegan-rs` elsewhere, else the temporary folder's `cyclegan-rs`.
 pub fn unpacked_dir() -> PathBuf {
     let absolute = |var: &str| {
         std::env::var_os(var)
@@ -43,19 +43,32 @@ pub fn unpacked_dir() -> PathBuf {
             .filter(|p| p.is_absolute())
     };
     let cache = absolute("XDG_CACHE_HOME")
-        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
-        .or_else(|| absolute("LOCALAPPDATA"))
+        .or_else(|| {
+            if cfg!(windows) {
+                absolute("LOCALAPPDATA")
+            } else {
+                absolute("HOME").map(|home| home.join(".cache"))
+            }
+        })
         .unwrap_or_else(std::env::temp_dir);
-    cache
-        .join("cyclegan-rs")
-        .join(format!("emoji64-{}", generated::DIGEST))
+    cache.join("cyclegan-rs").join(unpacked_name())
 }
 
-/// Unpacks the built-in copy to `dir` unless a folder is there already; returns whether it
-/// did. The files are written to a temporary folder beside `dir` and renamed into place, so
-/// that a folder at `dir` is complete (also when two runs unpack at once).
+/// The name of the folder this build's copy is unpacked to, `emoji64-<digest of its files>`:
+/// another build's data gets another folder.
+pub fn unpacked_name() -> String {
+    format!("emoji64-{}", generated::DIGEST)
+}
+
+/// The file written last into an unpacked copy: a folder without it is incomplete.
+const COMPLETE: &str = ".complete";
+
+/// Unpacks the built-in copy to `dir` unless a complete copy is there already; returns whether
+/// it did. The files are written to a temporary folder beside `dir` and renamed into place (an
+/// incomplete copy left at `dir`, say by a cache cleaner, is replaced), so that two runs can
+/// unpack at once.
 pub fn unpack_to(dir: &Path) -> Result<bool> {
-    if dir.is_dir() {
+    if dir.join(COMPLETE).is_file() {
         return Ok(false);
     }
     if files().is_empty() {
@@ -77,6 +90,26 @@ pub fn unpack_to(dir: &Path) -> Result<bool> {
         }
         std::fs::write(&path, bytes).map_err(TrainError::io(context()))?;
     }
+    std::fs::write(staging.path().join(COMPLETE), generated::DIGEST)
+        .map_err(TrainError::io(context()))?;
+    // Readable like the files in it (a temporary folder is made private).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(TrainError::io(context()))?;
+    }
+    if dir.exists() {
+        // An incomplete copy: moved into the staging folder's place, removed with it below.
+        let aside = parent.join(format!(
+            ".{}-incomplete-{}",
+            unpacked_name(),
+            std::process::id()
+        ));
+        if std::fs::rename(dir, &aside).is_ok() {
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+    }
     match std::fs::rename(staging.path(), dir) {
         Ok(()) => {
             // Renamed away: nothing left for the guard to remove.
@@ -84,7 +117,7 @@ pub fn unpack_to(dir: &Path) -> Result<bool> {
             Ok(true)
         }
         // Another run unpacked it meanwhile; this copy is removed with `staging`.
-        Err(_) if dir.is_dir() => Ok(false),
+        Err(_) if dir.join(COMPLETE).is_file() => Ok(false),
         Err(e) => Err(TrainError::io(context())(e)),
     }
 }
@@ -119,6 +152,8 @@ mod tests {
         listing(&repository, &repository, &mut original);
         unpacked.sort();
         original.sort();
+        // The mark of a complete copy, written last.
+        assert_eq!(unpacked.remove(0), ".complete");
         assert_eq!(unpacked, original);
         assert!(unpacked.len() > 1500 && unpacked.contains(&"NOTICE.md".to_string()));
         for name in &unpacked {
@@ -130,6 +165,14 @@ mod tests {
         }
         // Present: left as it is; nothing else was left beside it.
         assert!(!unpack_to(&dir).unwrap());
+        let beside: Vec<_> = std::fs::read_dir(dir.parent().unwrap()).unwrap().collect();
+        assert_eq!(beside.len(), 1);
+
+        // Emptied by a cache cleaner: unpacked again, in its place.
+        std::fs::remove_dir_all(dir.join("trainA")).unwrap();
+        std::fs::remove_file(dir.join(".complete")).unwrap();
+        assert!(unpack_to(&dir).unwrap());
+        assert_eq!(std::fs::read_dir(dir.join("trainA")).unwrap().count(), 625);
         let beside: Vec<_> = std::fs::read_dir(dir.parent().unwrap()).unwrap().collect();
         assert_eq!(beside.len(), 1);
     }

@@ -97,8 +97,8 @@ fn read_loss_log(path: &Path) -> Vec<(u64, Losses)> {
 /// Makes way for a new run (no `--continue-train`) in `run_dir`. A folder that already holds a
 /// run is refused, so that its checkpoints are not overwritten by mistake, unless `--overwrite`
 /// says to start over, or it holds the embedded preset's run with the same options (which
-/// this run writes again: runs are deterministic), or only the logs of a run that saved no
-/// networks (nothing to continue). Starting over sets the previous run's
+/// this run writes again: runs are deterministic), or only the loss logs of a run that saved
+/// nothing (nothing to continue). Starting over sets the previous run's
 /// checkpoints, logs and page aside (a reference `.pth` is left alone), which would otherwise
 /// mix with the new run's: they are deleted at this run's first checkpoint, and put back if it
 /// stops before ([`SetAside`]).
@@ -113,35 +113,48 @@ fn prepare_new_run(run_dir: &Path, config: &TrainConfig) -> Result<Option<SetAsi
             .ok()
             .and_then(|text| serde_json::from_str::<TrainConfig>(&text).ok())
             .is_some_and(|saved| config.same_run_as(&saved));
-    if networks.is_empty() && !config.overwrite && !rerun_of_preset {
-        // A run that stopped before its first save (say, on a bad image): there is nothing to
-        // continue, so it is started over as `--overwrite` would, its logs put back if this
-        // run too stops before saving.
-        let names: Vec<String> = records
+    let names = || {
+        records
             .iter()
-            .map(|p| {
+            .map(|p| p.file_name().unwrap_or_default().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !config.overwrite && !rerun_of_preset {
+        if networks.is_empty() {
+            // Only loss logs: a run that stopped before its first save and before its first
+            // epoch's end (say, on a bad image). Nothing to continue, so it is started over as
+            // `--overwrite` would, its logs put back if this run too stops before saving. A
+            // training state or test measures without networks (networks moved away, or a run
+            // that finished epochs between saves) are not deleted unasked.
+            let only_loss_logs = records.iter().all(|p| {
                 p.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        tracing::warn!(
-            "{} holds the logs of a run that saved no networks ({}): nothing to continue, so it is started over",
-            run_dir.display(),
-            names.join(", ")
-        );
-    } else if !config.overwrite && !rerun_of_preset {
-        let saved = saved_labels(&networks);
-        let holds = if saved.is_empty() {
-            format!("{} file(s) of a run", networks.len() + records.len())
+                    .is_some_and(|n| n == "loss_log.txt" || n == "loss_log.jsonl")
+            });
+            if !only_loss_logs {
+                return Err(TrainError::RunFolder(format!(
+                    "{} holds a run's records but no networks ({}): pass --overwrite to start it over (they are deleted), or another --name",
+                    run_dir.display(),
+                    names()
+                )));
+            }
+            tracing::warn!(
+                "{} holds the logs of a run that saved no networks ({}): nothing to continue, so it is started over",
+                run_dir.display(),
+                names()
+            );
         } else {
-            format!("the networks {}", saved.join(", "))
-        };
-        return Err(TrainError::RunFolder(format!(
-            "{} already holds a run ({holds}): pass --continue-train to continue it, --overwrite to start it over (its checkpoints and logs are deleted), or another --name",
-            run_dir.display()
-        )));
+            let saved = saved_labels(&networks);
+            let holds = if saved.is_empty() {
+                format!("{} file(s) of a run", networks.len() + records.len())
+            } else {
+                format!("the networks {}", saved.join(", "))
+            };
+            return Err(TrainError::RunFolder(format!(
+                "{} already holds a run ({holds}): pass --continue-train to continue it, --overwrite to start it over (its checkpoints and logs are deleted), or another --name",
+                run_dir.display()
+            )));
+        }
     }
     tracing::info!(
         "starting {} over: the previous run's checkpoints, logs and page are set aside, and deleted once this run saves its first checkpoint (put back if it stops before)",
@@ -350,14 +363,23 @@ pub fn train_with_stop(
         )));
     }
     let _run_lock = lock_run(&run_dir)?;
-    if config.embedded
-        && config.dataroot == crate::embedded::unpacked_dir()
-        && crate::embedded::unpack_to(&config.dataroot)?
-    {
-        tracing::info!(
-            "unpacked the built-in emoji64 dataset to {}",
-            config.dataroot.display()
-        );
+    if config.embedded {
+        // The built-in copy, also where a continued run recorded it (a cache cleared since, or
+        // another cache folder now); a copy of another build's data cannot be made again.
+        let name = config.dataroot.file_name().unwrap_or_default();
+        if name == crate::embedded::unpacked_name().as_str() {
+            if crate::embedded::unpack_to(&config.dataroot)? {
+                tracing::info!(
+                    "unpacked the built-in emoji64 dataset to {}",
+                    config.dataroot.display()
+                );
+            }
+        } else if name.to_string_lossy().starts_with("emoji64-") && !config.dataroot.is_dir() {
+            return Err(TrainError::Options(format!(
+                "{} is gone: it held the built-in dataset of another cyclegan-train build, which this one cannot unpack; continue with --dataroot pointing at a copy of that data (data/emoji64 of the repository it was built from)",
+                config.dataroot.display()
+            )));
+        }
     }
     let dataset = UnalignedDataset::open(&config.dataroot, &config.data)?;
     tracing::info!(
@@ -467,9 +489,15 @@ pub fn train_with_stop(
         }
     }
 
-    if let Some(saved) = progress
-        .batch_size
-        .filter(|&saved| saved != config.batch_size && progress.epoch_iter > 0)
+    // States saved before the batch size was recorded: the run's options.json has it (a
+    // continued run rewrites that file only with its first checkpoint, beside the state).
+    let saved_batch = progress.batch_size.or_else(|| {
+        let text = std::fs::read_to_string(run_dir.join("options.json")).ok()?;
+        let options: serde_json::Value = serde_json::from_str(&text).ok()?;
+        options["batch_size"].as_u64().map(|b| b as usize)
+    });
+    if let Some(saved) =
+        saved_batch.filter(|&saved| saved != config.batch_size && progress.epoch_iter > 0)
     {
         // The epoch's order does not depend on the batch size: the same image, rounded down
         // to a whole batch of the new size.
@@ -510,9 +538,10 @@ pub fn train_with_stop(
     progress.dataset_len = Some(dataset.len());
     let batches = dataset.len().div_ceil(config.batch_size.max(1));
     if progress.epoch_iter >= batches {
-        // A state saved before the batch size was recorded, continued with a larger one.
+        // A state of an older version over images that changed since (it recorded no
+        // dataset size), or without its options.json.
         return Err(TrainError::RunFolder(format!(
-            "this run stopped at batch {} of epoch {}, past the end of an epoch of {batches} batches of {}: continue with the --batch-size it was trained with, or from an end-of-epoch checkpoint (--epoch N)",
+            "this run stopped at batch {} of epoch {}, past the end of an epoch of {batches} batches of {}: restore the images and the --batch-size it was trained with, or continue from an end-of-epoch checkpoint (--epoch N)",
             progress.epoch_iter,
             progress.epoch,
             config.batch_size

@@ -473,6 +473,24 @@ fn a_folder_with_logs_and_no_networks_is_started_over() {
     assert!(run.join("latest_net_G_A.safetensors").is_file());
     let log = std::fs::read_to_string(run.join("loss_log.txt")).unwrap();
     assert!(!log.contains("a failed run's log"), "{log}");
+
+    // A training state without networks (moved away by hand) is not deleted unasked.
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("checkpoints/cli");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("latest_train_state.safetensors"), "a state").unwrap();
+    let refused = small_run(train_cmd().args(["--max-steps", "1"]), tmp.path());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        err.contains("holds a run's records but no networks (latest_train_state.safetensors)")
+            && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(other.join("latest_train_state.safetensors")).unwrap(),
+        b"a state"
+    );
 }
 
 /// A new run does not overwrite an existing one by mistake: it is refused (nothing written is
@@ -722,6 +740,23 @@ fn the_embedded_demo_can_be_run_again_with_the_same_options() {
     let other = demo("2");
     assert!(!other.status.success());
     assert!(String::from_utf8_lossy(&other.stderr).contains("already holds a run"));
+
+    // Continued after the cache was cleared: unpacked again where the run recorded it.
+    std::fs::remove_dir_all(&unpacked[0]).unwrap();
+    let continued = train_cmd()
+        .current_dir(tmp.path())
+        .env("XDG_CACHE_HOME", tmp.path().join("another-cache"))
+        .args(["--continue-train", "--max-steps", "2", "--no-progress"])
+        .output()
+        .unwrap();
+    assert_success(&continued);
+    let err = String::from_utf8_lossy(&continued.stderr);
+    assert!(
+        err.contains("unpacked the built-in emoji64 dataset"),
+        "{err}"
+    );
+    assert!(unpacked[0].join("trainA").is_dir());
+    assert!(!tmp.path().join("another-cache").exists());
 }
 
 /// A continued run with another batch size goes on at the same image of its epoch (rounded
@@ -774,6 +809,44 @@ fn continuing_with_another_batch_size_goes_on_at_the_same_image() {
     let out = resume("2", "12");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !err.contains("batch size"), "{err}");
+
+    // A state of an earlier version, without the batch size: the run's options.json has it.
+    let tmp = tempfile::tempdir().unwrap();
+    let first = small_run(train_cmd().args(["--max-steps", "3"]), tmp.path());
+    assert_success(&first);
+    let state = tmp
+        .path()
+        .join("checkpoints/cli/latest_train_state.safetensors");
+    let bytes = std::fs::read(&state).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap();
+    let key = "cyclegan.train_state";
+    let mut saved: serde_json::Value = serde_json::from_str(&metadata[key]).unwrap();
+    assert_eq!(saved["progress"]["batch_size"], 1);
+    saved["progress"]
+        .as_object_mut()
+        .unwrap()
+        .remove("batch_size");
+    metadata.insert(key.to_string(), saved.to_string());
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors.tensors();
+    std::fs::write(
+        &state,
+        safetensors::serialize(views, Some(metadata)).unwrap(),
+    )
+    .unwrap();
+    let out = train_cmd()
+        .current_dir(tmp.path())
+        .args(["--name", "cli", "--continue-train", "--no-progress"])
+        .args(["--batch-size", "2", "--max-steps", "4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("batch size 2 where this run was saved with 1"),
+        "{err}"
+    );
 }
 
 /// A continued run over changed images says so; one whose saved position no longer exists

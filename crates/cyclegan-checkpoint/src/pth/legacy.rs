@@ -7,6 +7,7 @@
 
 use super::storage::{swap_bytes, StorageType};
 use super::{build_tensors, find_state_dict, pickle_error, PthFormat, PthStateDict};
+use crate::error::shown;
 use crate::pickle::Value;
 use crate::CheckpointError;
 use std::collections::HashMap;
@@ -81,7 +82,8 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
     for key in &keys {
         let kind = *kinds.get(key.as_str()).ok_or_else(|| {
             invalid(format!(
-                "storage {key} is listed but no tensor refers to it"
+                "storage {} is listed but no tensor refers to it",
+                shown(key)
             ))
         })?;
         let truncated = |detail: String| CheckpointError::Truncated {
@@ -90,7 +92,8 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
         };
         let header = bytes.get(pos..pos + 8).ok_or_else(|| {
             truncated(format!(
-                "the file ends before storage {key} (at byte {})",
+                "the file ends before storage {} (at byte {})",
+                shown(key),
                 bytes.len()
             ))
         })?;
@@ -99,13 +102,14 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
         let len = usize::try_from(count)
             .ok()
             .and_then(|c| c.checked_mul(kind.size))
-            .ok_or_else(|| invalid(format!("storage {key} claims {count} elements")))?;
+            .ok_or_else(|| invalid(format!("storage {} claims {count} elements", shown(key))))?;
         let data = pos
             .checked_add(len)
             .and_then(|end| bytes.get(pos..end))
             .ok_or_else(|| {
                 truncated(format!(
-                    "storage {key} needs {len} bytes from byte {pos}, the file has {}",
+                    "storage {} needs {len} bytes from byte {pos}, the file has {}",
+                    shown(key),
                     bytes.len()
                 ))
             })?;
@@ -121,7 +125,7 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
         storages.get(&storage.key).cloned().ok_or_else(|| {
             invalid(format!(
                 "storage {} is referenced but not in the file's storage list",
-                storage.key
+                shown(&storage.key)
             ))
         })
     })

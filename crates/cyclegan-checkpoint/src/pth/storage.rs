@@ -1,5 +1,6 @@
 //! Storages and the tensors that view them.
 
+use crate::error::shown;
 use crate::pickle::Value;
 use candle_core::{DType, Device, Tensor};
 
@@ -114,7 +115,8 @@ fn storage_ref(pid: &Value) -> Result<(StorageRef, usize), String> {
     };
     let kind = StorageType::from_class(class).ok_or_else(|| {
         format!(
-            "unsupported storage type torch.{class}; expected torch.FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage, LongStorage, IntStorage, ShortStorage, ByteStorage or BoolStorage"
+            "unsupported storage type torch.{}; expected torch.FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage, LongStorage, IntStorage, ShortStorage, ByteStorage or BoolStorage",
+            shown(class)
         )
     })?;
     let key = match &parts[2] {
@@ -194,7 +196,8 @@ pub(crate) fn tensor_spec(name: &str, value: &Value) -> Result<Option<TensorSpec
             tensor_spec(name, &call)
         }
         ("torch._utils", other) if other.starts_with("_rebuild") => Err(format!(
-            "stored with torch._utils.{other} (quantized or sparse tensors are not supported)"
+            "stored with torch._utils.{} (quantized or sparse tensors are not supported)",
+            shown(other)
         )),
         _ => Ok(None),
     }

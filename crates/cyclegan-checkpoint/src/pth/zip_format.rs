@@ -2,6 +2,7 @@
 
 use super::storage::swap_bytes;
 use super::{build_tensors, find_state_dict, pickle_error, PthFormat, PthStateDict};
+use crate::error::shown;
 use crate::CheckpointError;
 use std::collections::HashMap;
 use std::io::{Cursor, Read};
@@ -57,7 +58,7 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
     let read_entry = |archive: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str| {
         let mut entry = archive
             .by_name(name)
-            .map_err(|e| invalid(format!("record {name}: {e}")))?;
+            .map_err(|e| invalid(format!("record {}: {e}", shown(name))))?;
         // torch.save stores its records uncompressed; a record recompressed by an archiver
         // shrinks a few times at most. One that expands a hundredfold into more than 64 MiB
         // is a zip bomb, whose decompression would exhaust memory.
@@ -66,7 +67,8 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
         let compressed = entry.compression() != zip::CompressionMethod::Stored;
         if compressed && entry.size() > MAX_INFLATED_UNCHECKED && expands > MAX_EXPANSION {
             return Err(invalid(format!(
-                "record {name} expands {expands} times, to {} MiB (a damaged or crafted archive)",
+                "record {} expands {expands} times, to {} MiB (a damaged or crafted archive)",
+                shown(name),
                 entry.size() >> 20
             )));
         }
@@ -77,7 +79,7 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
             .read_to_end(&mut data)
             .map_err(|e| CheckpointError::Truncated {
                 path: path.to_path_buf(),
-                detail: format!("record {name} cannot be read in full ({e})"),
+                detail: format!("record {} cannot be read in full ({e})", shown(name)),
             })?;
         Ok::<_, CheckpointError>(data)
     };
@@ -97,7 +99,8 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
         let name = format!("{prefix}data/{}", storage.key);
         if !names.contains(&name) {
             return Err(invalid(format!(
-                "storage record {name} is missing from the archive"
+                "storage record {} is missing from the archive",
+                shown(&name)
             )));
         }
         let mut data = read_entry(&mut archive, &name)?;
@@ -106,7 +109,8 @@ pub(super) fn read(bytes: &[u8], path: &Path) -> Result<PthStateDict, Checkpoint
             return Err(CheckpointError::Truncated {
                 path: path.to_path_buf(),
                 detail: format!(
-                    "storage record {name} holds {} bytes, its tensors need {needed}",
+                    "storage record {} holds {} bytes, its tensors need {needed}",
+                    shown(&name),
                     data.len()
                 ),
             });
