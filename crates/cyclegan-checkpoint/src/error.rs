@@ -134,26 +134,26 @@ impl CheckpointError {
 /// `text` as a message quotes it: whole when short, else its start and its length, so that a
 /// damaged file's key of a million characters does not flood the terminal.
 pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
-    const LONGEST: usize = 120;
-    const START: usize = 80;
-    let length = text.chars().count();
-    if length <= LONGEST {
-        return text.into();
+    match abridged(text) {
+        None => text.into(),
+        Some((start, length)) => format!("{start}... ({length} characters)").into(),
     }
-    let start: String = text.chars().take(START).collect();
-    format!("{start}... ({length} characters)").into()
 }
 
 /// [`shown`] in Rust's quotes: `"model.1.weight"`, or `"kkkk..."... (200000 characters)`, the
 /// length outside the quotes.
 pub(crate) fn shown_quoted(text: &str) -> String {
-    match shown(text) {
-        std::borrow::Cow::Borrowed(whole) => format!("{whole:?}"),
-        std::borrow::Cow::Owned(_) => {
-            let start: String = text.chars().take(80).collect();
-            format!("{start:?}... ({} characters)", text.chars().count())
-        }
+    match abridged(text) {
+        None => format!("{text:?}"),
+        Some((start, length)) => format!("{start:?}... ({length} characters)"),
     }
+}
+
+/// The first characters of `text` and its length in characters, when it is too long to quote
+/// whole (more than 120 characters; 80 are kept).
+fn abridged(text: &str) -> Option<(String, usize)> {
+    let length = text.chars().count();
+    (length > 120).then(|| (text.chars().take(80).collect(), length))
 }
 
 #[cfg(test)]

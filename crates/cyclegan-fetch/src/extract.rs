@@ -139,18 +139,13 @@ pub fn extract_zip(
         );
     }
 
-    let kept = |entry: &&Entry| match &root {
-        Some(root) => entry.path.starts_with(root),
-        None => true,
-    };
     check_space(
         dest_dir,
         &dest_dir.join(name),
         on_disk(
             entries
                 .iter()
-                .filter(kept)
-                .filter(|e| !e.is_dir)
+                .filter(|e| !e.is_dir && inside(e, root.as_deref()).is_some())
                 .map(|e| e.size),
         ),
         &format!("the content of {}", archive.display()),
@@ -165,13 +160,8 @@ pub fn extract_zip(
     let mut files = 0;
     let mut buffer = vec![0u8; 256 * 1024];
     for entry in &entries {
-        let relative = match &root {
-            Some(root) => match entry.path.strip_prefix(root) {
-                Ok(relative) if !relative.as_os_str().is_empty() => relative,
-                // The root folder itself, or an entry beside it.
-                _ => continue,
-            },
-            None => entry.path.as_path(),
+        let Some(relative) = inside(entry, root.as_deref()) else {
+            continue;
         };
         let out = content.join(relative);
         if entry.is_dir {
@@ -236,6 +226,19 @@ pub fn extract_zip(
         path: target,
         files,
     })
+}
+
+/// `entry`'s path inside the dataset's folder `root` (`None`: the archive's top), or `None`
+/// for that folder itself and for what lies beside it.
+fn inside<'a>(entry: &'a Entry, root: Option<&Path>) -> Option<&'a Path> {
+    match root {
+        Some(root) => entry
+            .path
+            .strip_prefix(root)
+            .ok()
+            .filter(|relative| !relative.as_os_str().is_empty()),
+        None => Some(&entry.path),
+    }
 }
 
 /// The folder inside the archive that is the dataset (`None`: the archive's top), or why

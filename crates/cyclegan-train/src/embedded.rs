@@ -100,7 +100,7 @@ pub fn unpack_to(dir: &Path) -> Result<bool> {
             .map_err(TrainError::io(context()))?;
     }
     if dir.exists() {
-        // An incomplete copy: moved into the staging folder's place, removed with it below.
+        // An incomplete copy: renamed out of the way in one step, then removed.
         let aside = parent.join(format!(
             ".{}-incomplete-{}",
             unpacked_name(),

@@ -517,17 +517,28 @@ pub fn train_with_stop(
         );
     }
     progress.batch_size = Some(config.batch_size);
-    if let Some(saved) = progress.dataset_len.filter(|&saved| saved != dataset.len()) {
-        let batches = dataset.len().div_ceil(config.batch_size.max(1));
-        if progress.epoch_iter >= batches {
-            return Err(TrainError::RunFolder(format!(
+    let batches = dataset.len().div_ceil(config.batch_size.max(1));
+    let resized = progress.dataset_len.filter(|&saved| saved != dataset.len());
+    if progress.epoch_iter >= batches {
+        return Err(TrainError::RunFolder(match resized {
+            Some(saved) => format!(
                 "{} now has {} items per epoch, {saved} when this run was saved: it stopped at batch {} of epoch {}, past the end of the smaller epoch ({batches} batches); restore the images, or continue from an end-of-epoch checkpoint (--epoch N)",
                 config.dataroot.display(),
                 dataset.len(),
                 progress.epoch_iter,
                 progress.epoch
-            )));
-        }
+            ),
+            // A state of an older version over images that changed since (it recorded no
+            // dataset size), or without its options.json.
+            None => format!(
+                "this run stopped at batch {} of epoch {}, past the end of an epoch of {batches} batches of {}: restore the images and the --batch-size it was trained with, or continue from an end-of-epoch checkpoint (--epoch N)",
+                progress.epoch_iter,
+                progress.epoch,
+                config.batch_size
+            ),
+        }));
+    }
+    if let Some(saved) = resized {
         tracing::warn!(
             "{} now has {} items per epoch, {saved} when this run was saved: the rest of epoch {} follows the new list, so the run no longer repeats one without the interruption",
             config.dataroot.display(),
@@ -536,17 +547,6 @@ pub fn train_with_stop(
         );
     }
     progress.dataset_len = Some(dataset.len());
-    let batches = dataset.len().div_ceil(config.batch_size.max(1));
-    if progress.epoch_iter >= batches {
-        // A state of an older version over images that changed since (it recorded no
-        // dataset size), or without its options.json.
-        return Err(TrainError::RunFolder(format!(
-            "this run stopped at batch {} of epoch {}, past the end of an epoch of {batches} batches of {}: restore the images and the --batch-size it was trained with, or continue from an end-of-epoch checkpoint (--epoch N)",
-            progress.epoch_iter,
-            progress.epoch,
-            config.batch_size
-        )));
-    }
 
     let last_epoch = config.last_epoch();
     let loader = Loader::new(
